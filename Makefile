@@ -1,0 +1,54 @@
+# Two entry points: `make book` and `make test` (README). Everything else is a step they share.
+SHELL := /bin/bash
+.DEFAULT_GOAL := book
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Fashion-MNIST: Debian's dataset-fashion-mnist puts the idx files here (nclib.data looks there).
+DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: book test venv data pytest book-strict clean
+
+venv: $(STAMP)
+
+# Some machines cap torch/torchvision through a pip constraint file; requirements.txt is the
+# source of truth, so the install ignores any site constraint (PIP_CONSTRAINT overrides it).
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	PIP_CONSTRAINT=/dev/null $(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	PIP_CONSTRAINT=/dev/null $(BIN)/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# Install Debian's package when apt-get is there and usable (root, or sudo without a password);
+# otherwise nclib.data falls back to NCLIB_DATA or torchvision's download, and says so if neither works.
+data:
+	@if [ -d $(DEBIAN_FMNIST) ]; then \
+	  echo "Fashion-MNIST: $(DEBIAN_FMNIST)"; \
+	elif ! command -v apt-get >/dev/null; then \
+	  echo "Fashion-MNIST: no apt-get here; nclib.data will try NCLIB_DATA, then torchvision's download"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) >/dev/null; \
+	elif sudo -n true 2>/dev/null; then \
+	  (sudo apt-get install -y -q dataset-fashion-mnist || (sudo apt-get update -q && sudo apt-get install -y -q dataset-fashion-mnist)) >/dev/null; \
+	else \
+	  echo "Fashion-MNIST: apt-get needs root; nclib.data will try NCLIB_DATA, then torchvision's download"; \
+	fi
+
+book: venv data
+	$(BIN)/jupyter-book build . --keep-going
+	@echo "book: _build/html/index.html"
+
+# The book build with warnings as errors (-W) and nitpicky references (-n): a chapter that raises fails.
+book-strict: venv data
+	rm -rf _build/.doctrees _build/html
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+pytest: venv data
+	$(BIN)/python -m pytest -q
+
+test: pytest book-strict
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis

@@ -1,0 +1,172 @@
+"""Simplex ETFs and the transformations that make two of them equivalent.
+
+References: Definition 3.1 (simplex ETF, after Papyan et al. 2020) and Definition 4.7 (permutation-
+and rotation-equivalent ETFs) of Gao et al. (arXiv 2310.08358). All matrices are float64 torch
+tensors; ``M`` is d×C with the class vectors as columns.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "simplex_etf",
+    "etf_gram",
+    "random_orthonormal",
+    "random_rotation",
+    "random_permutation",
+    "permute",
+    "rotate",
+    "ufm_structure",
+]
+
+
+def _generator(generator: torch.Generator | int | None) -> torch.Generator:
+    if isinstance(generator, torch.Generator):
+        return generator
+    g = torch.Generator()
+    g.manual_seed(int(generator) if generator is not None else torch.seed())
+    return g
+
+
+def etf_gram(C: int, scale: float = 1.0) -> torch.Tensor:
+    """Gram matrix MᵀM of a simplex ETF (Definition 3.1) in closed form.
+
+    MᵀM = α² · C/(C−1) · (I − 11ᵀ/C): norms α, pairwise cosines −1/(C−1).
+    """
+    if C < 2:
+        raise ValueError(f"a simplex ETF needs at least two classes, got C = {C}")
+    eye = torch.eye(C, dtype=torch.float64)
+    return scale**2 * C / (C - 1) * (eye - torch.ones(C, C, dtype=torch.float64) / C)
+
+
+def random_orthonormal(d: int, k: int, generator=None) -> torch.Tensor:
+    """A Haar-distributed d×k matrix with orthonormal columns (k ≤ d).
+
+    QR of a Gaussian matrix with the signs of R's diagonal moved into Q, which makes the law of Q
+    exactly Haar (Mezzadri 2007); without the sign correction QR is biased.
+    """
+    if k > d:
+        raise ValueError(f"cannot fit {k} orthonormal columns in dimension d = {d}")
+    g = _generator(generator)
+    A = torch.randn(d, k, generator=g, dtype=torch.float64)
+    Q, R = torch.linalg.qr(A)
+    signs = torch.sign(torch.diagonal(R))
+    signs[signs == 0] = 1.0
+    return Q * signs
+
+
+def random_rotation(d: int, generator=None) -> torch.Tensor:
+    """A Haar-random d×d orthogonal matrix R (Definition 4.7, rotation equivalence)."""
+    return random_orthonormal(d, d, generator)
+
+
+def simplex_etf(C: int, d: int, *, scale: float = 1.0, generator=None) -> torch.Tensor:
+    """A d×C simplex ETF (Definition 3.1): M* = α R √(C/(C−1)) (I − 11ᵀ/C).
+
+    The paper draws R ∈ R^{d×C} with orthonormal columns (d ≥ C). Since I − 11ᵀ/C = U Uᵀ with U a
+    C×(C−1) orthonormal basis of 1^⊥, M* = α √(C/(C−1)) (R U) Uᵀ and only the d×(C−1) orthonormal
+    factor R U matters. Drawing that factor Haar-randomly gives the same law as the paper's R when
+    d ≥ C, and extends the construction to d = C − 1, the smallest dimension that holds C
+    equiangular vectors. Columns have norm ``scale`` and pairwise cosine −1/(C−1).
+    """
+    if C < 2:
+        raise ValueError(f"a simplex ETF needs at least two classes, got C = {C}")
+    if d < C - 1:
+        raise ValueError(
+            f"a simplex ETF of C = {C} classes needs feature dimension d ≥ C − 1 = {C - 1}, got "
+            f"d = {d}; for C > d + 1 use nclib.etf.ufm_structure(C, d), the structure obtained by "
+            "minimizing cross-entropy on the unconstrained feature model (Section 5.2, C > d case)"
+        )
+    centering = torch.eye(C, dtype=torch.float64) - torch.ones(C, C, dtype=torch.float64) / C
+    # An orthonormal basis U of 1^⊥: the eigenvectors of the centering matrix with eigenvalue 1.
+    _, vecs = torch.linalg.eigh(centering)
+    U = vecs[:, 1:]  # eigenvalue 0 (the all-ones direction) comes first
+    RU = random_orthonormal(d, C - 1, generator)
+    return scale * math.sqrt(C / (C - 1)) * RU @ U.T
+
+
+def random_permutation(C: int, generator=None) -> torch.Tensor:
+    """A uniformly random C×C permutation matrix P (Definition 4.7, permutation equivalence).
+
+    ``M @ P`` reorders the columns: column j of M P is column π(j) of M, where P[π(j), j] = 1.
+    """
+    g = _generator(generator)
+    perm = torch.randperm(C, generator=g)
+    P = torch.zeros(C, C, dtype=torch.float64)
+    P[perm, torch.arange(C)] = 1.0
+    return P
+
+
+def _check_square_orthogonal(Q: torch.Tensor, n: int, what: str):
+    if tuple(Q.shape) != (n, n):
+        raise ValueError(f"{what} must be {n}×{n}, got shape {tuple(Q.shape)}")
+    err = (Q.T @ Q - torch.eye(n, dtype=Q.dtype)).abs().max().item()
+    if err > 1e-8:
+        raise ValueError(f"{what} must be orthogonal (QᵀQ = I); max deviation is {err:.2e}")
+
+
+def permute(M, P) -> torch.Tensor:
+    """Permutation-equivalent classifier M P (Definition 4.7)."""
+    M = torch.as_tensor(M, dtype=torch.float64)
+    P = torch.as_tensor(P, dtype=torch.float64)
+    _check_square_orthogonal(P, M.shape[1], "permutation matrix P")
+    if not torch.all((P == 0) | (P == 1)):
+        raise ValueError("permutation matrix P must contain only 0s and 1s")
+    return M @ P
+
+
+def rotate(M, R) -> torch.Tensor:
+    """Rotation-equivalent classifier R M (Definition 4.7) for an orthogonal d×d matrix R."""
+    M = torch.as_tensor(M, dtype=torch.float64)
+    R = torch.as_tensor(R, dtype=torch.float64)
+    _check_square_orthogonal(R, M.shape[0], "rotation R")
+    return R @ M
+
+
+def ufm_structure(
+    C: int,
+    d: int,
+    *,
+    logit_scale: float = 3.0,
+    steps: int = 3000,
+    lr: float = 1.0,
+    restarts: int = 3,
+    generator=None,
+) -> torch.Tensor:
+    """The classifier structure for C > d (Section 5.2): minimize cross-entropy (equation (1)) on the
+    unconstrained feature model with unit-norm class vectors and features.
+
+    At a minimum of equation (1) under norm constraints the features of a class coincide (NC1), so
+    the problem reduces to one feature h_y per class: minimize Σ_y CE(s · Hᵀ M, y) over unit-norm
+    columns M_y, h_y ∈ S^{d−1} with a fixed logit scale s (the constraint keeps the minimum
+    finite). Projected gradient descent: a gradient step, then each column back onto the sphere.
+    A moderate s matters: with s ≈ 10 the loss saturates near zero long before the geometry
+    settles. For C ≤ d + 1 the minimizer is a simplex ETF with h_y = M_y, which the tests check;
+    for C > d it is the structure the paper uses where no ETF exists. Returns the best of
+    ``restarts`` runs as a d×C matrix with unit-norm columns.
+    """
+    if C < 2 or d < 1:
+        raise ValueError(f"need C ≥ 2 classes and d ≥ 1, got C = {C}, d = {d}")
+    g = _generator(generator)
+    target = torch.arange(C)
+    best, best_loss = None, math.inf
+    for _ in range(restarts):
+        M = torch.randn(d, C, generator=g, dtype=torch.float64)
+        H = torch.randn(d, C, generator=g, dtype=torch.float64)
+        M, H = M / M.norm(dim=0), H / H.norm(dim=0)
+        for _ in range(steps):
+            M.requires_grad_(True)
+            H.requires_grad_(True)
+            loss = torch.nn.functional.cross_entropy(logit_scale * H.T @ M, target)
+            gM, gH = torch.autograd.grad(loss, [M, H])
+            with torch.no_grad():
+                M, H = M - lr * gM, H - lr * gH
+                M, H = M / M.norm(dim=0), H / H.norm(dim=0)
+        with torch.no_grad():
+            final = torch.nn.functional.cross_entropy(logit_scale * H.T @ M, target).item()
+        if final < best_loss:
+            best, best_loss = M.clone(), final
+    return best

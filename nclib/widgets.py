@@ -1,0 +1,59 @@
+"""Interactive controls for the chapters (ipywidgets; live in Jupyter)."""
+
+from __future__ import annotations
+
+import math
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import display
+
+from nclib.etf import random_rotation, simplex_etf
+from nclib.plots import draw_etf
+
+__all__ = ["plane_rotation", "etf_explorer"]
+
+
+def plane_rotation(d: int, angle: float) -> torch.Tensor:
+    """The d×d rotation by ``angle`` (radians) in the plane of the first two coordinates."""
+    R = torch.eye(d, dtype=torch.float64)
+    if d >= 2:
+        c, s = math.cos(angle), math.sin(angle)
+        R[:2, :2] = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    return R
+
+
+def etf_explorer(C: int = 4, d: int = 3, seed: int = 0):
+    """Sliders for C, d, a Haar-random rotation (its seed) and a rotation angle in the first
+    coordinate plane; draws the simplex ETF R·M* (Definition 3.1, Definition 4.7) and prints its
+    norms and cosines. d < C − 1 shows the error that simplex_etf raises."""
+    c_slider = widgets.IntSlider(value=C, min=2, max=10, description="C")
+    d_slider = widgets.IntSlider(value=d, min=1, max=12, description="d")
+    seed_box = widgets.IntSlider(value=seed, min=0, max=50, description="R seed")
+    angle = widgets.FloatSlider(value=0.0, min=0.0, max=2 * math.pi, step=0.05, description="angle")
+    out = widgets.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            try:
+                M = simplex_etf(c_slider.value, d_slider.value, generator=0)
+            except ValueError as err:
+                print(err)
+                return
+            R = plane_rotation(d_slider.value, angle.value) @ random_rotation(d_slider.value, seed_box.value)
+            RM = R @ M
+            draw_etf(RM)
+            plt.show()
+            gram = RM.T @ RM
+            off = gram[~torch.eye(c_slider.value, dtype=torch.bool)]
+            print(f"norms: {RM.norm(dim=0).min():.6f}–{RM.norm(dim=0).max():.6f}; "
+                  f"cosines: {off.min():.6f}–{off.max():.6f} (−1/(C−1) = {-1 / (c_slider.value - 1):.6f})")
+
+    for w in (c_slider, d_slider, seed_box, angle):
+        w.observe(draw, names="value")
+    draw()
+    box = widgets.VBox([widgets.HBox([c_slider, d_slider]), widgets.HBox([seed_box, angle]), out])
+    display(box)
+    return box

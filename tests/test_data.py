@@ -1,0 +1,124 @@
+"""nclib.data: the Fashion-MNIST search order, CIFAR's format, balanced subsets."""
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nclib.data as data
+from nclib.data import DatasetNotFoundError, balanced_subset, cifar, fashion_mnist
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool):
+    """Write an idx file (the MNIST format) by hand: magic (0, 0, dtype 0x08, ndim), sizes, bytes."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    opener = gzip.open if gz else open
+    with opener(path.with_name(path.name + (".gz" if gz else "")), "wb") as f:
+        f.write(payload)
+
+
+def fake_fashion_mnist(root: Path, gz: bool, n_train=30, n_test=20):
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(root / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), gz)
+        write_idx(root / f"{split}-labels-idx1-ubyte", np.arange(n) % 10, gz)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("NCLIB_DATA", raising=False)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_explicit_root_with_idx_files(tmp_path, gz):
+    fake_fashion_mnist(tmp_path / "fm", gz)
+    train, test = fashion_mnist(tmp_path / "fm", download=False)
+    assert train.x.shape == (30, 1, 28, 28) and test.x.shape == (20, 1, 28, 28)
+    assert train.y.dtype == torch.int64 and train.y.tolist() == [i % 10 for i in range(30)]
+    assert train.num_classes == 10
+    # Normalized with the training split's statistics.
+    assert abs(train.x.mean().item()) < 1e-5 and abs(train.x.std().item() - 1) < 1e-3
+
+
+def test_environment_variable_root(tmp_path, monkeypatch):
+    fake_fashion_mnist(tmp_path / "env", gz=True)
+    monkeypatch.setenv("NCLIB_DATA", str(tmp_path / "env"))
+    train, _ = fashion_mnist(download=False)
+    assert len(train) == 30
+
+
+def test_missing_dataset_names_all_three_ways(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+
+    def no_network(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(data.torchvision.datasets, "FashionMNIST", no_network)
+    with pytest.raises(DatasetNotFoundError) as err:
+        fashion_mnist(tmp_path / "empty")
+    msg = str(err.value)
+    assert "NCLIB_DATA" in msg and "dataset-fashion-mnist" in msg and "download" in msg
+    assert "network unreachable" in msg
+
+
+@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
+def test_real_fashion_mnist_from_debian():
+    train, test = fashion_mnist(download=False)
+    assert train.x.shape == (60000, 1, 28, 28) and test.x.shape == (10000, 1, 28, 28)
+    assert torch.bincount(train.y).tolist() == [6000] * 10
+
+
+def write_cifar(root: Path, num_classes: int, n_per_batch=8):
+    rng = np.random.default_rng(1)
+    if num_classes == 10:
+        folder, files, key = root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], "labels"
+        meta_name, meta = "batches.meta", {"label_names": [f"c{i}" for i in range(10)]}
+    else:
+        folder, files, key = root / "cifar-100-python", ["train", "test"], "fine_labels"
+        meta_name, meta = "meta", {"fine_label_names": [f"c{i}" for i in range(100)]}
+    folder.mkdir(parents=True)
+    for name in files:
+        # The real files are Python 2 pickles whose str keys load as str; write str keys too.
+        batch = {
+            "data": rng.integers(0, 256, (n_per_batch, 3 * 32 * 32), dtype=np.uint8),
+            key: list(rng.integers(0, num_classes, n_per_batch)),
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(folder / meta_name, "wb") as f:
+        pickle.dump(meta, f)
+
+
+@pytest.mark.parametrize("num_classes,n_train", [(10, 40), (100, 8)])
+def test_cifar_tiny_files_in_cifar_format(tmp_path, num_classes, n_train):
+    write_cifar(tmp_path, num_classes)
+    train, test = cifar(tmp_path, num_classes, verify=False)
+    assert train.x.shape == (n_train, 3, 32, 32) and test.x.shape == (8, 3, 32, 32)
+    assert train.num_classes == num_classes
+    # With verification on, the tiny files fail torchvision's MD5 check, and the error says so.
+    with pytest.raises(DatasetNotFoundError, match="corrupted"):
+        cifar(tmp_path, num_classes)
+
+
+def test_cifar_missing_root_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="cifar-10-batches-py"):
+        cifar(tmp_path / "nowhere", 10)
+    with pytest.raises(ValueError, match="10 or 100"):
+        cifar(tmp_path, 20)
+
+
+def test_balanced_subset():
+    y = torch.arange(5).repeat_interleave(torch.tensor([10, 20, 30, 40, 50]))
+    idx = balanced_subset(y, 7, generator=3)
+    assert torch.bincount(y[idx]).tolist() == [7] * 5
+    assert idx.unique().numel() == idx.numel()
+    assert torch.equal(idx, balanced_subset(y, 7, generator=3))
+    assert not torch.equal(idx, balanced_subset(y, 7, generator=4))
+    with pytest.raises(ValueError, match="only 10 samples"):
+        balanced_subset(y, 11)
