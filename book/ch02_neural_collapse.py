@@ -130,10 +130,10 @@ per_class_train = 200     # training images per class (2 000 in all)
 per_class_test = 200      # test images per class
 feature_dim = 64
 hidden_width = 256
-epochs = 100
+epochs = 150
 lr = 0.02
-weight_decay = 5e-4
-lr_drop_epoch = 60        # learning rate × 0.1 from this epoch
+weight_decay = 2e-3
+lr_drop_epoch = 100       # learning rate × 0.1 from this epoch
 seed = 0
 
 # %%
@@ -161,7 +161,9 @@ plt.show()
 # ## What the run shows
 #
 # The checks below read the history rather than the figure. The terminal phase starts at the first
-# epoch with 100% training accuracy; we compare the metrics at that epoch with the last one.
+# epoch with 100% training accuracy (with a large learning rate a few samples may still flip back
+# and forth after it; they settle after the learning-rate drop); we compare the metrics at that
+# epoch with the last one.
 
 # %%
 records = history.records
