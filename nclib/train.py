@@ -80,9 +80,13 @@ def _record(epoch, lr, train_metrics, test_metrics) -> dict:
 
 
 def train(model, train_data: TensorDataset, test_data: TensorDataset, config: TrainConfig,
-          progress: bool = True) -> History:
+          progress: bool = True, on_epoch=None) -> History:
     """Train ``model`` with cross-entropy and measure everything on the full training set (and loss
-    and accuracy on the test set) after every epoch. The data order is drawn from ``config.seed``."""
+    and accuracy on the test set) after every epoch. The data order is drawn from ``config.seed``.
+
+    ``on_epoch(epoch, model, train_metrics, test_metrics)``, if given, is called after each epoch's
+    measurement (epoch 0 included) for quantities the history does not keep; whatever it returns
+    (a dict of floats, or None) is merged into that epoch's record."""
     g = torch.Generator().manual_seed(config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
@@ -92,6 +96,8 @@ def train(model, train_data: TensorDataset, test_data: TensorDataset, config: Tr
     def log(epoch):
         tr, te = evaluate(model, train_data), evaluate(model, test_data)
         history.records.append(_record(epoch, opt.param_groups[0]["lr"], tr, te))
+        if on_epoch is not None:
+            history.records[-1].update(on_epoch(epoch, model, tr, te) or {})
         history.pairwise_margins.append(tr["margins"].pairwise.nan_to_num(0.0).tolist())
         if history.terminal_epoch is None and tr["accuracy"] == 1.0:
             history.terminal_epoch = epoch
