@@ -57,3 +57,35 @@ def etf_explorer(C: int = 4, d: int = 3, seed: int = 0):
     box = widgets.VBox([widgets.HBox([c_slider, d_slider]), widgets.HBox([seed_box, angle]), out])
     display(box)
     return box
+
+
+def margin_bound_explorer(gamma, K: float, weight_norm: float, rms_feature_norm: float, N: int):
+    """Remark 4.6: sliders for a margin scale s (all γ_{y,y'} multiplied by s) and the training-set
+    size N; shows Corollary 4.5's terms (A) and (B) with the linear-class Rademacher estimate
+    R_{N/C} = B ρ̄ / √(N/C) (see nclib.bounds.margin_bound). ``gamma`` is a C×C margin matrix."""
+    from nclib.bounds import corollary_45
+
+    gamma = torch.as_tensor(gamma, dtype=torch.float64).nan_to_num(1.0)
+    C = gamma.shape[0]
+    scale = widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.05, description="margin ×")
+    size = widgets.IntSlider(value=N, min=10 * C, max=100 * N, step=10 * C, description="N")
+    out = widgets.Output()
+
+    def show(*_):
+        with out:
+            out.clear_output(wait=True)
+            n = size.value
+            R = weight_norm * rms_feature_norm / math.sqrt(n / C)
+            try:
+                t = corollary_45(R, scale.value * gamma, K, n)
+            except ValueError as err:
+                print(f"not applicable: {err}")
+                return
+            print(f"(A) = {t['A']:.4f}   (B) = {t['B']:.4f}   (A) + (B) = {t['A'] + t['B']:.4f}")
+
+    for w in (scale, size):
+        w.observe(show, names="value")
+    show()
+    box = widgets.VBox([widgets.HBox([scale, size]), out])
+    display(box)
+    return box
