@@ -52,3 +52,20 @@ test: pytest book-strict
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
+
+# Paper-scale experiments: chapters 7–8 run under papermill (or as plain scripts where papermill is
+# not installed) and record every run, resumably, under results/<experiment>/<scale>/.
+# On a GPU machine:  make experiments DEVICE=cuda
+# Variables: DEVICE (auto|cpu|cuda), SCALE (paper|cpu|tiny), EXPERIMENT (all|margins_tpt|
+# non_conservative), EXPERIMENT_ARGS (e.g. --deterministic, --param epochs=100). Uses .venv when it
+# exists, else python3 (a GPU image with its own torch); data come from NCLIB_DATA / NCLIB_CIFAR.
+DEVICE ?= auto
+SCALE ?= paper
+EXPERIMENT ?= all
+EXPERIMENT_ARGS ?=
+EXP_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+
+.PHONY: experiments
+experiments:
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(EXP_PYTHON) -m nclib.experiments run \
+	  --experiment $(EXPERIMENT) --scale $(SCALE) --device $(DEVICE) $(EXPERIMENT_ARGS)

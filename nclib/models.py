@@ -12,7 +12,19 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["LinearHead", "FixedHead", "NCModel", "mlp", "small_cnn"]
+__all__ = [
+    "LinearHead",
+    "FixedHead",
+    "NCModel",
+    "mlp",
+    "small_cnn",
+    "vgg11",
+    "resnet32",
+    "densenet121",
+    "BACKBONES",
+    "build_backbone",
+    "count_parameters",
+]
 
 
 class LinearHead(nn.Module):
@@ -27,6 +39,7 @@ class LinearHead(nn.Module):
         return z @ self.M
 
     def matrix(self) -> torch.Tensor:
+        """The current classifier M (d×C), detached."""
         return self.M.detach()
 
 
@@ -42,6 +55,10 @@ class FixedHead(nn.Module):
     def forward(self, z):
         return self.logit_scale * (z @ self.M.to(z.dtype))
 
+    def extra_repr(self) -> str:
+        d, C = self.M.shape
+        return f"d={d}, C={C}, logit_scale={self.logit_scale}, fixed (buffer, no gradient)"
+
     def matrix(self) -> torch.Tensor:
         """The effective classifier s·M, so that margins are measured on the logits actually used."""
         return self.logit_scale * self.M
@@ -56,10 +73,23 @@ class NCModel(nn.Module):
         self.head = head
 
     def features(self, x):
+        """The d-dimensional last-layer features f(x; w)."""
         return self.backbone(x)
 
     def forward(self, x):
         return self.head(self.backbone(x))
+
+    def logits(self, x, amp: bool = False):
+        """Logits with the backbone under bf16 autocast when ``amp`` is set and ``x`` is on CUDA,
+        and the head always in fp32 (outside autocast), so that the fixed ETF's logits and the
+        loss keep full precision (DESIGN.md, Speed). With ``amp=False`` this is ``forward``."""
+        use_amp = amp and x.device.type == "cuda"
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            z = self.backbone(x)
+        if not use_amp:
+            return self.head(z)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.head(z.float())
 
     def classifier_matrix(self) -> torch.Tensor:
         """The d×C matrix M with logits = features @ M."""
@@ -75,7 +105,9 @@ def mlp(in_shape, d: int, width: int = 256, depth: int = 2) -> nn.Module:
         layers += [nn.Linear(fan_in, width), nn.BatchNorm1d(width), nn.ReLU()]
         fan_in = width
     layers.append(nn.Linear(fan_in, d))
-    return nn.Sequential(*layers)
+    net = nn.Sequential(*layers)
+    net.feature_dim = d
+    return net
 
 
 def small_cnn(in_channels: int, d: int, width: int = 32) -> nn.Module:
@@ -84,7 +116,7 @@ def small_cnn(in_channels: int, d: int, width: int = 32) -> nn.Module:
     def stage(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
 
-    return nn.Sequential(
+    net = nn.Sequential(
         *stage(in_channels, width),
         *stage(width, 2 * width),
         nn.Conv2d(2 * width, 4 * width, 3, padding=1, bias=False),
@@ -94,3 +126,179 @@ def small_cnn(in_channels: int, d: int, width: int = 32) -> nn.Module:
         nn.Flatten(),
         nn.Linear(4 * width, d),
     )
+    net.feature_dim = d
+    return net
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's backbones (Section 5): CIFAR-style VGG11, ResNet32 and DenseNet121.
+#
+# Each takes any number of input channels and any input size of at least 8×8 (Fashion-MNIST
+# 1×28×28, CIFAR 3×32×32) and ends in global average pooling, so its features are the pooled
+# activations of the last stage: d = 512 (VGG11), 64 (ResNet32), 1024 (DenseNet121). These come
+# after a ReLU and are non-negative, as in the standard networks. With ``d`` given (and different
+# from that width), a linear projection to d features is appended, as in :func:`mlp`; this also
+# sets up the C > d case of Section 5.2 for any backbone.
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_backbone_args(in_channels, d):
+    if int(in_channels) < 1:
+        raise ValueError(f"in_channels must be a positive integer, got {in_channels}")
+    if d is not None and int(d) < 1:
+        raise ValueError(f"feature dimension d must be a positive integer or None, got {d}")
+
+
+def _finish(layers: list[nn.Module], width: int, d: int | None) -> nn.Sequential:
+    """Global average pooling, flatten, and a linear projection to ``d`` if ``d`` differs from
+    the pooled width; records the feature dimension as ``feature_dim``."""
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if d is not None and d != width:
+        layers.append(nn.Linear(width, d))
+    net = nn.Sequential(*layers)
+    net.feature_dim = width if d is None else d
+    return net
+
+
+_VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+def vgg11(in_channels: int = 3, d: int | None = None) -> nn.Sequential:
+    """VGG11 with batch norm in its CIFAR form (Simonyan & Zisserman 2015, configuration A: eight
+    3×3 conv–BN–ReLU layers, 64-128-256-256-512-512-512-512 channels, five 2×2 max-pools), used in
+    Figures 3–4 of Gao et al. Pools round up (``ceil_mode``), so 28×28 inputs shrink
+    28→14→7→4→2→1 like 32×32 ones do 32→16→8→4→2→1. Features: 512 (or ``d`` after a linear
+    projection). About 9.23 M parameters with a 10-class head."""
+    _check_backbone_args(in_channels, d)
+    layers: list[nn.Module] = []
+    cin = in_channels
+    for v in _VGG11:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))
+        else:
+            layers += [nn.Conv2d(cin, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+            cin = v
+    return _finish(layers, cin, d)
+
+
+class _ShortcutA(nn.Module):
+    """He et al. (2016) option A: identity shortcut that subsamples by 2 and zero-pads the new
+    channels; parameter-free, which keeps ResNet32 at 0.46 M parameters."""
+
+    def __init__(self, extra_channels: int):
+        super().__init__()
+        self.extra = extra_channels
+
+    def forward(self, x):
+        x = x[:, :, ::2, ::2]
+        return nn.functional.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+
+
+class _BasicBlock(nn.Module):
+    """Two 3×3 conv–BN layers with a residual connection (He et al. 2016, Figure 2 left)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = _ShortcutA(cout - cin) if (stride != 1 or cin != cout) else nn.Identity()
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+def resnet32(in_channels: int = 3, d: int | None = None) -> nn.Sequential:
+    """ResNet32 for CIFAR (He et al. 2016, Section 4.2: n = 5, a 3×3 stem with 16 channels, then
+    3 stages × 5 basic blocks with 16/32/64 channels, strides 1/2/2, option-A shortcuts, global
+    average pooling): 0.46 M parameters with a 10-class head. Features: 64 (or ``d``)."""
+    _check_backbone_args(in_channels, d)
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)
+    ]
+    cin = 16
+    for cout, stride in ((16, 1), (32, 2), (64, 2)):
+        for i in range(5):
+            layers.append(_BasicBlock(cin, cout, stride if i == 0 else 1))
+            cin = cout
+    net = _finish(layers, cin, d)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return net
+
+
+class _DenseLayer(nn.Module):
+    """DenseNet-BC bottleneck: BN–ReLU–conv1×1 (4k channels)–BN–ReLU–conv3×3 (k channels), whose
+    output is concatenated to its input (Huang et al. 2017)."""
+
+    def __init__(self, cin: int, growth: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, 4 * growth, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(4 * growth)
+        self.conv2 = nn.Conv2d(4 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        out = self.conv1(torch.relu(self.bn1(x)))
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return torch.cat([out, x], dim=1)
+
+
+def _transition(cin: int, cout: int) -> nn.Sequential:
+    """DenseNet-BC transition: BN–ReLU–conv1×1 to ``cout`` channels, 2×2 average pooling."""
+    return nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2))
+
+
+def densenet121(in_channels: int = 3, d: int | None = None, growth: int = 32) -> nn.Sequential:
+    """DenseNet121 in its CIFAR form (Huang et al. 2017, DenseNet-BC: blocks of 6-12-24-16
+    bottleneck layers, growth rate 32, compression 0.5, a 3×3 stem with 2·growth channels and no
+    initial pooling): about 6.96 M parameters with a 10-class head. Features: 1024 (or ``d``)."""
+    _check_backbone_args(in_channels, d)
+    if growth < 1:
+        raise ValueError(f"growth rate must be positive, got {growth}")
+    channels = 2 * growth
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)]
+    for i, n in enumerate((6, 12, 24, 16)):
+        for _ in range(n):
+            layers.append(_DenseLayer(channels, growth))
+            channels += growth
+        if i < 3:
+            layers.append(_transition(channels, channels // 2))
+            channels //= 2
+    layers += [nn.BatchNorm2d(channels), nn.ReLU()]
+    return _finish(layers, channels, d)
+
+
+BACKBONES = ("mlp", "small_cnn", "vgg11", "resnet32", "densenet121")
+
+
+def build_backbone(name: str, in_shape, d: int | None = None, width: int | None = None) -> nn.Module:
+    """A backbone by name (one of :data:`BACKBONES`) for inputs of shape ``in_shape`` =
+    (channels, H, W). ``d`` is the feature dimension (``None``: the backbone's natural width;
+    64 for the small networks); ``width`` sets the hidden width of ``mlp`` (default 256) and
+    ``small_cnn`` (default 32). The result has an attribute ``feature_dim``."""
+    in_shape = tuple(int(s) for s in in_shape)
+    if len(in_shape) != 3 or min(in_shape) < 1:
+        raise ValueError(f"in_shape must be (channels, height, width), got {in_shape}")
+    if name == "mlp":
+        return mlp(in_shape, 64 if d is None else d, 256 if width is None else width)
+    if name == "small_cnn":
+        return small_cnn(in_shape[0], 64 if d is None else d, 32 if width is None else width)
+    if width is not None:
+        raise ValueError(f"width applies to mlp and small_cnn only, not to {name}")
+    if min(in_shape[1:]) < 8:
+        raise ValueError(f"{name} needs inputs of at least 8×8 pixels, got {in_shape[1:]}")
+    builders = {"vgg11": vgg11, "resnet32": resnet32, "densenet121": densenet121}
+    if name not in builders:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
+    return builders[name](in_shape[0], d)
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Number of parameters (by default only those that receive gradients; a fixed head's ETF is a
+    buffer and never counts)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

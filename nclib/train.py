@@ -3,12 +3,21 @@
 The terminal phase of training (TPT, Papyan et al. 2020) starts at the first epoch with 100%
 training accuracy; neural collapse and the growth of p_min (Theorem 4.1) are properties of what
 happens after it, so a run records that epoch and trains on past it.
+
+Speed (DESIGN.md): the caller keeps the data on the model's device (``TensorDataset.to``);
+augmentation (random crop and flip) runs on that device from its own seeded generator; with
+``amp`` the backbone runs under bf16 autocast on CUDA while the head and the loss stay in fp32;
+``channels_last`` stores images and convolution weights NHWC. :func:`set_deterministic` switches
+on PyTorch's deterministic algorithms. Training many models that share a seed and a data order in
+one batched step is :func:`nclib.sweep.train_batched`; :func:`train` here is the plain
+one-model loop it is tested against.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -17,12 +26,28 @@ from tqdm.auto import tqdm
 from nclib.accumulate import NCAccumulator
 from nclib.data import TensorDataset
 
-__all__ = ["TrainConfig", "History", "evaluate", "train"]
+__all__ = [
+    "TrainConfig",
+    "History",
+    "evaluate",
+    "evaluate_loss_accuracy",
+    "augment",
+    "set_deterministic",
+    "train",
+]
 
 
 @dataclass
 class TrainConfig:
-    """SGD with momentum and weight decay, a step schedule (lr × gamma at each milestone epoch)."""
+    """SGD with momentum and weight decay, a step schedule (lr × gamma at each milestone epoch).
+
+    ``seed`` fixes the data order (and the augmentation draws); model initialisation is the
+    caller's (seed ``torch.manual_seed`` before building). ``augment``: ``None``, ``"crop"`` or
+    ``"crop_flip"`` (random crop after zero padding by ``augment_pad`` pixels, random horizontal
+    flip), on the data's device. ``amp``: bf16 autocast for the backbone on CUDA (ignored on the
+    CPU). ``channels_last``: NHWC memory format for 4-D inputs. ``eval_batch_size``: batch size of
+    the per-epoch measurement passes.
+    """
 
     epochs: int = 60
     batch_size: int = 128
@@ -32,6 +57,34 @@ class TrainConfig:
     milestones: tuple[int, ...] = ()
     lr_gamma: float = 0.1
     seed: int = 0
+    augment: str | None = None
+    augment_pad: int = 4
+    amp: bool = False
+    channels_last: bool = False
+    eval_batch_size: int = 1000
+
+    def __post_init__(self):
+        if self.epochs < 0 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError(
+                f"need epochs ≥ 0 and positive batch sizes, got epochs={self.epochs}, "
+                f"batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}"
+            )
+        if not (self.lr > 0 and math.isfinite(self.lr)) or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ValueError(
+                f"need lr > 0, weight_decay ≥ 0 and momentum in [0, 1), got lr={self.lr}, "
+                f"weight_decay={self.weight_decay}, momentum={self.momentum}"
+            )
+        if self.augment not in (None, "crop", "crop_flip"):
+            raise ValueError(f"augment must be None, 'crop' or 'crop_flip', got {self.augment!r}")
+        if self.augment_pad < 0:
+            raise ValueError(f"augment_pad must be ≥ 0, got {self.augment_pad}")
+        self.milestones = tuple(int(m) for m in self.milestones)
+
+    def to_dict(self) -> dict:
+        """The configuration as plain JSON-able values (for run records)."""
+        out = asdict(self)
+        out["milestones"] = list(self.milestones)
+        return out
 
 
 @dataclass
@@ -44,28 +97,65 @@ class History:
     terminal_epoch: int | None = None
 
     def column(self, key: str) -> list[float]:
+        """The values of one quantity over the epochs."""
         return [r[key] for r in self.records]
+
+    def to_dict(self) -> dict:
+        """Plain lists and dicts (JSON-able) for a run record; :meth:`from_dict` inverts it."""
+        return {
+            "records": [dict(r) for r in self.records],
+            "pairwise_margins": self.pairwise_margins,
+            "terminal_epoch": self.terminal_epoch,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        """Rebuild a history from :meth:`to_dict` output (missing values stored as None become NaN)."""
+        if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+            raise ValueError("a history needs a dict with a 'records' list")
+        records = [{k: (math.nan if v is None else v) for k, v in r.items()} for r in data["records"]]
+        return cls(records, data.get("pairwise_margins") or [], data.get("terminal_epoch"))
 
 
 @torch.no_grad()
 def evaluate(model, data: TensorDataset, batch_size: int = 1000) -> dict:
     """One pass over ``data``: mean cross-entropy plus every metric of :class:`NCAccumulator` for the
-    model's classifier matrix."""
+    model's classifier matrix, and the RMS feature norm ρ̄ = (Ave_i ‖z_i‖²)^{1/2} and mean column
+    norm of the classifier (the two factors by which p_min grows under mere rescaling)."""
     model.eval()
-    acc = NCAccumulator(model.classifier_matrix(), device=data.x.device)
+    M = model.classifier_matrix()
+    acc = NCAccumulator(M, device=data.x.device)
     loss_sum = 0.0
+    sq_norm = 0.0
     for i in range(0, len(data), batch_size):
         x, y = data.x[i : i + batch_size], data.y[i : i + batch_size]
         z = model.features(x)
         loss_sum += F.cross_entropy(model.head(z).float(), y, reduction="sum").item()
+        sq_norm += z.double().pow(2).sum().item()
         acc.update(z, y)
     out = acc.compute()
     out["loss"] = loss_sum / len(data)
+    out["feature_rms"] = math.sqrt(sq_norm / len(data))
+    out["classifier_norm"] = M.double().norm(dim=0).mean().item()
     return out
 
 
+@torch.no_grad()
+def evaluate_loss_accuracy(model, data: TensorDataset, batch_size: int = 1000) -> dict:
+    """One light pass over ``data``: mean cross-entropy and accuracy only (what the history keeps
+    of the test set), cheaper than :func:`evaluate`."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(data), batch_size):
+        x, y = data.x[i : i + batch_size], data.y[i : i + batch_size]
+        logits = model.head(model.features(x)).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == y).sum().item()
+    return {"loss": loss_sum / len(data), "accuracy": correct / len(data)}
+
+
 _SCALARS = (
-    "loss", "accuracy", "p_min", "scale_free_margin", "nc1",
+    "loss", "accuracy", "p_min", "scale_free_margin", "feature_rms", "classifier_norm", "nc1",
     "nc2_equinorm_means", "nc2_equiangular_means", "nc2_max_angle_means", "nc2_etf_error_means",
     "nc2_equinorm_classifier", "nc2_equiangular_classifier", "nc2_max_angle_classifier",
     "nc2_etf_error_classifier", "nc3_self_duality", "nc4_ncc_mismatch",
@@ -79,25 +169,83 @@ def _record(epoch, lr, train_metrics, test_metrics) -> dict:
     return rec
 
 
+def augment(x: torch.Tensor, generator: torch.Generator, mode: str = "crop_flip", pad: int = 4):
+    """Random-crop (zero padding by ``pad``, then a random H×W window) and, for ``"crop_flip"``,
+    random horizontal flip of a batch N×C×H×W, on the batch's device with ``generator`` (which
+    must live on that device). The standard CIFAR augmentation (He et al. 2016), vectorized."""
+    if x.ndim != 4:
+        raise ValueError(f"augment expects a batch N×C×H×W, got shape {tuple(x.shape)}")
+    if mode not in ("crop", "crop_flip"):
+        raise ValueError(f"augment mode must be 'crop' or 'crop_flip', got {mode!r}")
+    n, _, h, w = x.shape
+    if pad > 0:
+        shifts = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=x.device)
+        padded = F.pad(x, (pad, pad, pad, pad))
+        rows = (shifts[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (shifts[1][:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        x = padded[batch, chans, rows, cols]
+    if mode == "crop_flip":
+        flip = torch.rand(n, generator=generator, device=x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def set_deterministic(enabled: bool = True) -> None:
+    """PyTorch's deterministic mode (reproducible runs on CUDA at some cost in speed): deterministic
+    algorithms (warning, not failing, where an op has none), cuDNN without autotuning, and the
+    cuBLAS workspace setting that deterministic matmuls need (effective if set before CUDA starts).
+    ``enabled=False`` switches deterministic algorithms off and cuDNN autotuning on (the fast
+    setting for fixed-size batches)."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    torch.backends.cudnn.benchmark = not enabled
+    torch.backends.cudnn.deterministic = enabled
+
+
+def _generators(config: TrainConfig, device: torch.device):
+    """The data-order generator (CPU, seeded with ``config.seed``, as before augmentation existed)
+    and the augmentation generator (on the data's device, seeded from ``config.seed``)."""
+    order = torch.Generator().manual_seed(config.seed)
+    aug = torch.Generator(device=device).manual_seed(config.seed + 7919)
+    return order, aug
+
+
+def _batch_input(x, config: TrainConfig, aug_gen):
+    """The training batch as the model sees it: augmented and in the configured memory format."""
+    if config.augment is not None:
+        x = augment(x, aug_gen, config.augment, config.augment_pad)
+    if config.channels_last and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def train(model, train_data: TensorDataset, test_data: TensorDataset, config: TrainConfig,
           progress: bool = True, on_epoch=None) -> History:
     """Train ``model`` with cross-entropy and measure everything on the full training set (and loss
     and accuracy on the test set) after every epoch. The data order is drawn from ``config.seed``.
 
-    ``on_epoch(epoch, model, train_metrics, test_metrics)``, if given, is called after each epoch's
-    measurement (epoch 0 included) for quantities the history does not keep; whatever it returns
-    (a dict of floats, or None) is merged into that epoch's record."""
-    g = torch.Generator().manual_seed(config.seed)
+    ``on_epoch(epoch, model, train_metrics, test_metrics)``, if given, is called after each
+    measurement (epoch 0 included); a dict it returns is merged into that epoch's record.
+    """
+    device = train_data.x.device
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    g, aug_gen = _generators(config, device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.lr_gamma)
     history = History()
 
     def log(epoch):
-        tr, te = evaluate(model, train_data), evaluate(model, test_data)
-        history.records.append(_record(epoch, opt.param_groups[0]["lr"], tr, te))
+        tr = evaluate(model, train_data, config.eval_batch_size)
+        te = evaluate_loss_accuracy(model, test_data, config.eval_batch_size)
+        rec = _record(epoch, opt.param_groups[0]["lr"], tr, te)
         if on_epoch is not None:
-            history.records[-1].update(on_epoch(epoch, model, tr, te) or {})
+            rec.update(on_epoch(epoch, model, tr, te) or {})
+        history.records.append(rec)
         history.pairwise_margins.append(tr["margins"].pairwise.nan_to_num(0.0).tolist())
         if history.terminal_epoch is None and tr["accuracy"] == 1.0:
             history.terminal_epoch = epoch
@@ -107,10 +255,12 @@ def train(model, train_data: TensorDataset, test_data: TensorDataset, config: Tr
     bar = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not progress)
     for epoch in bar:
         model.train()
-        order = torch.randperm(len(train_data), generator=g).to(train_data.x.device)
+        order = torch.randperm(len(train_data), generator=g).to(device)
         for i in range(0, len(order), config.batch_size):
             idx = order[i : i + config.batch_size]
-            loss = F.cross_entropy(model(train_data.x[idx]).float(), train_data.y[idx])
+            x = _batch_input(train_data.x[idx], config, aug_gen)
+            logits = model.logits(x, config.amp) if hasattr(model, "logits") else model(x)
+            loss = F.cross_entropy(logits.float(), train_data.y[idx])
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(
                     f"training diverged at epoch {epoch} (loss {loss.item()}); lower config.lr"
