@@ -12,7 +12,7 @@ from IPython.display import display
 from nclib.etf import random_rotation, simplex_etf
 from nclib.plots import draw_etf
 
-__all__ = ["plane_rotation", "etf_explorer"]
+__all__ = ["plane_rotation", "etf_explorer", "margin_bound_explorer", "covering_explorer", "hoeffding_explorer"]
 
 
 def plane_rotation(d: int, angle: float) -> torch.Tensor:
@@ -87,5 +87,78 @@ def margin_bound_explorer(gamma, K: float, weight_norm: float, rms_feature_norm:
         w.observe(show, names="value")
     show()
     box = widgets.VBox([widgets.HBox([scale, size]), out])
+    display(box)
+    return box
+
+
+def covering_explorer(supports, radii_by_config: dict, class_names=None):
+    """Figure 2 / Remark 4.9: pick a configuration (e.g. a permutation of the ETF), a class y and a
+    radius multiplier; draws the class supports and the greedy ε-net covering M_y at radius
+    ε = multiplier × min_{y'} γ̂_{y,y'}/L, with the covering number."""
+    from matplotlib.patches import Circle
+
+    from nclib.bounds import greedy_cover
+
+    C = len(supports)
+    names = class_names or [f"class {c}" for c in range(C)]
+    config = widgets.Dropdown(options=list(radii_by_config), description="ETF")
+    cls = widgets.Dropdown(options=[(n, c) for c, n in enumerate(names)], description="class")
+    mult = widgets.FloatLogSlider(value=1.0, base=10, min=-0.5, max=1.0, step=0.05, description="ε ×")
+    out = widgets.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            radii = torch.as_tensor(radii_by_config[config.value], dtype=torch.float64)
+            y = cls.value
+            eps = mult.value * radii[y][torch.arange(C) != y].min().item()
+            pts = torch.as_tensor(supports[y], dtype=torch.float64)
+            centres = greedy_cover(pts, eps)
+            fig, ax = plt.subplots(figsize=(5, 5))
+            for c, s in enumerate(supports):
+                s = torch.as_tensor(s)
+                ax.plot(s[:, 0], s[:, 1], lw=2 if c == y else 1, alpha=1 if c == y else 0.4, label=names[c])
+            for i in centres.tolist():
+                ax.add_patch(Circle(pts[i].tolist(), eps, fill=False, color="k", lw=0.6))
+            ax.set_aspect("equal")
+            ax.set_title(f"{names[y]}: N(ε = {eps:.3g}) = {len(centres)} balls")
+            ax.legend(fontsize=7, loc="lower right")
+            plt.show()
+
+    for w in (config, cls, mult):
+        w.observe(draw, names="value")
+    draw()
+    box = widgets.VBox([widgets.HBox([config, cls]), mult, out])
+    display(box)
+    return box
+
+
+def hoeffding_explorer(gamma_hat_min, rho, d: int, N: int):
+    """Remark 4.11: sliders for a feature scale a (every feature multiplied by a, so ρ_y → aρ_y and
+    γ̂ → aγ̂ while predictions do not change) and the number of samples per class; shows Theorem
+    4.10's two H terms and the bound as printed (nclib.bounds.hoeffding_bound)."""
+    from nclib.bounds import hoeffding_bound
+
+    g = torch.as_tensor(gamma_hat_min, dtype=torch.float64)
+    r = torch.as_tensor(rho, dtype=torch.float64)
+    C = g.numel()
+    scale = widgets.FloatLogSlider(value=1.0, base=10, min=-4, max=1, step=0.05, description="feature ×")
+    per_class = widgets.IntSlider(value=N // C, min=1, max=100 * max(N // C, 10), step=1, description="N/C")
+    out = widgets.Output()
+
+    def show(*_):
+        with out:
+            out.clear_output(wait=True)
+            a, n = scale.value, per_class.value
+            b = hoeffding_bound(a * g, a * r, d, n * C, C)
+            h1, h2 = sum(b.terms["H1"]), sum(b.terms["H2"])
+            print(f"ρ_y = {', '.join(f'{v:.3g}' for v in (a * r).tolist())}")
+            print(f"Σ H(1, d, ρ_y, N/C) = {h1:.4g}   Σ H(γ̂_min − √(N/C), d, ρ_y, N/C) = {h2:.4g}")
+            print(f"accuracy ≥ {b.value:.4g}" + ("   (vacuous: ≤ 0)" if b.vacuous else ""))
+
+    for w in (scale, per_class):
+        w.observe(show, names="value")
+    show()
+    box = widgets.VBox([widgets.HBox([scale, per_class]), out])
     display(box)
     return box

@@ -172,3 +172,20 @@ def test_hoeffding_bound_cannot_see_the_sign_of_the_margin():
         hoeffding_H(1.0, 2, 0.0, 10)
     with pytest.raises(ValueError, match="one entry per class"):
         hoeffding_bound(torch.ones(3), torch.ones(2), 2, 10, 2)
+
+
+@given(
+    st.lists(st.floats(0.01, 10.0), min_size=2, max_size=5),
+    st.floats(0.1, 100.0),
+    st.integers(1, 64),
+    st.integers(1, 500),
+)
+def test_hoeffding_bound_goes_to_one_when_features_shrink(gaps, rho, d, per_class):
+    # Multiplying every feature by a > 0 changes no prediction, yet the bound as printed tends to 1
+    # as a → 0 for any separated sample: the scale dependence chapter 6 turns into a counterexample.
+    C = len(gaps)
+    g, r = torch.tensor(gaps, dtype=torch.float64), torch.full((C,), rho, dtype=torch.float64)
+    a = 1e-3 * math.sqrt(per_class) / (d * rho)
+    shrunk = hoeffding_bound(a * g, a * r, d, per_class * C, C)
+    assert shrunk.value > 0.99
+    assert shrunk.value >= hoeffding_bound(g, r, d, per_class * C, C).value - 1e-12
