@@ -69,3 +69,10 @@ EXP_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 experiments:
 	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(EXP_PYTHON) -m nclib.experiments run \
 	  --experiment $(EXPERIMENT) --scale $(SCALE) --device $(DEVICE) $(EXPERIMENT_ARGS)
+
+# Throughput of a permutation sweep: nclib's batched trainer against the one-model loop, same run.
+# BENCH_ARGS e.g. --size paper --device cuda --record results/bench  (default: the CPU-scale table)
+BENCH_ARGS ?= --size cpu
+.PHONY: bench
+bench: venv data
+	$(BIN)/python bench/sweep_throughput.py $(BENCH_ARGS)

@@ -1,0 +1,34 @@
+"""The throughput benchmark runs end to end at its tiny size and prints its table (no timing is
+asserted: the numbers are the benchmark's output, not a test condition)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nclib.data import DatasetNotFoundError, fashion_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_tiny_prints_its_table_and_records(tmp_path):
+    try:
+        fashion_mnist(download=False)
+    except DatasetNotFoundError as err:
+        pytest.skip(f"Fashion-MNIST not available: {err}")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sweep_throughput.py"), "--size", "tiny", "--device", "cpu",
+         "--record", str(tmp_path)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.split()[:2] == ["backbone", "K"] for line in lines)
+    assert sum(line.startswith("resnet32") for line in lines) == 2  # K = 1 and K = 2
+    assert "losses agree" in proc.stdout
+    record = json.loads((tmp_path / "sweep_throughput-tiny-cpu.json").read_text())
+    assert [r["K"] for r in record["rows"]] == [1, 2] and record["agree"]
+    assert all(r["ratio"] > 0 and r["gflop_per_training_image"] > 0 for r in record["rows"])
+    assert record["provenance"]["device"] == "cpu"
