@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Fashion-MNIST: Debian's dataset-fashion-mnist puts the idx files here (nclib.data looks there).
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: book test venv data pytest book-strict clean
+.PHONY: book test venv data assets browser pytest book-strict browser-test clean
 
 venv: $(STAMP)
 
@@ -36,22 +36,63 @@ data:
 	  echo "Fashion-MNIST: apt-get needs root; nclib.data will try NCLIB_DATA, then torchvision's download"; \
 	fi
 
-book: venv data
+# The scripts the HTML book loads are served by the book itself, so it renders offline and from
+# any static host: pinned npm packages, fetched as tarballs (no node_modules), unpacked to _vendor/.
+VENDOR := _vendor
+NPM_PACKAGES := mathjax@3.2.2 requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.7
+assets: $(VENDOR)/.installed
+
+$(VENDOR)/.installed: Makefile
+	@command -v npm >/dev/null || { echo "make assets needs npm (Node.js): apt-get install npm, or see nodejs.org"; exit 1; }
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/.packs
+	cd $(VENDOR)/.packs && npm pack --silent $(NPM_PACKAGES) >/dev/null
+	mkdir -p $(VENDOR)/.packs/mathjax $(VENDOR)/.packs/requirejs $(VENDOR)/.packs/html-manager
+	tar -xzf $(VENDOR)/.packs/mathjax-3.2.2.tgz -C $(VENDOR)/.packs/mathjax
+	tar -xzf $(VENDOR)/.packs/requirejs-2.3.8.tgz -C $(VENDOR)/.packs/requirejs
+	tar -xzf $(VENDOR)/.packs/jupyter-widgets-html-manager-1.0.7.tgz -C $(VENDOR)/.packs/html-manager
+	mv $(VENDOR)/.packs/mathjax/package/es5 $(VENDOR)/mathjax
+	mv $(VENDOR)/.packs/requirejs/package/require.js $(VENDOR)/require.js
+	mkdir -p $(VENDOR)/html-manager && mv $(VENDOR)/.packs/html-manager/package/dist $(VENDOR)/html-manager/dist
+	find $(VENDOR) -name '*.map' -delete
+	rm -rf $(VENDOR)/.packs
+	touch $@
+
+book: venv data assets
 	$(BIN)/jupyter-book build . --keep-going
 	@echo "book: _build/html/index.html"
 
 # The book build with warnings as errors (-W) and nitpicky references (-n): a chapter that raises fails.
-book-strict: venv data
+book-strict: venv data assets
 	rm -rf _build/.doctrees _build/html
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 pytest: venv data
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/browser
 
-test: pytest book-strict
+# Debian's Chromium and ChromeDriver drive the built book headless (tests/browser). Installed like
+# the data: with apt-get when it may be used; otherwise the test says what is missing.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "browser: $$(chromium --version)"; \
+	elif ! command -v apt-get >/dev/null; then \
+	  echo "browser: no apt-get; install Chromium and ChromeDriver to run the browser test"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -q chromium chromium-driver || (apt-get update -q && apt-get install -y -q chromium chromium-driver)) >/dev/null; \
+	elif sudo -n true 2>/dev/null; then \
+	  (sudo apt-get install -y -q chromium chromium-driver || (sudo apt-get update -q && sudo apt-get install -y -q chromium chromium-driver)) >/dev/null; \
+	else \
+	  echo "browser: apt-get needs root; install chromium and chromium-driver to run the browser test"; \
+	fi
+
+# Serves _build/html on localhost and checks every page in a real browser (screenshots in
+# _build/screenshots). Runs after book-strict, on the book it built.
+browser-test: venv browser
+	$(BIN)/python -m pytest -q tests/browser
+
+test: pytest book-strict browser-test
 
 clean:
-	rm -rf _build .pytest_cache .hypothesis
+	rm -rf _build _vendor .pytest_cache .hypothesis
 
 # Paper-scale experiments: chapters 7–8 run under papermill (or as plain scripts where papermill is
 # not installed) and record every run, resumably, under results/<experiment>/<scale>/.

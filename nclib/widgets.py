@@ -1,18 +1,40 @@
-"""Interactive controls for the chapters (ipywidgets; live in Jupyter)."""
+"""Interactive controls for the chapters.
+
+Each explorer has one pure ``render`` function from control values to what the reader sees (text
+or a matplotlib figure). It is used twice: by the live ipywidgets controls in Jupyter, and at build
+time over a grid of control values, whose results are embedded in the page with a few lines of
+inline JavaScript that switch between them (:func:`static_explorer`). Both travel in one output,
+so Jupyter shows the live widget and the HTML book, where no Python callback can run, shows the
+precomputed one (the book's ``nb_mime_priority_overrides`` drops the widget view for HTML).
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+import itertools
+import json
 import math
+import uuid
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from IPython.display import display
 
 from nclib.etf import random_rotation, simplex_etf
 from nclib.plots import draw_etf
 
-__all__ = ["plane_rotation", "etf_explorer", "margin_bound_explorer", "covering_explorer", "hoeffding_explorer"]
+__all__ = [
+    "plane_rotation",
+    "static_explorer",
+    "etf_explorer",
+    "margin_bound_explorer",
+    "covering_explorer",
+    "hoeffding_explorer",
+]
 
 
 def plane_rotation(d: int, angle: float) -> torch.Tensor:
@@ -24,10 +46,126 @@ def plane_rotation(d: int, angle: float) -> torch.Tensor:
     return R
 
 
-def etf_explorer(C: int = 4, d: int = 3, seed: int = 0):
+# --- the two ways of showing a render ------------------------------------------------------------
+
+def _as_html(result) -> str:
+    """A render result as HTML: a figure becomes an inline PNG (and is closed), text a <pre>."""
+    if isinstance(result, plt.Figure):
+        buf = io.BytesIO()
+        result.savefig(buf, format="png", dpi=72)
+        plt.close(result)
+        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        return f'<img alt="precomputed frame" src="data:image/png;base64,{data}"/>'
+    return f'<pre class="nclib-frame-text">{html.escape(str(result))}</pre>'
+
+
+def _show_live(out: widgets.Output, result) -> None:
+    with out:
+        out.clear_output(wait=True)
+        if isinstance(result, plt.Figure):
+            display(result)
+            plt.close(result)
+        else:
+            print(result)
+
+
+_SWITCHER_JS = """(function () {
+  var root = document.getElementById("%(uid)s");
+  var data = JSON.parse(root.querySelector("script.nclib-data").textContent);
+  var inputs = root.querySelectorAll("[data-control]");
+  function show() {
+    var key = [];
+    inputs.forEach(function (el, i) {
+      key.push(el.value);
+      el.parentNode.querySelector(".nclib-value").textContent = data.labels[i][+el.value];
+    });
+    root.querySelector(".nclib-frame").innerHTML = data.frames[key.join("-")];
+  }
+  inputs.forEach(function (el) {
+    el.addEventListener("input", show);
+    el.addEventListener("change", show);
+  });
+  show();
+})();"""
+
+
+def static_explorer(render, controls, title: str = "") -> str:
+    """HTML that lets a reader without a kernel move the controls of an explorer: ``render`` is
+    called at build time on every combination of ``controls`` (a list of ``(name, values,
+    default_index)``), and inline JavaScript shows the matching precomputed frame. Numeric values
+    get a range slider, others a drop-down. No script or style is loaded from anywhere."""
+    uid = f"nclib-{uuid.uuid4().hex[:12]}"
+    names = [c[0] for c in controls]
+    values = [list(c[1]) for c in controls]
+    if any(len(v) == 0 for v in values):
+        raise ValueError(f"every control needs at least one value, got {dict(zip(names, values))}")
+    frames = {}
+    for idx in itertools.product(*(range(len(v)) for v in values)):
+        frames["-".join(map(str, idx))] = _as_html(render(*(v[i] for v, i in zip(values, idx))))
+    labels = [[_label(x) for x in v] for v in values]
+    parts = [f'<div class="nclib-static-explorer" id="{uid}">']
+    if title:
+        parts.append(f"<p><strong>{html.escape(title)}</strong> (precomputed: move the controls)</p>")
+    parts.append('<div class="nclib-controls">')
+    for k, (name, vals, default) in enumerate(controls):
+        default = int(default) % len(vals)
+        if all(isinstance(x, (int, float)) for x in vals):
+            ctl = (f'<input type="range" data-control="{k}" min="0" max="{len(vals) - 1}" step="1" '
+                   f'value="{default}" aria-label="{html.escape(name)}"/>')
+        else:
+            opts = "".join(f'<option value="{i}"{" selected" if i == default else ""}>{html.escape(lab)}</option>'
+                           for i, lab in enumerate(labels[k]))
+            ctl = f'<select data-control="{k}" aria-label="{html.escape(name)}">{opts}</select>'
+        parts.append(f'<label style="margin-right:1.5em">{html.escape(name)} {ctl} '
+                     f'<span class="nclib-value"></span></label>')
+    parts.append('</div><div class="nclib-frame"></div>')
+    payload = json.dumps({"labels": labels, "frames": frames}).replace("</", "<\\/")
+    parts.append(f'<script type="application/json" class="nclib-data">{payload}</script>')
+    parts.append(f"<script>{_SWITCHER_JS % {'uid': uid}}</script></div>")
+    return "".join(parts)
+
+
+def _label(x) -> str:
+    if isinstance(x, float):
+        return f"{x:.3g}"
+    return str(x)
+
+
+def _publish(box, static_html: str | None):
+    """One output carrying the live widget (for Jupyter) and, if given, the precomputed HTML
+    version (for the HTML book)."""
+    bundle = box._repr_mimebundle_() or {}
+    if static_html is not None:
+        bundle["text/html"] = static_html
+    display(bundle, raw=True)
+    return box
+
+
+# --- Definition 3.1 / 4.7: the ETF explorer --------------------------------------------------------
+
+def render_etf(C: int, d: int, seed: int, angle: float):
+    """The simplex ETF R·M* (Definition 3.1) for a Haar rotation drawn from ``seed`` composed with a
+    rotation by ``angle`` in the first coordinate plane (Definition 4.7), with its norms and
+    cosines in the title; the error text when d < C − 1."""
+    try:
+        M = simplex_etf(C, d, generator=0)
+    except ValueError as err:
+        return str(err)
+    R = plane_rotation(d, angle) @ random_rotation(d, seed)
+    RM = R @ M
+    fig = draw_etf(RM)
+    gram = RM.T @ RM
+    off = gram[~torch.eye(C, dtype=torch.bool)]
+    fig.suptitle(f"norms {RM.norm(dim=0).min():.6f}–{RM.norm(dim=0).max():.6f}; cosines "
+                 f"{off.min():.6f}–{off.max():.6f} (−1/(C−1) = {-1 / (C - 1):.6f})", fontsize=9)
+    return fig
+
+
+def etf_explorer(C: int = 4, d: int = 3, seed: int = 0, static: bool = True):
     """Sliders for C, d, a Haar-random rotation (its seed) and a rotation angle in the first
-    coordinate plane; draws the simplex ETF R·M* (Definition 3.1, Definition 4.7) and prints its
-    norms and cosines. d < C − 1 shows the error that simplex_etf raises."""
+    coordinate plane; draws the simplex ETF R·M* (Definition 3.1, Definition 4.7) and its
+    norms and cosines. d < C − 1 shows the error that simplex_etf raises. ``static``: also embed
+    the precomputed version (C = 3–5, d = 2, 3, 5, eight angles) for the HTML book."""
     c_slider = widgets.IntSlider(value=C, min=2, max=10, description="C")
     d_slider = widgets.IntSlider(value=d, min=1, max=12, description="d")
     seed_box = widgets.IntSlider(value=seed, min=0, max=50, description="R seed")
@@ -35,36 +173,47 @@ def etf_explorer(C: int = 4, d: int = 3, seed: int = 0):
     out = widgets.Output()
 
     def draw(*_):
-        with out:
-            out.clear_output(wait=True)
-            try:
-                M = simplex_etf(c_slider.value, d_slider.value, generator=0)
-            except ValueError as err:
-                print(err)
-                return
-            R = plane_rotation(d_slider.value, angle.value) @ random_rotation(d_slider.value, seed_box.value)
-            RM = R @ M
-            draw_etf(RM)
-            plt.show()
-            gram = RM.T @ RM
-            off = gram[~torch.eye(c_slider.value, dtype=torch.bool)]
-            print(f"norms: {RM.norm(dim=0).min():.6f}–{RM.norm(dim=0).max():.6f}; "
-                  f"cosines: {off.min():.6f}–{off.max():.6f} (−1/(C−1) = {-1 / (c_slider.value - 1):.6f})")
+        _show_live(out, render_etf(c_slider.value, d_slider.value, seed_box.value, angle.value))
 
     for w in (c_slider, d_slider, seed_box, angle):
         w.observe(draw, names="value")
     draw()
     box = widgets.VBox([widgets.HBox([c_slider, d_slider]), widgets.HBox([seed_box, angle]), out])
-    display(box)
-    return box
+    static_html = None
+    if static:
+        angles = [round(k * math.pi / 4, 4) for k in range(8)]
+        static_html = static_explorer(
+            lambda c, dd, a: render_etf(c, dd, seed, a),
+            [("C", [3, 4, 5], [3, 4, 5].index(C) if C in (3, 4, 5) else 1),
+             ("d", [2, 3, 5], [2, 3, 5].index(d) if d in (2, 3, 5) else 1),
+             ("angle", angles, 0)],
+            title="ETF explorer",
+        )
+    return _publish(box, static_html)
 
 
-def margin_bound_explorer(gamma, K: float, weight_norm: float, rms_feature_norm: float, N: int):
+# --- Remark 4.6: margins and N → the terms of Corollary 4.5 -------------------------------------------
+
+def render_margin_bound(gamma, K, weight_norm, rms_feature_norm, scale, N) -> str:
+    """Corollary 4.5's terms (A) and (B) for margins ``scale``·γ and N samples, with the
+    linear-class Rademacher estimate R_{N/C} = B ρ̄ / √(N/C), or why they do not apply."""
+    from nclib.bounds import corollary_45
+
+    C = gamma.shape[0]
+    R = weight_norm * rms_feature_norm / math.sqrt(N / C)
+    try:
+        t = corollary_45(R, scale * gamma, K, N)
+    except ValueError as err:
+        return f"margin × {scale:.3g}, N = {N}: not applicable: {err}"
+    return (f"margin × {scale:.3g}, N = {N}\n"
+            f"(A) = {t['A']:.4f}   (B) = {t['B']:.4f}   (A) + (B) = {t['A'] + t['B']:.4f}")
+
+
+def margin_bound_explorer(gamma, K: float, weight_norm: float, rms_feature_norm: float, N: int,
+                          static: bool = True):
     """Remark 4.6: sliders for a margin scale s (all γ_{y,y'} multiplied by s) and the training-set
     size N; shows Corollary 4.5's terms (A) and (B) with the linear-class Rademacher estimate
     R_{N/C} = B ρ̄ / √(N/C) (see nclib.bounds.margin_bound). ``gamma`` is a C×C margin matrix."""
-    from nclib.bounds import corollary_45
-
     gamma = torch.as_tensor(gamma, dtype=torch.float64).nan_to_num(1.0)
     C = gamma.shape[0]
     scale = widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.05, description="margin ×")
@@ -72,33 +221,55 @@ def margin_bound_explorer(gamma, K: float, weight_norm: float, rms_feature_norm:
     out = widgets.Output()
 
     def show(*_):
-        with out:
-            out.clear_output(wait=True)
-            n = size.value
-            R = weight_norm * rms_feature_norm / math.sqrt(n / C)
-            try:
-                t = corollary_45(R, scale.value * gamma, K, n)
-            except ValueError as err:
-                print(f"not applicable: {err}")
-                return
-            print(f"(A) = {t['A']:.4f}   (B) = {t['B']:.4f}   (A) + (B) = {t['A'] + t['B']:.4f}")
+        _show_live(out, render_margin_bound(gamma, K, weight_norm, rms_feature_norm, scale.value, size.value))
 
     for w in (scale, size):
         w.observe(show, names="value")
     show()
     box = widgets.VBox([widgets.HBox([scale, size]), out])
-    display(box)
-    return box
+    static_html = None
+    if static:
+        scales = [float(s) for s in np.round(np.logspace(-1, 1, 21), 4)]
+        sizes = sorted({max(10 * C, int(N * f)) for f in (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 100)})
+        static_html = static_explorer(
+            lambda s, n: render_margin_bound(gamma, K, weight_norm, rms_feature_norm, s, n),
+            [("margin ×", scales, 10), ("N", sizes, sizes.index(N) if N in sizes else 0)],
+            title="Remark 4.6: margins and N against the bound's terms",
+        )
+    return _publish(box, static_html)
 
 
-def covering_explorer(supports, radii_by_config: dict, class_names=None):
-    """Figure 2 / Remark 4.9: pick a configuration (e.g. a permutation of the ETF), a class y and a
-    radius multiplier; draws the class supports and the greedy ε-net covering M_y at radius
-    ε = multiplier × min_{y'} γ̂_{y,y'}/L, with the covering number."""
+# --- Figure 2 / Remark 4.9: covering a class support -----------------------------------------------------
+
+def render_cover(supports, radii, y: int, multiplier: float, names):
+    """The supports and the greedy ε-net of class y at ε = multiplier × min_{y'} radii[y, y']."""
     from matplotlib.patches import Circle
 
     from nclib.bounds import greedy_cover
 
+    C = len(supports)
+    radii = torch.as_tensor(radii, dtype=torch.float64)
+    eps = multiplier * radii[y][torch.arange(C) != y].min().item()
+    pts = torch.as_tensor(supports[y], dtype=torch.float64)
+    centres = greedy_cover(pts, eps)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for c, s in enumerate(supports):
+        s = torch.as_tensor(s)
+        ax.plot(s[:, 0], s[:, 1], lw=2 if c == y else 1, alpha=1 if c == y else 0.4, label=names[c])
+    for i in centres.tolist():
+        ax.add_patch(Circle(pts[i].tolist(), eps, fill=False, color="k", lw=0.6))
+    ax.set_aspect("equal")
+    ax.set_title(f"{names[y]}: N(ε = {eps:.3g}) = {len(centres)} balls")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def covering_explorer(supports, radii_by_config: dict, class_names=None, static: bool = True,
+                      static_configs: int = 4):
+    """Figure 2 / Remark 4.9: pick a configuration (e.g. a permutation of the ETF), a class y and a
+    radius multiplier; draws the class supports and the greedy ε-net covering M_y at radius
+    ε = multiplier × min_{y'} γ̂_{y,y'}/L, with the covering number. The precomputed version
+    covers the first ``static_configs`` configurations, every class and six multipliers."""
     C = len(supports)
     names = class_names or [f"class {c}" for c in range(C)]
     config = widgets.Dropdown(options=list(radii_by_config), description="ETF")
@@ -107,38 +278,42 @@ def covering_explorer(supports, radii_by_config: dict, class_names=None):
     out = widgets.Output()
 
     def draw(*_):
-        with out:
-            out.clear_output(wait=True)
-            radii = torch.as_tensor(radii_by_config[config.value], dtype=torch.float64)
-            y = cls.value
-            eps = mult.value * radii[y][torch.arange(C) != y].min().item()
-            pts = torch.as_tensor(supports[y], dtype=torch.float64)
-            centres = greedy_cover(pts, eps)
-            fig, ax = plt.subplots(figsize=(5, 5))
-            for c, s in enumerate(supports):
-                s = torch.as_tensor(s)
-                ax.plot(s[:, 0], s[:, 1], lw=2 if c == y else 1, alpha=1 if c == y else 0.4, label=names[c])
-            for i in centres.tolist():
-                ax.add_patch(Circle(pts[i].tolist(), eps, fill=False, color="k", lw=0.6))
-            ax.set_aspect("equal")
-            ax.set_title(f"{names[y]}: N(ε = {eps:.3g}) = {len(centres)} balls")
-            ax.legend(fontsize=7, loc="lower right")
-            plt.show()
+        _show_live(out, render_cover(supports, radii_by_config[config.value], cls.value, mult.value, names))
 
     for w in (config, cls, mult):
         w.observe(draw, names="value")
     draw()
     box = widgets.VBox([widgets.HBox([config, cls]), mult, out])
-    display(box)
-    return box
+    static_html = None
+    if static:
+        keys = list(radii_by_config)[:static_configs]
+        mults = [0.5, 1.0, 1.5, 2.0, 4.0, 8.0]
+        static_html = static_explorer(
+            lambda k, name, m: render_cover(supports, radii_by_config[k], names.index(name), m, names),
+            [("ETF", keys, 0), ("class", names, 0), ("ε ×", mults, 1)],
+            title="Figure 2: balls that cover a class",
+        )
+    return _publish(box, static_html)
 
 
-def hoeffding_explorer(gamma_hat_min, rho, d: int, N: int):
+# --- Remark 4.11: feature scale and N → Theorem 4.10 --------------------------------------------
+
+def render_hoeffding(g, r, d: int, scale: float, per_class: int) -> str:
+    """Theorem 4.10's two H sums and the bound as printed for features scaled by ``scale``."""
+    from nclib.bounds import hoeffding_bound
+
+    C = g.numel()
+    b = hoeffding_bound(scale * g, scale * r, d, per_class * C, C)
+    h1, h2 = sum(b.terms["H1"]), sum(b.terms["H2"])
+    return (f"feature × {scale:.3g}, N/C = {per_class}: ρ_y = {', '.join(f'{v:.3g}' for v in (scale * r).tolist())}\n"
+            f"Σ H(1, d, ρ_y, N/C) = {h1:.4g}   Σ H(γ̂_min − √(N/C), d, ρ_y, N/C) = {h2:.4g}\n"
+            f"accuracy ≥ {b.value:.4g}" + ("   (vacuous: ≤ 0)" if b.vacuous else ""))
+
+
+def hoeffding_explorer(gamma_hat_min, rho, d: int, N: int, static: bool = True):
     """Remark 4.11: sliders for a feature scale a (every feature multiplied by a, so ρ_y → aρ_y and
     γ̂ → aγ̂ while predictions do not change) and the number of samples per class; shows Theorem
     4.10's two H terms and the bound as printed (nclib.bounds.hoeffding_bound)."""
-    from nclib.bounds import hoeffding_bound
-
     g = torch.as_tensor(gamma_hat_min, dtype=torch.float64)
     r = torch.as_tensor(rho, dtype=torch.float64)
     C = g.numel()
@@ -147,18 +322,20 @@ def hoeffding_explorer(gamma_hat_min, rho, d: int, N: int):
     out = widgets.Output()
 
     def show(*_):
-        with out:
-            out.clear_output(wait=True)
-            a, n = scale.value, per_class.value
-            b = hoeffding_bound(a * g, a * r, d, n * C, C)
-            h1, h2 = sum(b.terms["H1"]), sum(b.terms["H2"])
-            print(f"ρ_y = {', '.join(f'{v:.3g}' for v in (a * r).tolist())}")
-            print(f"Σ H(1, d, ρ_y, N/C) = {h1:.4g}   Σ H(γ̂_min − √(N/C), d, ρ_y, N/C) = {h2:.4g}")
-            print(f"accuracy ≥ {b.value:.4g}" + ("   (vacuous: ≤ 0)" if b.vacuous else ""))
+        _show_live(out, render_hoeffding(g, r, d, scale.value, per_class.value))
 
     for w in (scale, per_class):
         w.observe(show, names="value")
     show()
     box = widgets.VBox([widgets.HBox([scale, per_class]), out])
-    display(box)
-    return box
+    static_html = None
+    if static:
+        scales = [float(s) for s in np.round(np.logspace(-6, 1, 29), 8)]
+        base = max(N // C, 1)
+        sizes = sorted({max(1, int(base * f)) for f in (0.1, 0.3, 1, 3, 10, 30, 100)})
+        static_html = static_explorer(
+            lambda s, n: render_hoeffding(g, r, d, s, n),
+            [("feature ×", scales, scales.index(1.0)), ("N/C", sizes, sizes.index(base))],
+            title="Remark 4.11: feature scale and N against Theorem 4.10",
+        )
+    return _publish(box, static_html)
