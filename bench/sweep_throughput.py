@@ -14,7 +14,7 @@ al.: a fixed ETF head, permuted per model) for a fixed number of SGD steps:
 It prints images per second (per model and in aggregate), the ratio sweep/baseline, the FLOPs of
 one training image, the model-FLOPs utilization against the device's bf16 peak (CUDA only), and
 the cost of measuring all metrics as a fraction of one training epoch; then it checks that both
-ways end at the same training loss. Ratios are the result; no timing is asserted anywhere.
+ways end at the same weights, up to what rounding alone does to the baseline. Ratios are the result; no timing is asserted anywhere.
 
     python bench/sweep_throughput.py --size cpu            # the CPU-scale comparison
     python bench/sweep_throughput.py --size paper --device cuda --record results/bench
@@ -143,6 +143,26 @@ def sweep_train(models, data, order, steps, batch, lr, amp):
 
 
 @torch.no_grad()
+def weight_difference(trained, other, initial) -> float:
+    """How far two trainings of the same models ended apart, relative to how far training moved
+    them: max over models of ‖θ_other − θ_base‖ / ‖θ_base − θ_init‖ (all parameters together).
+    ``other`` is a StackedModels or a list of models."""
+    worst = 0.0
+    for k, (model, start) in enumerate(zip(trained, initial)):
+        init = dict(start.named_parameters())
+        if isinstance(other, StackedModels):
+            theirs = {name: other.params[name][k] for name in init}
+        else:
+            theirs = dict(other[k].named_parameters())
+        num = den = 0.0
+        for name, p in model.named_parameters():
+            num += (theirs[name].to(p.device) - p).pow(2).sum().item()
+            den += (p - init[name].to(p.device)).pow(2).sum().item()
+        worst = max(worst, math.sqrt(num / max(den, 1e-30)))
+    return worst
+
+
+@torch.no_grad()
 def final_losses(models_or_stack, data, device):
     """Training cross-entropy of each model on the whole (small) training set, eval mode, fp32."""
     if isinstance(models_or_stack, StackedModels):
@@ -170,11 +190,20 @@ def run(args):
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     order = order.repeat(math.ceil(steps * batch / n))[: steps * batch]
     peak = next((v for k, v in BF16_PEAK.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)), None)
-    tol = 5e-2 if amp else 1e-3
-    rows, agree_all = [], True
+    # A few SGD steps of a batch-normalized network from initialisation amplify rounding: a 1e-7
+    # relative perturbation of the inputs can move the result by percents of the update. So the
+    # two ways "agree" when they differ by at most four times what the baseline differs from
+    # itself under that perturbation (one draw of it: a noisy yardstick), and at least by the floor
+    # below. Where rounding alone moves the baseline by over 10% of its update, the comparison
+    # cannot resolve a difference and the row says so; tests/test_sweep.py compares whole
+    # histories on a well-conditioned model instead.
+    floor = 5e-2 if amp else 1e-4
+    noisy_host = HostDataset(data.x * (1 + 1e-7 * torch.randn(data.x.shape, generator=torch.Generator().manual_seed(1))),
+                             data.y.clone())
+    rows, agree_all, unresolved = [], True, 0
     print(f"device {device} | {n} Fashion-MNIST images | {steps} steps of {batch} | bf16 backbone: {amp}")
     header = (f"{'backbone':10s} {'K':>3s} {'base img/s':>11s} {'sweep img/s':>12s} {'per model':>10s} "
-              f"{'ratio':>6s} {'GFLOP/img':>10s} {'MFU':>6s} {'metrics/epoch base':>19s} {'sweep':>6s} {'max Δloss':>10s}")
+              f"{'ratio':>6s} {'GFLOP/img':>10s} {'MFU':>6s} {'metrics/epoch base':>19s} {'sweep':>6s} {'Δθ/update':>10s} {'self@1e-7':>10s}")
     print(header)
     for name in backbones:
         backbone_fn = lambda: build_backbone(name, data.x.shape[1:])
@@ -210,26 +239,36 @@ def run(args):
             epoch_base, epoch_sweep = t_base * n / (steps * batch), t_sweep * n / (steps * batch)
             mfu = sweep_img_s * gflop * 1e9 / peak if peak else None
             lb, ls = final_losses(trained, data, device), final_losses(stack, on_device, device)
-            delta = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(lb, ls))
+            loss_delta = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(lb, ls))
+            delta = weight_difference(trained, stack, models)
+            # not timed: the baseline again on inputs perturbed at rounding level
+            perturbed = [baseline_train(copy.deepcopy(m), noisy_host, order, steps, batch, args.lr, device) for m in models]
+            sensitivity = weight_difference(trained, perturbed, models)
+            tol = max(floor, 4 * sensitivity)
+            resolved = sensitivity <= 0.1
             agree_all &= delta <= tol
+            unresolved += not resolved
             row = dict(backbone=name, K=K, baseline_images_per_s=base_img_s, sweep_images_per_s=sweep_img_s,
                        sweep_per_model_images_per_s=sweep_img_s / K, ratio=sweep_img_s / base_img_s,
                        gflop_per_training_image=gflop, mfu=mfu,
                        metrics_fraction_of_epoch_baseline=t_base_metrics / epoch_base,
                        metrics_fraction_of_epoch_sweep=t_sweep_metrics / epoch_sweep,
-                       max_relative_loss_difference=delta)
+                       weight_difference_over_update=delta, baseline_self_difference_1e7=sensitivity,
+                       tolerance=tol, comparison_resolved=resolved, max_relative_eval_loss_difference=loss_delta)
             rows.append(row)
             print(f"{name:10s} {K:3d} {base_img_s:11.1f} {sweep_img_s:12.1f} {sweep_img_s / K:10.1f} "
                   f"{row['ratio']:6.2f} {gflop:10.3f} {'n/a' if mfu is None else f'{100 * mfu:5.1f}%':>6s} "
                   f"{row['metrics_fraction_of_epoch_baseline']:19.2f} {row['metrics_fraction_of_epoch_sweep']:6.2f} "
-                  f"{delta:10.2e}")
+                  f"{delta:10.2e} {sensitivity:10.2e}{'' if resolved else '  (unresolved)'}")
     verdict = "agree" if agree_all else "DISAGREE"
-    print(f"baseline and sweep final training losses {verdict} (relative tolerance {tol:g}"
-          f"{', bf16 backbone in the sweep' if amp else ''})")
+    print(f"baseline and sweep trained weights {verdict} (Δθ/update ≤ max({floor:g}, 4 × the baseline's own "
+          f"difference under a 1e-7 input perturbation){' — bf16 backbone in the sweep' if amp else ''}"
+          + (f"; {unresolved} row(s) unresolved: rounding alone moves the baseline by over 10% of its update"
+             if unresolved else ""))
     if args.record:
         out = Path(args.record) / f"sweep_throughput-{args.size}-{device.type}.json"
         atomic_write_json(out, {"benchmark": "sweep_throughput", "size": args.size, "steps": steps, "batch": batch,
-                                "n_train": n, "tolerance": tol, "agree": agree_all, "rows": rows,
+                                "n_train": n, "tolerance_floor": floor, "unresolved_rows": unresolved, "agree": agree_all, "rows": rows,
                                 "provenance": provenance(device)})
         print(f"recorded {out}")
     return 0 if agree_all else 1

@@ -27,7 +27,7 @@ def test_benchmark_tiny_prints_its_table_and_records(tmp_path):
     lines = proc.stdout.splitlines()
     assert any(line.split()[:2] == ["backbone", "K"] for line in lines)
     assert sum(line.startswith("resnet32") for line in lines) == 2  # K = 1 and K = 2
-    assert "losses agree" in proc.stdout
+    assert "weights agree" in proc.stdout
     record = json.loads((tmp_path / "sweep_throughput-tiny-cpu.json").read_text())
     assert [r["K"] for r in record["rows"]] == [1, 2] and record["agree"]
     assert all(r["ratio"] > 0 and r["gflop_per_training_image"] > 0 for r in record["rows"])
