@@ -42,7 +42,6 @@
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from myst_nb import glue
 
@@ -137,14 +136,13 @@ lr_drop_epoch = 100       # learning rate × 0.1 from this epoch
 seed = 0
 
 # %%
-from nclib.data import balanced_subset, fashion_mnist
+from nclib.data import balanced_split, fashion_mnist
 from nclib.models import LinearHead, NCModel, mlp
 from nclib.train import TrainConfig, train
 
 torch.manual_seed(seed)
 train_full, test_full = fashion_mnist()
-train_set = train_full.subset(balanced_subset(train_full.y, per_class_train, generator=seed))
-test_set = test_full.subset(balanced_subset(test_full.y, per_class_test, generator=seed + 1))
+train_set, test_set = balanced_split(train_full, test_full, per_class_train, per_class_test, seed)
 model = NCModel(mlp((1, 28, 28), feature_dim, hidden_width, depth=2), LinearHead(feature_dim, 10))
 config = TrainConfig(epochs=epochs, batch_size=64, lr=lr, weight_decay=weight_decay,
                      milestones=(lr_drop_epoch,), seed=seed)

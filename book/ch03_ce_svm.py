@@ -65,7 +65,6 @@ import numpy as np
 import torch
 from myst_nb import glue
 
-from nclib.etf import simplex_etf
 from nclib.metrics import margins, nc_metrics, scale_free_margin_of_etf
 from nclib.ufm import direction_cosine, gradient_flow, multiclass_svm
 

@@ -91,15 +91,14 @@ from myst_nb import glue
 from scipy.stats import spearmanr
 
 from nclib.bounds import margin_bound
-from nclib.data import balanced_subset, fashion_mnist
+from nclib.data import balanced_split, fashion_mnist
 from nclib.models import LinearHead, NCModel, mlp
 from nclib.plots import shade_terminal_phase
 from nclib.train import TrainConfig, train
 
 torch.manual_seed(seed)
 train_full, test_full = fashion_mnist()
-train_set = train_full.subset(balanced_subset(train_full.y, per_class_train, generator=seed))
-test_set = test_full.subset(balanced_subset(test_full.y, per_class_test, generator=seed + 1))
+train_set, test_set = balanced_split(train_full, test_full, per_class_train, per_class_test, seed)
 model = NCModel(mlp((1, 28, 28), feature_dim, hidden_width, depth=2), LinearHead(feature_dim, 10))
 
 

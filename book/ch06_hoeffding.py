@@ -114,7 +114,9 @@ by_size = np.array(by_size)
 fixed_n = 50
 S50 = ball_mixture(separation * M, fixed_n, ball_radius, generator=seed)
 scales = np.logspace(-2, 1, 31)
-by_scale = np.array([bound_for(a * S50.x, S50.y, M, a * rho_exact, C)[0].value for a in scales])
+# margins scale with the features (γ̂(aZ) = aγ̂(Z)), so they are measured once and rescaled
+g50 = bound_for(S50.x, S50.y, M, rho_exact, C)[1]
+by_scale = np.array([hoeffding_bound(a * g50, a * rho_exact, d, len(S50.y), C).value for a in scales])
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True)
 ax1.semilogx(sizes, by_size, "o-", ms=3, label="Theorem 4.10 (as printed)")
@@ -177,13 +179,12 @@ glue("ch6_scale_small_a", f"{scales[0]:g}", display=False)
 # theorem is read as over the trained $w$: over all weights it would be infinite.
 
 # %%
-from nclib.data import balanced_subset, fashion_mnist
+from nclib.data import balanced_split, fashion_mnist
 from nclib.models import LinearHead, NCModel
 from nclib.train import TrainConfig, train
 
 train_full, test_full = fashion_mnist()
-train_clean = train_full.subset(balanced_subset(train_full.y, per_class_train, generator=seed))
-test_clean = test_full.subset(balanced_subset(test_full.y, per_class_test, generator=seed + 1))
+train_clean, test_clean = balanced_split(train_full, test_full, per_class_train, per_class_test, seed)
 K = train_clean.num_classes
 N = len(train_clean)
 R_x = math.sqrt(train_full.x[0].numel()) * max(abs(train_full.x.min().item()), abs(train_full.x.max().item()))
@@ -224,7 +225,7 @@ for q in label_noise:
     b_seen, _ = bound_for(Z, train_q.y, M_net, rho_seen, K)
     # the smallest feature scale a ≤ 1 on a grid at which the certified bound reaches 0.99
     grid = np.logspace(0, -8, 161)
-    scaled = [(a, bound_for(a * Z, train_q.y, M_net, a * rho_cert, K)[0].value) for a in grid]
+    scaled = [(a, hoeffding_bound(a * gmin, a * rho_cert, net_feature_dim, N, K).value) for a in grid]
     a_99, b_99 = next(((a, v) for a, v in scaled if v >= 0.99), (math.nan, math.nan))
     runs.append(dict(q=q, test_acc=history.records[-1]["test_accuracy"], clean_acc=clean_acc,
                      fit_epoch=history.terminal_epoch, rho_cert=rho_cert[0].item(), rho_seen=rho_seen.max().item(),

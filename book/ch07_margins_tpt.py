@@ -88,20 +88,15 @@ import torch
 
 from nclib.data import DatasetNotFoundError
 from nclib.etf import simplex_etf
-from nclib.experiments import (RunSpec, RunStore, Table, load_dataset, load_results, notebook_helpers,
-                               provenance, resolve_device, run_group)
+from nclib.experiments import (RunSpec, Table, experiment_setup, load_dataset, load_results, notebook_helpers,
+                               run_group)
 from nclib.models import FixedHead, LinearHead, NCModel, build_backbone
 from nclib.metrics import scale_free_margin_of_etf
 from nclib.plots import shade_terminal_phase
-from nclib.train import History, TrainConfig, set_deterministic
+from nclib.train import TrainConfig
 
 glue, display = notebook_helpers()  # myst_nb / IPython, or printing stand-ins
-if cpu_threads:
-    torch.set_num_threads(cpu_threads)
-set_deterministic(bool(deterministic))  # off: cuDNN autotuning on, for speed on a GPU
-dev = resolve_device(device)
-store = RunStore(results_dir) if results_dir else None
-prov = provenance(dev)
+dev, store, prov = experiment_setup(device, results_dir, cpu_threads, deterministic)
 config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                      milestones=tuple(milestones), seed=seed, augment=augment or None, amp=amp,
                      channels_last=channels_last, eval_batch_size=eval_batch_size)
@@ -367,7 +362,7 @@ if recorded is None:
     print(f"no {recorded_scale}-scale records under results/margins_tpt/{recorded_scale}/")
 else:
     display(recorded.provenance_table())
-    rec_runs = [(r["params"], History.from_dict(r["history"])) for r in recorded.records]
+    rec_runs = recorded.runs()
     plot_figure3(rec_runs, f"Figure 3 at {recorded_scale} scale (recorded runs, see provenance)")
     plt.show()
     rec_rows = decompose(rec_runs)

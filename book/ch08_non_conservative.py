@@ -91,20 +91,15 @@ import torch
 
 from nclib.data import DatasetNotFoundError
 from nclib.etf import random_permutation, simplex_etf, ufm_structure
-from nclib.experiments import (RunSpec, RunStore, Table, load_dataset, load_results, notebook_helpers,
-                               provenance, resolve_device, run_group)
+from nclib.experiments import (RunSpec, Table, experiment_setup, load_dataset, load_results, notebook_helpers,
+                               run_group)
 from nclib.models import FixedHead, NCModel, build_backbone
 from nclib.stats import permutation_test_rows, spread_comparison, two_way_anova
 from nclib.sweep import absorb_rotation, equivalent_classifiers, rotation_between, sweep_models, train_sweep
-from nclib.train import History, TrainConfig, set_deterministic, train
+from nclib.train import TrainConfig, train
 
 glue, display = notebook_helpers()  # myst_nb / IPython, or printing stand-ins
-if cpu_threads:
-    torch.set_num_threads(cpu_threads)
-set_deterministic(bool(deterministic))  # off: cuDNN autotuning on, for speed on a GPU
-dev = resolve_device(device)
-store = RunStore(results_dir) if results_dir else None
-prov = provenance(dev)
+dev, store, prov = experiment_setup(device, results_dir, cpu_threads, deterministic)
 
 
 def config_for(s):
@@ -585,7 +580,7 @@ if recorded is None:
     print(f"no {recorded_scale}-scale records under results/non_conservative/{recorded_scale}/")
 else:
     display(recorded.provenance_table())
-    rec_runs = [(r["params"], History.from_dict(r["history"])) for r in recorded.records]
+    rec_runs = recorded.runs()
     body = []
     for (backbone, dataset, d), cells in settings_of(rec_runs).items():
         main_seed = min(p["seed"] for p, _ in cells.values())

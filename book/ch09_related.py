@@ -332,14 +332,13 @@ glue("ch9_escape_gap", f"{abs(escape_gap):.0e}", display=False)
 # backward pass starts; it leaves out short-lived temporaries and allocator overhead.
 
 # %%
-from nclib.data import balanced_subset, fashion_mnist
+from nclib.data import balanced_split, balanced_subset, fashion_mnist
 from nclib.etf import simplex_etf
 from nclib.models import FixedHead, LinearHead, NCModel, mlp
 from nclib.train import TrainConfig, train
 
 train_full, test_full = fashion_mnist()
-etf_train = train_full.subset(balanced_subset(train_full.y, etf_per_class_train, generator=seed))
-etf_test = test_full.subset(balanced_subset(test_full.y, etf_per_class_test, generator=seed + 1))
+etf_train, etf_test = balanced_split(train_full, test_full, etf_per_class_train, etf_per_class_test, seed)
 C_f = train_full.num_classes
 in_shape = tuple(etf_train.x.shape[1:])
 

@@ -232,3 +232,15 @@ def balanced_subset(y, per_class: int, generator=None) -> torch.Tensor:
         chosen.append(members[torch.randperm(members.numel(), generator=g)[:per_class]])
     index = torch.cat(chosen)
     return index[torch.randperm(index.numel(), generator=g)]
+
+
+def balanced_split(train: TensorDataset, test: TensorDataset, per_class_train: int | None,
+                   per_class_test: int | None, seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
+    """Class-balanced subsets of a train/test pair (:func:`balanced_subset`), drawn with ``seed``
+    for the training split and ``seed + 1`` for the test split, so the two draws are independent.
+    None or 0 keeps a split whole."""
+    if per_class_train:
+        train = train.subset(balanced_subset(train.y, int(per_class_train), generator=seed))
+    if per_class_test:
+        test = test.subset(balanced_subset(test.y, int(per_class_test), generator=seed + 1))
+    return train, test

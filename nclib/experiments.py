@@ -48,7 +48,7 @@ from pathlib import Path
 
 import torch
 
-from nclib.data import DatasetNotFoundError, balanced_subset, cifar, fashion_mnist
+from nclib.data import DatasetNotFoundError, balanced_split, cifar, fashion_mnist
 from nclib.train import History, TrainConfig
 
 __all__ = [
@@ -441,10 +441,7 @@ def load_dataset(name: str, *, data_root: str | None = None, per_class_train: in
         train, test = cifar(root, int(name[5:]))
     else:
         raise ValueError(f"unknown dataset {name!r}; choose fashion_mnist, cifar10 or cifar100")
-    if per_class_train:
-        train = train.subset(balanced_subset(train.y, int(per_class_train), generator=seed))
-    if per_class_test:
-        test = test.subset(balanced_subset(test.y, int(per_class_test), generator=seed + 1))
+    train, test = balanced_split(train, test, per_class_train, per_class_test, seed)
     return train.to(device), test.to(device)
 
 
@@ -463,6 +460,10 @@ class RecordedResults:
     records: list[dict]
     planned: int
     provenance: dict | None
+
+    def runs(self) -> list[tuple[dict, History]]:
+        """``(params, history)`` per recorded run, the form the chapters analyse."""
+        return [(r["params"], History.from_dict(r["history"])) for r in self.records]
 
     def provenance_table(self) -> "Table":
         """The provenance rows as a :class:`Table`."""
@@ -550,6 +551,21 @@ class Table:
         line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
         out = ([self.caption] if self.caption else []) + [line(self.header), line(["-" * w for w in widths])]
         return "\n".join(out + [line(r) for r in self.rows])
+
+
+def experiment_setup(device: str = "auto", results_dir: str | None = None, cpu_threads: int = 0,
+                     deterministic: bool = False):
+    """The common start of the experiment chapters: torch's thread count (0: leave it), the
+    deterministic switch (off: cuDNN autotuning on, for speed on a GPU), the device, a
+    :class:`RunStore` when ``results_dir`` is given, and the run's provenance. Returns
+    ``(device, store, provenance)``."""
+    if cpu_threads:
+        torch.set_num_threads(int(cpu_threads))
+    from nclib.train import set_deterministic
+
+    set_deterministic(bool(deterministic))
+    dev = resolve_device(device)
+    return dev, (RunStore(results_dir) if results_dir else None), provenance(dev)
 
 
 def notebook_helpers():

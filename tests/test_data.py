@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import nclib.data as data
-from nclib.data import DatasetNotFoundError, balanced_subset, cifar, fashion_mnist
+from nclib.data import DatasetNotFoundError, TensorDataset, balanced_split, balanced_subset, cifar, fashion_mnist
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool):
@@ -122,3 +122,14 @@ def test_balanced_subset():
     assert not torch.equal(idx, balanced_subset(y, 7, generator=4))
     with pytest.raises(ValueError, match="only 10 samples"):
         balanced_subset(y, 11)
+
+
+def test_balanced_split_draws_train_with_seed_and_test_with_seed_plus_one():
+    y = torch.arange(3).repeat_interleave(20)
+    train = TensorDataset(torch.arange(60.0)[:, None], y, ["a", "b", "c"])
+    test = TensorDataset(100 + torch.arange(60.0)[:, None], y, ["a", "b", "c"])
+    tr, te = balanced_split(train, test, 4, 5, seed=7)
+    assert torch.equal(tr.x, train.x[balanced_subset(y, 4, generator=7)])
+    assert torch.equal(te.x, test.x[balanced_subset(y, 5, generator=8)])
+    whole_train, some_test = balanced_split(train, test, None, 2, seed=0)
+    assert whole_train is train and torch.bincount(some_test.y).tolist() == [2, 2, 2]

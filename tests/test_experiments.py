@@ -175,6 +175,9 @@ def _check_folder(folder: Path, experiment: str, output: str = "notebook.ipynb")
     res = load_results(experiment, "tiny", folder.parent.parent)
     assert res is not None and len(res.records) == len(manifest["run_ids"])
     assert dict(res.provenance_rows())["status"] == "complete"
+    runs = res.runs()
+    assert [p for p, _ in runs] == [r["params"] for r in res.records]
+    assert all(len(h.records) == p["config"]["epochs"] + 1 for p, h in runs)
 
 
 def _recorded_section_ran(folder: Path, n_runs: int):

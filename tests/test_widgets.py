@@ -11,7 +11,6 @@ matplotlib.use("Agg")
 
 from nclib import widgets  # noqa: E402
 from nclib.bounds import hoeffding_bound  # noqa: E402
-from nclib.etf import simplex_etf  # noqa: E402
 from nclib.synthetic import spiral_arm  # noqa: E402
 
 
