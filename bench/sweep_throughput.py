@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import sys
 import time
@@ -38,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nclib.data import TensorDataset, balanced_subset, fashion_mnist  # noqa: E402
+from nclib.data import balanced_subset, fashion_mnist  # noqa: E402
 from nclib.experiments import atomic_write_json, provenance  # noqa: E402
 from nclib.models import build_backbone  # noqa: E402
 from nclib.sweep import StackedModels, equivalent_classifiers, sweep_models  # noqa: E402
@@ -69,22 +68,17 @@ def flops_per_training_image(model, x):
 
 # --- the baseline ---------------------------------------------------------------------------
 
-def baseline_train(model, host_data, order, steps, batch, lr, device):
-    """One model: a DataLoader over host tensors, fp32, plain SGD steps in the given data order."""
+def baseline_train(model, host_data, order, batch, lr, device):
+    """One model: a DataLoader over host tensors, fp32, plain SGD, one step per batch of
+    ``order`` (the data order of the whole run, already cut to steps × batch indices)."""
     model = model.to(device).train()
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
-    loader = DataLoader(host_data, batch_size=batch, sampler=order.tolist())
-    done = 0
-    while done < steps:
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            done += 1
-            if done == steps:
-                break
+    for x, y in DataLoader(host_data, batch_size=batch, sampler=order.tolist()):
+        x, y = x.to(device), y.to(device)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     return model
 
 
@@ -121,24 +115,20 @@ def baseline_metrics(model, host_data, batch, device, C):
 
 # --- nclib's sweep ----------------------------------------------------------------------------
 
-def sweep_train(models, data, order, steps, batch, lr, amp):
-    """All K models in one vmapped step per batch, data already on the device."""
+def sweep_train(models, data, order, batch, lr, amp):
+    """All K models in one vmapped step per batch of ``order`` (as in :func:`baseline_train`),
+    data already on the device."""
     stack = StackedModels(models, data.x.device).train()
     K = stack.K
     opt = torch.optim.SGD(stack.trainable(), lr=lr, momentum=0.9)
-    done = 0
-    while done < steps:
-        for i in range(0, len(order), batch):
-            idx = order[i : i + batch]
-            x, y = data.x[idx], data.y[idx]
-            logits = stack.head(stack.features(x, amp)).float()
-            losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(K), reduction="none").view(K, -1).mean(1)
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            opt.step()
-            done += 1
-            if done == steps:
-                break
+    for i in range(0, len(order), batch):
+        idx = order[i : i + batch]
+        x, y = data.x[idx], data.y[idx]
+        logits = stack.head(stack.features(x, amp)).float()
+        losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(K), reduction="none").view(K, -1).mean(1)
+        opt.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        opt.step()
     return stack
 
 
@@ -188,7 +178,8 @@ def run(args):
     on_device = data.to(device)
     C, n, batch = data.num_classes, len(data), size["batch"]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    order = order.repeat(math.ceil(steps * batch / n))[: steps * batch]
+    order = order.repeat(math.ceil(steps * batch / n))[: steps * batch]  # exactly `steps` batches
+    device_order = order.to(device)
     peak = next((v for k, v in BF16_PEAK.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)), None)
     # A few SGD steps of a batch-normalized network from initialisation amplify rounding: a 1e-7
     # relative perturbation of the inputs can move the result by percents of the update. So the
@@ -215,7 +206,7 @@ def run(args):
             # baseline: one model at a time, then its metrics in extra passes
             sync(device)
             t0 = time.perf_counter()
-            trained = [baseline_train(copy.deepcopy(m), host, order, steps, batch, args.lr, device) for m in models]
+            trained = [baseline_train(copy.deepcopy(m), host, order, batch, args.lr, device) for m in models]
             sync(device)
             t_base = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -226,8 +217,8 @@ def run(args):
             # sweep: all K together, then all metrics in one pass
             sync(device)
             t0 = time.perf_counter()
-            stack = sweep_train([copy.deepcopy(m).to(device) for m in models], on_device, order.to(device),
-                                steps, batch, args.lr, amp)
+            stack = sweep_train([copy.deepcopy(m).to(device) for m in models], on_device, device_order,
+                                batch, args.lr, amp)
             sync(device)
             t_sweep = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -242,7 +233,7 @@ def run(args):
             loss_delta = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(lb, ls))
             delta = weight_difference(trained, stack, models)
             # not timed: the baseline again on inputs perturbed at rounding level
-            perturbed = [baseline_train(copy.deepcopy(m), noisy_host, order, steps, batch, args.lr, device) for m in models]
+            perturbed = [baseline_train(copy.deepcopy(m), noisy_host, order, batch, args.lr, device) for m in models]
             sensitivity = weight_difference(trained, perturbed, models)
             tol = max(floor, 4 * sensitivity)
             resolved = sensitivity <= 0.1
