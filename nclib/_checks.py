@@ -75,3 +75,40 @@ def check_classifier(M, d: int, C: int) -> torch.Tensor:
     if not torch.isfinite(M).all():
         raise ValueError("classifier M contains NaN or infinite values")
     return M
+
+
+# --- scalar arguments (TrainConfig and other configuration objects)
+
+
+def check_int(value, name: str, *, minimum: int | None = None) -> int:
+    """An integer argument (bool and floats such as 2.5 or 3.0 are refused: a count that arrives as
+    a float is almost always a unit or parsing mistake upstream)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(value, name: str, *, positive: bool = False, minimum: float | None = None,
+               maximum: float | None = None, below: float | None = None) -> float:
+    """A finite real argument, optionally > 0, ≥ ``minimum``, ≤ ``maximum`` or < ``below``."""
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be ≤ {maximum}, got {value}")
+    if below is not None and value >= below:
+        raise ValueError(f"{name} must be < {below}, got {value}")
+    return value

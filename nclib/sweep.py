@@ -36,7 +36,7 @@ from nclib.accumulate import NCAccumulator
 from nclib.data import TensorDataset
 from nclib.etf import permute, random_permutation, random_rotation, rotate, simplex_etf, ufm_structure
 from nclib.models import FixedHead, LinearHead, NCModel
-from nclib.train import History, TrainConfig, _batch_input, _generators, _record, train
+from nclib.train import History, TrainConfig, _batch_input, _generators, _record, keep_training, train
 
 __all__ = [
     "HeadSpec",
@@ -374,11 +374,19 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
             histories = [History.from_dict(h) for h in saved["histories"]]
             start = int(saved["epoch"]) + 1
     if start == 1:
-        log(0)
+        trs = log(0)
+    else:  # the resumed histories hold the last measurement, which is all keep_training reads
+        trs = [{"accuracy": h.records[-1]["train_accuracy"], "loss": h.records[-1]["train_loss"]}
+               for h in histories]
     last_save = time.monotonic()
     n = len(train_data)
-    bar = tqdm(range(start, config.epochs + 1), desc=f"epochs ({K} models)", disable=not progress)
-    for epoch in bar:
+    bar = tqdm(total=config.epochs, initial=start - 1, desc=f"epochs ({K} models)", disable=not progress)
+    epoch = start - 1
+    while keep_training(epoch, config, trs):
+        epoch += 1
+        if epoch > bar.total:  # past the schedule: training until every model meets the condition
+            bar.total = epoch
+            bar.set_description(f"epochs ({K} models, until {config.describe_condition()})")
         stack.train()
         bad = torch.zeros(K, dtype=torch.bool, device=device)
         order = torch.randperm(n, generator=g).to(device)
@@ -399,7 +407,7 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
             )
         sched.step()
         trs = log(epoch)
-        if ckpt is not None and (time.monotonic() - last_save >= checkpoint_every or epoch == config.epochs):
+        if ckpt is not None and (time.monotonic() - last_save >= checkpoint_every or epoch >= config.epochs):
             _atomic_torch_save({
                 "key": key, "epoch": epoch, "state": stack.state(), "opt": opt.state_dict(),
                 "sched": sched.state_dict(), "g": g.get_state(), "aug": aug_gen.get_state(),
@@ -409,7 +417,9 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
         if on_epoch_end is not None:
             on_epoch_end(epoch, histories)
         accs = [t["accuracy"] for t in trs]
+        bar.update(1)
         bar.set_postfix(min_train_acc=f"{min(accs):.4f}", mean_loss=f"{sum(t['loss'] for t in trs) / K:.2e}")
+    bar.close()
     stack.unstack_into(models)
     return histories
 

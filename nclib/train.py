@@ -23,11 +23,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from nclib._checks import check_int, check_real
 from nclib.accumulate import NCAccumulator
 from nclib.data import TensorDataset
 
 __all__ = [
     "TrainConfig",
+    "TrainingDidNotConverge",
     "History",
     "evaluate",
     "evaluate_loss_accuracy",
@@ -47,6 +49,15 @@ class TrainConfig:
     flip), on the data's device. ``amp``: bf16 autocast for the backbone on CUDA (ignored on the
     CPU). ``channels_last``: NHWC memory format for 4-D inputs. ``eval_batch_size``: batch size of
     the per-epoch measurement passes.
+
+    Training *until* a condition holds (DESIGN.md: no chapter depends on a lucky run): with
+    ``until_accuracy`` (training accuracy ≥ it, 1.0 = every training label fitted) and/or
+    ``until_loss`` (training cross-entropy ≤ it) set, training runs the ``epochs`` of the schedule
+    and then goes on, epoch by epoch at the schedule's last learning rate, until the conditions
+    hold together at the end of an epoch, or raises :class:`TrainingDidNotConverge` past
+    ``max_epochs`` (default: four times ``epochs``, at least ``epochs + 50``). Floating-point
+    rounding differs between CPUs, so the epoch a chaotic run fits its labels differs too; a fixed
+    budget that is just enough on one machine fails on the next.
     """
 
     epochs: int = 60
@@ -62,29 +73,90 @@ class TrainConfig:
     amp: bool = False
     channels_last: bool = False
     eval_batch_size: int = 1000
+    until_accuracy: float | None = None
+    until_loss: float | None = None
+    max_epochs: int | None = None
 
     def __post_init__(self):
-        if self.epochs < 0 or self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError(
-                f"need epochs ≥ 0 and positive batch sizes, got epochs={self.epochs}, "
-                f"batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}"
-            )
-        if not (self.lr > 0 and math.isfinite(self.lr)) or self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise ValueError(
-                f"need lr > 0, weight_decay ≥ 0 and momentum in [0, 1), got lr={self.lr}, "
-                f"weight_decay={self.weight_decay}, momentum={self.momentum}"
-            )
+        check_int(self.epochs, "TrainConfig.epochs", minimum=0)
+        check_int(self.batch_size, "TrainConfig.batch_size", minimum=1)
+        check_int(self.eval_batch_size, "TrainConfig.eval_batch_size", minimum=1)
+        check_int(self.seed, "TrainConfig.seed", minimum=0)
+        check_int(self.augment_pad, "TrainConfig.augment_pad", minimum=0)
+        check_real(self.lr, "TrainConfig.lr", positive=True)
+        check_real(self.weight_decay, "TrainConfig.weight_decay", minimum=0.0)
+        check_real(self.momentum, "TrainConfig.momentum", minimum=0.0, below=1.0)
+        check_real(self.lr_gamma, "TrainConfig.lr_gamma", positive=True)
         if self.augment not in (None, "crop", "crop_flip"):
-            raise ValueError(f"augment must be None, 'crop' or 'crop_flip', got {self.augment!r}")
-        if self.augment_pad < 0:
-            raise ValueError(f"augment_pad must be ≥ 0, got {self.augment_pad}")
-        self.milestones = tuple(int(m) for m in self.milestones)
+            raise ValueError(f"TrainConfig.augment must be None, 'crop' or 'crop_flip', got {self.augment!r}")
+        if isinstance(self.milestones, (str, bytes)) or not hasattr(self.milestones, "__iter__"):
+            raise ValueError(f"TrainConfig.milestones must be a list of epochs, got {self.milestones!r}")
+        for m in self.milestones:
+            check_int(m, "TrainConfig.milestones entry", minimum=1)
+        self.milestones = tuple(sorted(int(m) for m in self.milestones))
+        if self.until_accuracy is not None:
+            check_real(self.until_accuracy, "TrainConfig.until_accuracy", positive=True, maximum=1.0)
+        if self.until_loss is not None:
+            check_real(self.until_loss, "TrainConfig.until_loss", positive=True)
+        if self.max_epochs is not None:
+            check_int(self.max_epochs, "TrainConfig.max_epochs", minimum=self.epochs)
+            if self.until_accuracy is None and self.until_loss is None:
+                raise ValueError("TrainConfig.max_epochs caps training *until* a condition: set "
+                                 "until_accuracy or until_loss too, or leave max_epochs None")
+
+    @property
+    def epoch_cap(self) -> int:
+        """The last epoch training may run: ``epochs`` without a stopping condition, else
+        ``max_epochs`` (default max(4·epochs, epochs + 50))."""
+        if self.until_accuracy is None and self.until_loss is None:
+            return self.epochs
+        return self.max_epochs if self.max_epochs is not None else max(4 * self.epochs, self.epochs + 50)
+
+    def condition_met(self, train_metrics: dict) -> bool:
+        """Whether one model's training-set measurement satisfies the stopping conditions."""
+        ok = self.until_accuracy is None or train_metrics["accuracy"] >= self.until_accuracy
+        return ok and (self.until_loss is None or train_metrics["loss"] <= self.until_loss)
+
+    def describe_condition(self) -> str:
+        """The stopping condition in words, for messages."""
+        parts = [f"training accuracy ≥ {self.until_accuracy:g}"] if self.until_accuracy is not None else []
+        parts += [f"training CE ≤ {self.until_loss:g}"] if self.until_loss is not None else []
+        return " and ".join(parts) or "none"
 
     def to_dict(self) -> dict:
         """The configuration as plain JSON-able values (for run records)."""
         out = asdict(self)
         out["milestones"] = list(self.milestones)
         return out
+
+
+class TrainingDidNotConverge(RuntimeError):
+    """Training ran to ``TrainConfig.max_epochs`` without reaching its stopping condition. The
+    histories so far are kept in ``histories`` (one per model) for inspection."""
+
+    def __init__(self, message: str, histories=None):
+        super().__init__(message)
+        self.histories = histories or []
+
+
+def keep_training(epoch: int, config: TrainConfig, train_metrics: list[dict]) -> bool:
+    """After ``epoch`` epochs, whether to run another: always within the schedule's ``epochs``;
+    past it only while some model misses the stopping condition; past ``config.epoch_cap`` never,
+    and then it is an error (:class:`TrainingDidNotConverge`) when the condition is unmet."""
+    if epoch < config.epochs:
+        return True
+    missing = [k for k, tr in enumerate(train_metrics) if not config.condition_met(tr)]
+    if not missing:
+        return False
+    if epoch < config.epoch_cap:
+        return True
+    worst = min(train_metrics[k]["accuracy"] for k in missing)
+    raise TrainingDidNotConverge(
+        f"{len(missing)} of {len(train_metrics)} model(s) did not reach "
+        f"{config.describe_condition()} within max_epochs = {config.epoch_cap} (lowest training "
+        f"accuracy {worst:.4f}, highest training CE {max(train_metrics[k]['loss'] for k in missing):.3g}); "
+        "raise max_epochs or lr, or check the data (a label the model cannot fit?)"
+    )
 
 
 @dataclass
@@ -95,6 +167,11 @@ class History:
     records: list[dict] = field(default_factory=list)
     pairwise_margins: list[list[list[float]]] = field(default_factory=list)
     terminal_epoch: int | None = None
+
+    @property
+    def epochs_trained(self) -> int:
+        """The last epoch recorded (the number of training epochs run)."""
+        return int(self.records[-1]["epoch"]) if self.records else 0
 
     def column(self, key: str) -> list[float]:
         """The values of one quantity over the epochs."""
@@ -251,9 +328,14 @@ def train(model, train_data: TensorDataset, test_data: TensorDataset, config: Tr
             history.terminal_epoch = epoch
         return tr
 
-    log(0)
-    bar = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not progress)
-    for epoch in bar:
+    trs = [log(0)]
+    bar = tqdm(total=config.epochs, desc="epochs", disable=not progress)
+    epoch = 0
+    while keep_training(epoch, config, trs):
+        epoch += 1
+        if epoch > bar.total:  # past the schedule: training until the condition holds
+            bar.total = epoch
+            bar.set_description(f"epochs (until {config.describe_condition()})")
         model.train()
         order = torch.randperm(len(train_data), generator=g).to(device)
         for i in range(0, len(order), config.batch_size):
@@ -270,5 +352,8 @@ def train(model, train_data: TensorDataset, test_data: TensorDataset, config: Tr
             opt.step()
         sched.step()
         tr = log(epoch)
+        trs = [tr]
+        bar.update(1)
         bar.set_postfix(train_acc=f"{tr['accuracy']:.4f}", loss=f"{tr['loss']:.2e}", p_min=f"{tr['p_min']:.3g}")
+    bar.close()
     return history
