@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Fashion-MNIST: Debian's dataset-fashion-mnist puts the idx files here (nclib.data looks there).
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: book test venv data assets browser pytest book-strict browser-test clean
+.PHONY: book book-seeds test venv data assets browser pytest book-strict browser-test clean
 
 venv: $(STAMP)
 
@@ -90,6 +90,17 @@ browser-test: venv browser
 	$(BIN)/python -m pytest -q tests/browser
 
 test: pytest book-strict browser-test
+
+# Robustness check (not part of `make test`: it builds the book twice more): every chapter's `seed`
+# parameter set to each of SEEDS, injected as papermill injects parameters, strict build each time.
+SEEDS ?= 1 2
+.PHONY: book-seeds
+book-seeds: venv data assets
+	set -e; for s in $(SEEDS); do \
+	  $(BIN)/python -m nclib.chapters copy --out _build/seed$$s/src --set seed=$$s; \
+	  $(BIN)/jupyter-book build _build/seed$$s/src -W -n --keep-going; \
+	  echo "book-seeds: seed $$s built: _build/seed$$s/src/_build/html/index.html"; \
+	done
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis

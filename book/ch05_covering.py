@@ -61,6 +61,7 @@ per_class_small = 20      # small-sample regime: test accuracy varies between ru
 per_class_test = 500
 hidden_width = 64
 epochs = 400              # full-batch steps
+max_epochs = 4000         # cap: steps go on past `epochs` until every training point fits
 lr = 0.1
 logit_scale = 5.0
 num_permutations = 8
@@ -107,7 +108,8 @@ def run(M, run_seed, data=train_set):
     backbone = nn.Sequential(nn.Linear(2, hidden_width), nn.ReLU(), nn.Linear(hidden_width, hidden_width),
                              nn.ReLU(), nn.Linear(hidden_width, C - 1))
     model = NCModel(backbone, FixedHead(M, logit_scale))
-    config = TrainConfig(epochs=epochs, batch_size=len(data), lr=lr, weight_decay=0.0, seed=run_seed)
+    config = TrainConfig(epochs=epochs, batch_size=len(data), lr=lr, weight_decay=0.0, seed=run_seed,
+                         until_accuracy=1.0, max_epochs=max_epochs)  # on until every training point fits
     history = train(model, data, test_set, config, progress=False)
     return model, history
 

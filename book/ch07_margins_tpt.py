@@ -72,6 +72,8 @@ lr = 0.05
 momentum = 0.9
 weight_decay = 5e-4
 milestones = [30]          # learning rate × 0.1 at these epochs
+fit_until = 1.0            # then on past `epochs` until training accuracy ≥ this; 0: a fixed budget
+max_epochs = 240            # cap on training until fit (a clear error past it)
 augment = ""               # "", "crop" or "crop_flip"
 amp = False                # bf16 autocast for the backbone (CUDA only)
 channels_last = False
@@ -99,7 +101,8 @@ glue, display = notebook_helpers()  # myst_nb / IPython, or printing stand-ins
 dev, store, prov = experiment_setup(device, results_dir, cpu_threads, deterministic)
 config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                      milestones=tuple(milestones), seed=seed, augment=augment or None, amp=amp,
-                     channels_last=channels_last, eval_batch_size=eval_batch_size)
+                     channels_last=channels_last, eval_batch_size=eval_batch_size,
+                     until_accuracy=fit_until or None, max_epochs=max_epochs if fit_until else None)
 
 
 def make_model(backbone, in_shape, C, head):
@@ -136,7 +139,9 @@ for dataset in datasets:
             out = run_group([spec], lambda specs: [make_model(backbone, in_shape, C, head)], train_set, test_set,
                             config, store=store, progress=scale == "paper", prov=prov)
             runs.append((spec.params, out[spec.run_id]))
-            print(f"{spec.name}: first epoch at 100% train accuracy: {out[spec.run_id].terminal_epoch}")
+            h = out[spec.run_id]
+            print(f"{spec.name}: first epoch at 100% train accuracy: {h.terminal_epoch}, "
+                  f"trained {h.epochs_trained} epochs")
 live_seconds = time.perf_counter() - t_start
 if store is not None:
     store.write_csv()

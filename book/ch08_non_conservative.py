@@ -71,6 +71,8 @@ lr = 0.02
 momentum = 0.9
 weight_decay = 5e-4
 milestones = [20]
+fit_until = 1.0            # then on past `epochs` until training accuracy ≥ this; 0: a fixed budget
+max_epochs = 120            # cap on training until fit (a clear error past it)
 augment = ""
 amp = False
 channels_last = False
@@ -83,6 +85,7 @@ n_resamples = 9999         # permutation-test resamples
 
 # %%
 import copy
+import dataclasses
 import time
 
 import matplotlib.pyplot as plt
@@ -106,7 +109,8 @@ def config_for(s):
     """The training configuration of seed s (the seed fixes data order and augmentation)."""
     return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                        milestones=tuple(milestones), seed=s, augment=augment or None, amp=amp,
-                       channels_last=channels_last, eval_batch_size=eval_batch_size)
+                       channels_last=channels_last, eval_batch_size=eval_batch_size,
+                       until_accuracy=fit_until or None, max_epochs=max_epochs if fit_until else None)
 
 
 data = {}
@@ -174,8 +178,9 @@ if first is not None and backbones[0] in ("mlp", "small_cnn"):
     net = build_backbone(backbones[0], tuple(tr0.x.shape[1:]), d0, widths.get(backbones[0]))
     rotated_head = NCModel(copy.deepcopy(net), FixedHead(R0 @ M0, logit_scale))
     rotated_init = NCModel(absorb_rotation(copy.deepcopy(net), R0), FixedHead(M0, logit_scale))
-    h_a = train(rotated_head.to(dev), tr0, te0, config_for(seed), progress=False)
-    h_b = train(rotated_init.to(dev), tr0, te0, config_for(seed), progress=False)
+    fixed_budget = dataclasses.replace(config_for(seed), until_accuracy=None, max_epochs=None)  # lockstep
+    h_a = train(rotated_head.to(dev), tr0, te0, fixed_budget, progress=False)
+    h_b = train(rotated_init.to(dev), tr0, te0, fixed_budget, progress=False)
     diffs = [max(abs(a[k] - b[k]) for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"))
              for a, b in zip(h_a.records, h_b.records)]
     exact_epochs = next((i for i, v in enumerate(diffs) if v > 1e-5), len(diffs)) - 1
@@ -306,7 +311,7 @@ batched_diff, ratio = float("nan"), float("nan")
 if compare_epochs > 0 and all_groups:
     train_set, test_set, backbone, d, s, specs = all_groups[0]
     shp = tuple(train_set.x.shape[1:])
-    cfg = TrainConfig(**{**config_for(s).to_dict(), "epochs": compare_epochs})
+    cfg = dataclasses.replace(config_for(s), epochs=compare_epochs, until_accuracy=None, max_epochs=None)
     timings, hists = {}, {}
     for mode in (True, False):
         models = sweep_models(lambda: build_backbone(backbone, shp, d, widths.get(backbone)),

@@ -1,0 +1,116 @@
+"""The chapters' parameters cells: read them, and inject new values the way papermill does.
+
+Every chapter is a jupytext percent-format file whose cell tagged ``parameters`` holds its CPU-scale
+defaults as plain assignments. :func:`chapter_parameters` reads them (literal values only, with
+``ast``, so nothing is executed); :func:`inject_parameters` returns the source with a cell of new
+assignments right after that cell, which is what papermill does to a notebook. The CLI builds a
+copy of the book with new values, for the robustness check that no chapter depends on its seed::
+
+    python -m nclib.chapters copy --out _build/seed1/src --set seed=1
+    jupyter-book build _build/seed1/src -W -n --keep-going      # (make book-seeds does both)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import shutil
+import sys
+from pathlib import Path
+
+__all__ = ["PARAMETERS_MARKER", "parameters_span", "chapter_parameters", "inject_parameters", "copy_book"]
+
+PARAMETERS_MARKER = '# %% tags=["parameters"]'
+
+
+def parameters_span(source: str, name: str = "chapter") -> tuple[int, int]:
+    """Character offsets ``(start, end)`` of the body of the parameters cell in ``source``."""
+    if PARAMETERS_MARKER not in source:
+        raise ValueError(f"{name} has no parameters cell (a line {PARAMETERS_MARKER!r})")
+    start = source.index(PARAMETERS_MARKER) + len(PARAMETERS_MARKER)
+    end = source.find("\n# %%", start)
+    return start, (len(source) if end < 0 else end)
+
+
+def chapter_parameters(path) -> dict:
+    """The defaults of a chapter's parameters cell: ``{name: value}`` for every assignment of a
+    literal (numbers, strings, booleans, None, lists, tuples, dicts of those)."""
+    path = Path(path)
+    source = path.read_text(encoding="utf-8")
+    start, end = parameters_span(source, str(path))
+    out = {}
+    for node in ast.parse(source[start:end]).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError as exc:
+                raise ValueError(f"{path}: parameter {node.targets[0].id!r} is not a literal "
+                                 f"({ast.unparse(node.value)}); the parameters cell holds literals only") from exc
+    return out
+
+
+def inject_parameters(source: str, params: dict, name: str = "chapter") -> str:
+    """``source`` with a cell assigning ``params`` right after its parameters cell (papermill's
+    ``injected-parameters`` cell), so later cells see the new values."""
+    _, end = parameters_span(source, name)
+    cell = '\n# %% tags=["injected-parameters"]\n' + "".join(f"{k} = {v!r}\n" for k, v in params.items())
+    return source[:end] + cell + source[end:]
+
+
+def copy_book(root, out, params: dict, only_existing: bool = True) -> list[Path]:
+    """Copy the book (``_config.yml``, ``_toc.yml``, ``book/``, ``_vendor/``) from ``root`` to ``out``
+    with ``params`` injected into every chapter that has a parameters cell. With
+    ``only_existing``, a chapter gets only the keys its parameters cell defines (``seed`` goes to
+    the chapters that have a seed). Returns the chapters that were changed."""
+    root, out = Path(root), Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, out / name)
+    shutil.copytree(root / "book", out / "book", ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    if (root / "_vendor").is_dir():
+        shutil.copytree(root / "_vendor", out / "_vendor")
+    changed = []
+    for chapter in sorted((out / "book").glob("*.py")):
+        source = chapter.read_text(encoding="utf-8")
+        if PARAMETERS_MARKER not in source:
+            continue
+        defaults = chapter_parameters(chapter)
+        mine = {k: v for k, v in params.items() if k in defaults or not only_existing}
+        if mine:
+            chapter.write_text(inject_parameters(source, mine, chapter.name), encoding="utf-8")
+            changed.append(chapter)
+    return changed
+
+
+def _parse_setting(text: str):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set takes name=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nclib.chapters", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    cp = sub.add_parser("copy", help="copy the book with parameters injected into its chapters")
+    cp.add_argument("--root", default=str(Path(__file__).resolve().parent.parent))
+    cp.add_argument("--out", required=True)
+    cp.add_argument("--set", action="append", type=_parse_setting, default=[], dest="settings",
+                    help="name=JSON value, injected where the chapter defines that parameter (repeatable)")
+    args = parser.parse_args(argv)
+    if not args.settings:
+        parser.error("give at least one --set name=value")
+    changed = copy_book(args.root, args.out, dict(args.settings))
+    print(f"{args.out}: {', '.join(dict(args.settings))} set in {len(changed)} chapters: "
+          + ", ".join(p.name for p in changed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

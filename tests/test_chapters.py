@@ -1,0 +1,60 @@
+"""nclib.chapters: reading the parameters cells and injecting new values (papermill's way)."""
+
+from pathlib import Path
+
+import pytest
+
+from nclib.chapters import chapter_parameters, copy_book, inject_parameters
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTER = '''# %% [markdown]
+# text
+
+# %% tags=["parameters"]
+epochs = 3          # a comment
+widths = {"mlp": 32}
+seed = 0
+
+# %%
+print(epochs, seed)
+'''
+
+
+def test_reads_the_literal_defaults(tmp_path):
+    p = tmp_path / "ch.py"
+    p.write_text(CHAPTER)
+    assert chapter_parameters(p) == {"epochs": 3, "widths": {"mlp": 32}, "seed": 0}
+
+
+def test_injected_values_follow_the_parameters_cell(tmp_path):
+    src = inject_parameters(CHAPTER, {"seed": 2})
+    assert src.index('tags=["parameters"]') < src.index("seed = 2") < src.index("print(epochs")
+    namespace = {}
+    exec(compile(src, "ch.py", "exec"), namespace)
+    assert namespace["seed"] == 2 and namespace["epochs"] == 3
+
+
+def test_a_computed_default_or_a_missing_cell_is_refused(tmp_path):
+    p = tmp_path / "ch.py"
+    p.write_text(CHAPTER.replace("seed = 0", "seed = len('ab')"))
+    with pytest.raises(ValueError, match="'seed' is not a literal"):
+        chapter_parameters(p)
+    with pytest.raises(ValueError, match="has no parameters cell"):
+        inject_parameters("# %%\nx = 1\n", {"x": 2})
+
+
+def test_every_chapter_has_a_seed_and_literal_parameters():
+    chapters = sorted((ROOT / "book").glob("ch*.py"))
+    assert chapters
+    for ch in chapters:
+        params = chapter_parameters(ch)
+        assert "seed" in params, ch.name
+
+
+def test_book_copy_sets_the_seed_only_where_a_chapter_has_one(tmp_path):
+    changed = copy_book(ROOT, tmp_path / "copy", {"seed": 7, "not_a_parameter": 1})
+    assert {p.name for p in changed} == {p.name for p in (ROOT / "book").glob("ch*.py")}
+    for p in changed:
+        text = p.read_text()
+        assert "seed = 7" in text and "not_a_parameter" not in text
+    assert (tmp_path / "copy" / "_toc.yml").is_file()
