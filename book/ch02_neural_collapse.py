@@ -132,8 +132,8 @@ hidden_width = 256
 epochs = 150
 lr = 0.02
 weight_decay = 2e-3
-lr_drop_epoch = 100
-max_epochs = 600         # cap: training goes on past `epochs` until every training label fits       # learning rate × 0.1 from this epoch
+lr_drop_epoch = 100       # learning rate × 0.1 from this epoch
+max_epochs = 600          # cap: training goes on past `epochs` until every training label fits
 seed = 0
 
 # %%
@@ -171,7 +171,7 @@ records = history.records
 tpt = history.terminal_epoch
 if tpt is None:
     raise RuntimeError("the run never reached 100% training accuracy: raise `epochs` or `lr`")
-start, end = records[tpt], records[-1]
+start, end = history.at(tpt), records[-1]
 rows = [
     ("NC1", "train_nc1"), ("NC2 equinorm (means)", "train_nc2_equinorm_means"),
     ("NC2 equiangular (means)", "train_nc2_equiangular_means"),

@@ -116,7 +116,7 @@ def bound_terms(epoch, model, train_metrics, test_metrics):
 
 config = TrainConfig(epochs=epochs, batch_size=64, lr=lr, weight_decay=weight_decay,
                      milestones=(lr_drop_epoch,), seed=seed, until_accuracy=1.0,
-                     max_epochs=max_epochs)
+                     max_epochs=max_epochs, measure="every")  # the bound at every epoch
 history = train(model, train_set, test_set, config, progress=False, on_epoch=bound_terms)
 print(f"first epoch with 100% training accuracy: {history.terminal_epoch}; "
       f"trained {history.epochs_trained} epochs (schedule {epochs}, cap {max_epochs})")

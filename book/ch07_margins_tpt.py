@@ -73,7 +73,8 @@ momentum = 0.9
 weight_decay = 5e-4
 milestones = [30]          # learning rate × 0.1 at these epochs
 fit_until = 1.0            # then on past `epochs` until training accuracy ≥ this; 0: a fixed budget
-max_epochs = 240            # cap on training until fit (a clear error past it)
+max_epochs = 240           # cap on training until fit (a clear error past it)
+terminal_epochs = 20       # and at least this many epochs into the terminal phase
 augment = ""               # "", "crop" or "crop_flip"
 amp = False                # bf16 autocast for the backbone (CUDA only)
 channels_last = False
@@ -102,7 +103,8 @@ dev, store, prov = experiment_setup(device, results_dir, cpu_threads, determinis
 config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                      milestones=tuple(milestones), seed=seed, augment=augment or None, amp=amp,
                      channels_last=channels_last, eval_batch_size=eval_batch_size,
-                     until_accuracy=fit_until or None, max_epochs=max_epochs if fit_until else None)
+                     until_accuracy=fit_until or None, min_terminal_epochs=terminal_epochs,
+                     max_epochs=max_epochs if fit_until or terminal_epochs else None)
 
 
 def make_model(backbone, in_shape, C, head):
@@ -226,11 +228,12 @@ def decompose(runs):
     rows = []
     for p, h in runs:
         t0 = h.terminal_epoch
-        if t0 is None or t0 >= len(h.records) - 1:
+        if t0 is None or t0 >= h.epochs_trained:
             rows.append(dict(run=run_label(p), head=p["head"], reached=False, t0=t0))
             continue
-        a, b = h.records[t0], h.records[-1]
-        m = h.records[t0 + (len(h.records) - 1 - t0) // 2]
+        a, b = h.at(t0), h.records[-1]
+        middle = (t0 + b["epoch"]) / 2  # the measured epoch nearest the middle of the terminal phase
+        m = min((r for r in h.records if r["epoch"] >= t0), key=lambda r: abs(r["epoch"] - middle))
         rows.append(dict(
             run=run_label(p), head=p["head"], reached=True, t0=t0, t1=b["epoch"], tm=m["epoch"],
             p0=a["train_p_min"], pm=m["train_p_min"], p1=b["train_p_min"],

@@ -72,7 +72,7 @@ momentum = 0.9
 weight_decay = 5e-4
 milestones = [20]
 fit_until = 1.0            # then on past `epochs` until training accuracy ≥ this; 0: a fixed budget
-max_epochs = 120            # cap on training until fit (a clear error past it)
+max_epochs = 120           # cap on training until fit (a clear error past it)
 augment = ""
 amp = False
 channels_last = False
@@ -178,7 +178,8 @@ if first is not None and backbones[0] in ("mlp", "small_cnn"):
     net = build_backbone(backbones[0], tuple(tr0.x.shape[1:]), d0, widths.get(backbones[0]))
     rotated_head = NCModel(copy.deepcopy(net), FixedHead(R0 @ M0, logit_scale))
     rotated_init = NCModel(absorb_rotation(copy.deepcopy(net), R0), FixedHead(M0, logit_scale))
-    fixed_budget = dataclasses.replace(config_for(seed), until_accuracy=None, max_epochs=None)  # lockstep
+    fixed_budget = dataclasses.replace(config_for(seed), until_accuracy=None, max_epochs=None,
+                                       measure="every")  # lockstep, every epoch compared
     h_a = train(rotated_head.to(dev), tr0, te0, fixed_budget, progress=False)
     h_b = train(rotated_init.to(dev), tr0, te0, fixed_budget, progress=False)
     diffs = [max(abs(a[k] - b[k]) for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"))

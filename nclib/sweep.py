@@ -36,6 +36,7 @@ from nclib.accumulate import NCAccumulator
 from nclib.data import TensorDataset
 from nclib.etf import permute, random_permutation, random_rotation, rotate, simplex_etf, ufm_structure
 from nclib.models import FixedHead, LinearHead, NCModel
+from nclib.schedule import MetricSchedule
 from nclib.train import History, TrainConfig, _batch_input, _generators, _record, keep_training, train
 
 __all__ = [
@@ -352,11 +353,10 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
         tes = stack.measure(test_data, config.eval_batch_size, full=False)
         lr = opt.param_groups[0]["lr"]
         for h, tr, te in zip(histories, trs, tes):
-            h.records.append(_record(epoch, lr, tr, te))
-            h.pairwise_margins.append(tr["margins"].pairwise.nan_to_num(0.0).tolist())
-            if h.terminal_epoch is None and tr["accuracy"] == 1.0:
-                h.terminal_epoch = epoch
+            h.observe(_record(epoch, lr, tr, te), tr["margins"].pairwise.nan_to_num(0.0).tolist())
         return trs
+
+    schedule = MetricSchedule(config.measure, config.epochs, len(train_data), config.measure_window)
 
     start = 1
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -382,13 +382,15 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
     n = len(train_data)
     bar = tqdm(total=config.epochs, initial=start - 1, desc=f"epochs ({K} models)", disable=not progress)
     epoch = start - 1
-    while keep_training(epoch, config, trs):
+    while keep_training(epoch, config, trs, [h.terminal_epoch for h in histories]):
         epoch += 1
         if epoch > bar.total:  # past the schedule: training until every model meets the condition
             bar.total = epoch
             bar.set_description(f"epochs ({K} models, until {config.describe_condition()})")
         stack.train()
         bad = torch.zeros(K, dtype=torch.bool, device=device)
+        run_loss = torch.zeros(K, dtype=torch.float64, device=device)
+        run_errors = torch.zeros(K, dtype=torch.int64, device=device)
         order = torch.randperm(n, generator=g).to(device)
         for i in range(0, n, config.batch_size):
             idx = order[i : i + config.batch_size]
@@ -397,6 +399,8 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
             logits = stack.head(stack.features(x, config.amp)).float()
             losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(K), reduction="none").view(K, -1).mean(1)
             bad |= ~torch.isfinite(losses)
+            run_loss += losses.detach().double() * len(idx)
+            run_errors += (logits.detach().argmax(dim=2) != y).sum(dim=1)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()  # models are independent: d(Σ_k L_k)/dθ_k = dL_k/dθ_k
             opt.step()
@@ -405,8 +409,14 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
                 f"training diverged in epoch {epoch} for model(s) {bad.nonzero().flatten().tolist()}; "
                 "lower config.lr"
             )
+        lr_used = opt.param_groups[0]["lr"]
         sched.step()
-        trs = log(epoch)
+        errors = run_errors.tolist()
+        for h, loss_k, err_k in zip(histories, (run_loss / n).tolist(), errors):
+            h.running.append({"epoch": epoch, "lr": lr_used, "running_loss": loss_k,
+                              "running_accuracy": 1.0 - err_k / n})
+        if schedule.due(epoch, errors, [h.terminal_epoch for h in histories]):
+            trs = log(epoch)
         if ckpt is not None and (time.monotonic() - last_save >= checkpoint_every or epoch >= config.epochs):
             _atomic_torch_save({
                 "key": key, "epoch": epoch, "state": stack.state(), "opt": opt.state_dict(),

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from nclib._checks import check_int, check_real
 from nclib.accumulate import NCAccumulator
 from nclib.data import TensorDataset
+from nclib.schedule import SCHEDULES, MetricSchedule
 
 __all__ = [
     "TrainConfig",
@@ -52,12 +53,17 @@ class TrainConfig:
 
     Training *until* a condition holds (DESIGN.md: no chapter depends on a lucky run): with
     ``until_accuracy`` (training accuracy ≥ it, 1.0 = every training label fitted) and/or
-    ``until_loss`` (training cross-entropy ≤ it) set, training runs the ``epochs`` of the schedule
+    ``until_loss`` (training cross-entropy ≤ it) and/or ``min_terminal_epochs`` (at least that many
+    epochs since the first with 100% training accuracy: a terminal phase long enough to study) set, training runs the ``epochs`` of the schedule
     and then goes on, epoch by epoch at the schedule's last learning rate, until the conditions
     hold together at the end of an epoch, or raises :class:`TrainingDidNotConverge` past
     ``max_epochs`` (default: four times ``epochs``, at least ``epochs + 50``). Floating-point
     rounding differs between CPUs, so the epoch a chaotic run fits its labels differs too; a fixed
     budget that is just enough on one machine fails on the next.
+
+    ``measure``: when the full metric pass runs, ``"auto"`` (log-spaced epochs, every epoch
+    around the start of the terminal phase and in the last ``measure_window`` epochs; see
+    :mod:`nclib.schedule`) or ``"every"`` epoch.
     """
 
     epochs: int = 60
@@ -75,7 +81,10 @@ class TrainConfig:
     eval_batch_size: int = 1000
     until_accuracy: float | None = None
     until_loss: float | None = None
+    min_terminal_epochs: int = 0
     max_epochs: int | None = None
+    measure: str = "auto"
+    measure_window: int = 10
 
     def __post_init__(self):
         check_int(self.epochs, "TrainConfig.epochs", minimum=0)
@@ -98,29 +107,44 @@ class TrainConfig:
             check_real(self.until_accuracy, "TrainConfig.until_accuracy", positive=True, maximum=1.0)
         if self.until_loss is not None:
             check_real(self.until_loss, "TrainConfig.until_loss", positive=True)
+        check_int(self.min_terminal_epochs, "TrainConfig.min_terminal_epochs", minimum=0)
+        if self.measure not in SCHEDULES:
+            raise ValueError(f"TrainConfig.measure must be one of {SCHEDULES}, got {self.measure!r}")
+        check_int(self.measure_window, "TrainConfig.measure_window", minimum=1)
         if self.max_epochs is not None:
             check_int(self.max_epochs, "TrainConfig.max_epochs", minimum=self.epochs)
-            if self.until_accuracy is None and self.until_loss is None:
+            if not self.has_condition:
                 raise ValueError("TrainConfig.max_epochs caps training *until* a condition: set "
-                                 "until_accuracy or until_loss too, or leave max_epochs None")
+                                 "until_accuracy, until_loss or min_terminal_epochs too, or leave max_epochs None")
+
+    @property
+    def has_condition(self) -> bool:
+        """Whether training runs until a condition holds rather than for exactly ``epochs``."""
+        return self.until_accuracy is not None or self.until_loss is not None or self.min_terminal_epochs > 0
 
     @property
     def epoch_cap(self) -> int:
         """The last epoch training may run: ``epochs`` without a stopping condition, else
         ``max_epochs`` (default max(4·epochs, epochs + 50))."""
-        if self.until_accuracy is None and self.until_loss is None:
+        if not self.has_condition:
             return self.epochs
         return self.max_epochs if self.max_epochs is not None else max(4 * self.epochs, self.epochs + 50)
 
-    def condition_met(self, train_metrics: dict) -> bool:
-        """Whether one model's training-set measurement satisfies the stopping conditions."""
+    def condition_met(self, train_metrics: dict, epoch: int = 0, terminal_epoch: int | None = None) -> bool:
+        """Whether one model's training-set measurement at ``epoch`` satisfies the stopping
+        conditions (``terminal_epoch``: its first epoch with 100% training accuracy, if any)."""
         ok = self.until_accuracy is None or train_metrics["accuracy"] >= self.until_accuracy
-        return ok and (self.until_loss is None or train_metrics["loss"] <= self.until_loss)
+        ok = ok and (self.until_loss is None or train_metrics["loss"] <= self.until_loss)
+        if self.min_terminal_epochs:
+            ok = ok and terminal_epoch is not None and epoch - terminal_epoch >= self.min_terminal_epochs
+        return ok
 
     def describe_condition(self) -> str:
         """The stopping condition in words, for messages."""
         parts = [f"training accuracy ≥ {self.until_accuracy:g}"] if self.until_accuracy is not None else []
         parts += [f"training CE ≤ {self.until_loss:g}"] if self.until_loss is not None else []
+        parts += ([f"{self.min_terminal_epochs} epochs past the first at 100% training accuracy"]
+                  if self.min_terminal_epochs else [])
         return " and ".join(parts) or "none"
 
     def to_dict(self) -> dict:
@@ -139,13 +163,18 @@ class TrainingDidNotConverge(RuntimeError):
         self.histories = histories or []
 
 
-def keep_training(epoch: int, config: TrainConfig, train_metrics: list[dict]) -> bool:
+def keep_training(epoch: int, config: TrainConfig, train_metrics: list[dict],
+                  terminal_epochs: list[int | None] | None = None) -> bool:
     """After ``epoch`` epochs, whether to run another: always within the schedule's ``epochs``;
     past it only while some model misses the stopping condition; past ``config.epoch_cap`` never,
-    and then it is an error (:class:`TrainingDidNotConverge`) when the condition is unmet."""
+    and then it is an error (:class:`TrainingDidNotConverge`) when the condition is unmet.
+    ``train_metrics`` and ``terminal_epochs``: per model, its last training-set measurement and
+    its first epoch with 100% training accuracy."""
     if epoch < config.epochs:
         return True
-    missing = [k for k, tr in enumerate(train_metrics) if not config.condition_met(tr)]
+    terminal_epochs = terminal_epochs or [None] * len(train_metrics)
+    missing = [k for k, (tr, t) in enumerate(zip(train_metrics, terminal_epochs))
+               if not config.condition_met(tr, epoch, t)]
     if not missing:
         return False
     if epoch < config.epoch_cap:
@@ -161,12 +190,35 @@ def keep_training(epoch: int, config: TrainConfig, train_metrics: list[dict]) ->
 
 @dataclass
 class History:
-    """Per-epoch records (one dict of floats per epoch, epoch 0 = before training) and the first
-    epoch with 100% training accuracy (None if never reached)."""
+    """The measured epochs of a run (one dict of floats per measured epoch, epoch 0 = before
+    training, in increasing order; which epochs is :class:`~nclib.schedule.MetricSchedule`'s
+    choice), the first measured epoch with 100% training accuracy (None if never reached) and the
+    measured epoch before it (the terminal phase started in ``(terminal_after, terminal_epoch]``;
+    exact when they are consecutive), and per trained epoch the running loss and accuracy on its
+    mini-batches (``running``: free to record, in train mode, while the weights move)."""
 
     records: list[dict] = field(default_factory=list)
     pairwise_margins: list[list[list[float]]] = field(default_factory=list)
     terminal_epoch: int | None = None
+    terminal_after: int | None = None
+    running: list[dict] = field(default_factory=list)
+
+    def at(self, epoch: int) -> dict:
+        """The record of a measured ``epoch`` (a KeyError names the measured ones otherwise)."""
+        for r in self.records:
+            if r["epoch"] == epoch:
+                return r
+        raise KeyError(f"epoch {epoch} was not measured; measured: {self.column('epoch')}")
+
+    def observe(self, record: dict, pairwise) -> None:
+        """Append a measured epoch (after the last one) and update the terminal epoch."""
+        if self.records and record["epoch"] <= self.records[-1]["epoch"]:
+            raise ValueError(f"epoch {record['epoch']} recorded after epoch {self.records[-1]['epoch']}")
+        if self.terminal_epoch is None and record["train_accuracy"] == 1.0:
+            self.terminal_epoch = record["epoch"]
+            self.terminal_after = self.records[-1]["epoch"] if self.records else None
+        self.records.append(record)
+        self.pairwise_margins.append(pairwise)
 
     @property
     def epochs_trained(self) -> int:
@@ -183,6 +235,8 @@ class History:
             "records": [dict(r) for r in self.records],
             "pairwise_margins": self.pairwise_margins,
             "terminal_epoch": self.terminal_epoch,
+            "terminal_after": self.terminal_after,
+            "running": [dict(r) for r in self.running],
         }
 
     @classmethod
@@ -191,7 +245,8 @@ class History:
         if not isinstance(data, dict) or not isinstance(data.get("records"), list):
             raise ValueError("a history needs a dict with a 'records' list")
         records = [{k: (math.nan if v is None else v) for k, v in r.items()} for r in data["records"]]
-        return cls(records, data.get("pairwise_margins") or [], data.get("terminal_epoch"))
+        return cls(records, data.get("pairwise_margins") or [], data.get("terminal_epoch"),
+                   data.get("terminal_after"), list(data.get("running") or []))
 
 
 @torch.no_grad()
@@ -305,7 +360,8 @@ def train(model, train_data: TensorDataset, test_data: TensorDataset, config: Tr
     and accuracy on the test set) after every epoch. The data order is drawn from ``config.seed``.
 
     ``on_epoch(epoch, model, train_metrics, test_metrics)``, if given, is called after each
-    measurement (epoch 0 included); a dict it returns is merged into that epoch's record.
+    measurement (epoch 0 included; which epochs is ``config.measure``'s choice); a dict it returns
+    is merged into that epoch's record.
     """
     device = train_data.x.device
     if config.channels_last:
@@ -322,38 +378,46 @@ def train(model, train_data: TensorDataset, test_data: TensorDataset, config: Tr
         rec = _record(epoch, opt.param_groups[0]["lr"], tr, te)
         if on_epoch is not None:
             rec.update(on_epoch(epoch, model, tr, te) or {})
-        history.records.append(rec)
-        history.pairwise_margins.append(tr["margins"].pairwise.nan_to_num(0.0).tolist())
-        if history.terminal_epoch is None and tr["accuracy"] == 1.0:
-            history.terminal_epoch = epoch
+        history.observe(rec, tr["margins"].pairwise.nan_to_num(0.0).tolist())
         return tr
 
+    schedule = MetricSchedule(config.measure, config.epochs, len(train_data), config.measure_window)
     trs = [log(0)]
     bar = tqdm(total=config.epochs, desc="epochs", disable=not progress)
     epoch = 0
-    while keep_training(epoch, config, trs):
+    while keep_training(epoch, config, trs, [history.terminal_epoch]):
         epoch += 1
         if epoch > bar.total:  # past the schedule: training until the condition holds
             bar.total = epoch
             bar.set_description(f"epochs (until {config.describe_condition()})")
         model.train()
         order = torch.randperm(len(train_data), generator=g).to(device)
+        run_loss, run_errors = 0.0, torch.zeros((), dtype=torch.int64, device=device)
         for i in range(0, len(order), config.batch_size):
             idx = order[i : i + config.batch_size]
             x = _batch_input(train_data.x[idx], config, aug_gen)
+            y = train_data.y[idx]
             logits = model.logits(x, config.amp) if hasattr(model, "logits") else model(x)
-            loss = F.cross_entropy(logits.float(), train_data.y[idx])
-            if not math.isfinite(loss.item()):
+            loss = F.cross_entropy(logits.float(), y)
+            step_loss = loss.item()
+            if not math.isfinite(step_loss):
                 raise FloatingPointError(
-                    f"training diverged at epoch {epoch} (loss {loss.item()}); lower config.lr"
+                    f"training diverged at epoch {epoch} (loss {step_loss}); lower config.lr"
                 )
+            run_loss += step_loss * len(idx)
+            run_errors += (logits.detach().argmax(dim=1) != y).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        lr_used = opt.param_groups[0]["lr"]
         sched.step()
-        tr = log(epoch)
-        trs = [tr]
+        errors = int(run_errors.item())
+        history.running.append({"epoch": epoch, "lr": lr_used, "running_loss": run_loss / len(order),
+                                "running_accuracy": 1.0 - errors / len(order)})
+        if schedule.due(epoch, [errors], [history.terminal_epoch]):
+            tr = log(epoch)
+            trs = [tr]
+            bar.set_postfix(train_acc=f"{tr['accuracy']:.4f}", loss=f"{tr['loss']:.2e}", p_min=f"{tr['p_min']:.3g}")
         bar.update(1)
-        bar.set_postfix(train_acc=f"{tr['accuracy']:.4f}", loss=f"{tr['loss']:.2e}", p_min=f"{tr['p_min']:.3g}")
     bar.close()
     return history

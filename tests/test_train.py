@@ -32,7 +32,7 @@ def test_trains_past_the_schedule_until_every_label_fits():
     assert h.epochs_trained > 1
     # it stops at the first epoch where the condition holds, not later
     assert all(r["train_accuracy"] < 1.0 for r in h.records[1:-1])
-    assert [r["epoch"] for r in h.records] == list(range(h.epochs_trained + 1))
+    assert [r["epoch"] for r in h.records] == list(range(h.epochs_trained + 1))  # past the schedule: every epoch
 
 
 def test_never_stops_before_the_schedule_ends():
@@ -41,7 +41,7 @@ def test_never_stops_before_the_schedule_ends():
     h = train(_model(), data, data, config, progress=False)
     assert h.terminal_epoch is not None and h.terminal_epoch < 40
     # it stops at the first epoch of the schedule's end or later where every label fits
-    assert h.epochs_trained == next(r["epoch"] for r in h.records[40:] if r["train_accuracy"] == 1.0)
+    assert h.epochs_trained == next(r["epoch"] for r in h.records if r["epoch"] >= 40 and r["train_accuracy"] == 1.0)
 
 
 def test_until_loss_trains_on_after_the_fit():
@@ -54,10 +54,20 @@ def test_until_loss_trains_on_after_the_fit():
     assert h.epochs_trained > h.terminal_epoch
 
 
+def test_min_terminal_epochs_gives_a_terminal_phase_of_that_length():
+    data = _blobs()
+    config = TrainConfig(epochs=1, batch_size=10, lr=0.02, momentum=0.9, weight_decay=0.0,
+                         until_accuracy=1.0, min_terminal_epochs=5, max_epochs=400)
+    h = train(_model(), data, data, config, progress=False)
+    assert h.terminal_epoch is not None
+    assert h.epochs_trained >= h.terminal_epoch + 5
+    assert h.records[-1]["train_accuracy"] == 1.0
+
+
 def test_a_condition_that_cannot_hold_raises_past_the_cap():
-    # identical inputs with different labels: no network fits them
-    x = torch.zeros(6, 6)
-    data = TensorDataset(x, torch.tensor([0, 1, 2, 0, 1, 2]), ["a", "b", "c"])
+    # each input twice, with two different labels: no network fits them
+    x = torch.eye(6)[[0, 0, 1, 1, 2, 2]]
+    data = TensorDataset(x, torch.tensor([0, 1, 1, 2, 2, 0]), ["a", "b", "c"])
     config = TrainConfig(epochs=2, batch_size=6, lr=0.1, until_accuracy=1.0, max_epochs=5)
     with pytest.raises(TrainingDidNotConverge, match="within max_epochs = 5") as info:
         train(_model(), data, data, config, progress=False)
@@ -105,7 +115,8 @@ def test_keep_training_is_a_pure_rule():
     (dict(until_accuracy=1.5), "TrainConfig.until_accuracy must be ≤ 1"),
     (dict(until_loss=0.0), "TrainConfig.until_loss must be > 0"),
     (dict(epochs=10, until_accuracy=1.0, max_epochs=5), "TrainConfig.max_epochs must be ≥ 10"),
-    (dict(max_epochs=100), "set until_accuracy or until_loss"),
+    (dict(max_epochs=100), "set until_accuracy, until_loss or min_terminal_epochs"),
+    (dict(min_terminal_epochs=-1), "min_terminal_epochs must be ≥ 0"),
 ])
 def test_bad_training_configuration_is_refused(kwargs, phrase):
     with pytest.raises(ValueError, match=phrase):
