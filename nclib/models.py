@@ -8,9 +8,12 @@ buffer: it is saved with the model but never receives a gradient.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
+
+from nclib._checks import check_int, check_real
 
 __all__ = [
     "LinearHead",
@@ -27,11 +30,35 @@ __all__ = [
 ]
 
 
+def _int_arg(value, name: str, minimum: int | None, hint: str) -> int:
+    """:func:`nclib._checks.check_int` with a hint on how to fix the argument."""
+    try:
+        return check_int(value, name, minimum=minimum)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {hint}") from None
+
+
+def _optional_int(value, name: str, hint: str) -> int | None:
+    return None if value is None else _int_arg(value, name, 1, hint)
+
+
+def _check_logit_scale(value, where: str) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        value = value.item()
+    try:
+        return check_real(value, f"{where}: logit_scale", positive=True)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; it multiplies the logits, so it must be a finite number > 0 (1.0 "
+                         "leaves them unscaled)") from None
+
+
 class LinearHead(nn.Module):
     """A learnable d×C classifier M (logits = z @ M), initialised like ``nn.Linear``."""
 
     def __init__(self, d: int, C: int):
         super().__init__()
+        d = _int_arg(d, "LinearHead(d, C): d", 1, "d is the feature dimension (the backbone's feature_dim)")
+        C = _int_arg(C, "LinearHead(d, C): C", 2, "C is the number of classes, at least 2")
         bound = 1.0 / math.sqrt(d)
         self.M = nn.Parameter(torch.empty(d, C).uniform_(-bound, bound))
 
@@ -49,8 +76,25 @@ class FixedHead(nn.Module):
 
     def __init__(self, M: torch.Tensor, logit_scale: float = 1.0):
         super().__init__()
-        self.register_buffer("M", torch.as_tensor(M, dtype=torch.float32).clone())
-        self.logit_scale = float(logit_scale)
+        where = "FixedHead(M, logit_scale)"
+        try:
+            M = torch.as_tensor(M)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(f"{where}: M must be a d×C tensor of real numbers ({exc})") from None
+        if M.dtype == torch.bool or M.is_complex():
+            raise TypeError(f"{where}: M must hold real numbers, got dtype {M.dtype}")
+        if M.ndim != 2 or M.shape[0] < 1 or M.shape[1] < 2:
+            raise ValueError(
+                f"{where}: M must be a d×C matrix with d ≥ 1 and C ≥ 2 classes (columns are the class "
+                f"vectors M_y, logits = z @ M), got shape {tuple(M.shape)}; e.g. simplex_etf(C, d)"
+            )
+        M32 = M.detach().to(torch.float32).clone()
+        if not bool(torch.isfinite(M32).all()):
+            cause = "NaN or infinite values" if not bool(torch.isfinite(M).all()) else \
+                "values beyond float32's range (the buffer is float32)"
+            raise ValueError(f"{where}: M contains {cause}; a fixed classifier must be finite")
+        self.register_buffer("M", M32)
+        self.logit_scale = _check_logit_scale(logit_scale, where)
 
     def forward(self, z):
         return self.logit_scale * (z @ self.M.to(z.dtype))
@@ -69,6 +113,22 @@ class NCModel(nn.Module):
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
+        for name, module in (("backbone", backbone), ("head", head)):
+            if not isinstance(module, nn.Module):
+                raise TypeError(f"NCModel(backbone, head): {name} must be an nn.Module, got {type(module).__name__}")
+        if not callable(getattr(head, "matrix", None)):
+            raise TypeError(
+                f"NCModel(backbone, head): the head ({type(head).__name__}) has no matrix() method giving "
+                "its d×C classifier; use LinearHead or FixedHead"
+            )
+        d_head = head.M.shape[0] if isinstance(getattr(head, "M", None), torch.Tensor) else None
+        d_backbone = _feature_dim(backbone)
+        if d_head is not None and d_backbone is not None and d_head != d_backbone:
+            raise ValueError(
+                f"NCModel(backbone, head): the backbone gives {d_backbone} features but the head expects "
+                f"d = {d_head} (its M is {d_head}×{head.M.shape[1]}); build the head with d = {d_backbone} "
+                "(backbone.feature_dim) or the backbone with that d"
+            )
         self.backbone = backbone
         self.head = head
 
@@ -96,9 +156,36 @@ class NCModel(nn.Module):
         return self.head.matrix()
 
 
+def _feature_dim(backbone: nn.Module) -> int | None:
+    """The backbone's feature dimension when it can be read off: ``feature_dim``, or the width of
+    a final ``nn.Linear``."""
+    d = getattr(backbone, "feature_dim", None)
+    if isinstance(d, int):
+        return d
+    last = backbone[-1] if isinstance(backbone, nn.Sequential) and len(backbone) else backbone
+    return last.out_features if isinstance(last, nn.Linear) else None
+
+
+def _check_shape(in_shape, where: str, ndim: int | None = None) -> tuple[int, ...]:
+    """``in_shape`` as a tuple of positive ints (of length ``ndim`` when given)."""
+    want = "(channels, height, width)" if ndim == 3 else "a tuple of positive ints, e.g. (1, 28, 28)"
+    if isinstance(in_shape, (str, bytes)) or not hasattr(in_shape, "__len__") or not hasattr(in_shape, "__iter__"):
+        raise ValueError(f"{where}: in_shape must be {want}, got {in_shape!r}")
+    if (ndim is not None and len(in_shape) != ndim) or len(in_shape) == 0:
+        raise ValueError(f"{where}: in_shape must be {want}, got {tuple(in_shape)!r} ({len(in_shape)} entries)")
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in in_shape):
+        raise ValueError(f"{where}: in_shape must be {want} with positive integer sizes, got {tuple(in_shape)!r}")
+    return tuple(int(s) for s in in_shape)
+
+
 def mlp(in_shape, d: int, width: int = 256, depth: int = 2) -> nn.Module:
     """A ReLU MLP whose last layer is linear, so features can take either sign (needed to align
-    with a fixed ETF head, whose vectors have negative entries)."""
+    with a fixed ETF head, whose vectors have negative entries). ``in_shape`` is the shape of one
+    input (e.g. (1, 28, 28) or (d_in,)); ``depth`` ≥ 1 hidden layers of ``width`` units."""
+    in_shape = _check_shape(in_shape, "mlp(in_shape, d, width, depth)")
+    d = _int_arg(d, "mlp: d", 1, "d is the feature dimension, a positive integer")
+    width = _int_arg(width, "mlp: width", 1, "width is the number of hidden units per layer")
+    depth = _int_arg(depth, "mlp: depth", 1, "depth is the number of hidden layers")
     layers: list[nn.Module] = [nn.Flatten()]
     fan_in = math.prod(in_shape)
     for _ in range(depth):
@@ -112,7 +199,13 @@ def mlp(in_shape, d: int, width: int = 256, depth: int = 2) -> nn.Module:
 
 def small_cnn(in_channels: int, d: int, width: int = 32) -> nn.Module:
     """A small CNN for CPU-scale runs: two conv–BN–ReLU–pool stages, global average pooling and a
-    linear projection to d features (no ReLU after it, as in :func:`mlp`)."""
+    linear projection to d features (no ReLU after it, as in :func:`mlp`). Inputs need at least
+    4×4 pixels (two 2×2 pools)."""
+    in_channels = _int_arg(in_channels, "small_cnn: in_channels", 1, "the number of input channels (1 for "
+                           "Fashion-MNIST, 3 for CIFAR)")
+    d = _int_arg(d, "small_cnn: d", 1, "d is the feature dimension, a positive integer")
+    width = _int_arg(width, "small_cnn: width", 1, "width is the number of channels of the first stage")
+
     def stage(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
 
@@ -142,11 +235,12 @@ def small_cnn(in_channels: int, d: int, width: int = 32) -> nn.Module:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_backbone_args(in_channels, d):
-    if int(in_channels) < 1:
-        raise ValueError(f"in_channels must be a positive integer, got {in_channels}")
-    if d is not None and int(d) < 1:
-        raise ValueError(f"feature dimension d must be a positive integer or None, got {d}")
+def _check_backbone_args(in_channels, d, where: str) -> tuple[int, int | None]:
+    in_channels = _int_arg(in_channels, f"{where}: in_channels", 1,
+                           "the number of input channels (1 for Fashion-MNIST, 3 for CIFAR)")
+    d = _optional_int(d, f"{where}: feature dimension d",
+                      "pass a positive integer, or None for the backbone's natural width")
+    return in_channels, d
 
 
 def _finish(layers: list[nn.Module], width: int, d: int | None) -> nn.Sequential:
@@ -169,7 +263,7 @@ def vgg11(in_channels: int = 3, d: int | None = None) -> nn.Sequential:
     Figures 3–4 of Gao et al. Pools round up (``ceil_mode``), so 28×28 inputs shrink
     28→14→7→4→2→1 like 32×32 ones do 32→16→8→4→2→1. Features: 512 (or ``d`` after a linear
     projection). About 9.23 M parameters with a 10-class head."""
-    _check_backbone_args(in_channels, d)
+    in_channels, d = _check_backbone_args(in_channels, d, "vgg11")
     layers: list[nn.Module] = []
     cin = in_channels
     for v in _VGG11:
@@ -215,7 +309,7 @@ def resnet32(in_channels: int = 3, d: int | None = None) -> nn.Sequential:
     """ResNet32 for CIFAR (He et al. 2016, Section 4.2: n = 5, a 3×3 stem with 16 channels, then
     3 stages × 5 basic blocks with 16/32/64 channels, strides 1/2/2, option-A shortcuts, global
     average pooling): 0.46 M parameters with a 10-class head. Features: 64 (or ``d``)."""
-    _check_backbone_args(in_channels, d)
+    in_channels, d = _check_backbone_args(in_channels, d, "resnet32")
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)
     ]
@@ -257,9 +351,8 @@ def densenet121(in_channels: int = 3, d: int | None = None, growth: int = 32) ->
     """DenseNet121 in its CIFAR form (Huang et al. 2017, DenseNet-BC: blocks of 6-12-24-16
     bottleneck layers, growth rate 32, compression 0.5, a 3×3 stem with 2·growth channels and no
     initial pooling): about 6.96 M parameters with a 10-class head. Features: 1024 (or ``d``)."""
-    _check_backbone_args(in_channels, d)
-    if growth < 1:
-        raise ValueError(f"growth rate must be positive, got {growth}")
+    in_channels, d = _check_backbone_args(in_channels, d, "densenet121")
+    growth = _int_arg(growth, "densenet121: growth rate", 1, "the paper's DenseNet121 uses 32")
     channels = 2 * growth
     layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)]
     for i, n in enumerate((6, 12, 24, 16)):
@@ -281,24 +374,31 @@ def build_backbone(name: str, in_shape, d: int | None = None, width: int | None 
     (channels, H, W). ``d`` is the feature dimension (``None``: the backbone's natural width;
     64 for the small networks); ``width`` sets the hidden width of ``mlp`` (default 256) and
     ``small_cnn`` (default 32). The result has an attribute ``feature_dim``."""
-    in_shape = tuple(int(s) for s in in_shape)
-    if len(in_shape) != 3 or min(in_shape) < 1:
-        raise ValueError(f"in_shape must be (channels, height, width), got {in_shape}")
+    if not isinstance(name, str) or name not in BACKBONES:
+        lower = f" (names are lower-case: {name.lower()!r})" if isinstance(name, str) and name.lower() in BACKBONES else ""
+        raise ValueError(f"build_backbone: unknown backbone {name!r}{lower}; choose one of {', '.join(BACKBONES)}")
+    where = f"build_backbone({name!r}, in_shape, d, width)"
+    in_shape = _check_shape(in_shape, where, ndim=3)
+    d = _optional_int(d, f"{where}: d", "pass a positive feature dimension, or None for the default")
+    width = _optional_int(width, f"{where}: width", "pass a positive hidden width, or None for the default")
     if name == "mlp":
         return mlp(in_shape, 64 if d is None else d, 256 if width is None else width)
     if name == "small_cnn":
+        if min(in_shape[1:]) < 4:
+            raise ValueError(f"{where}: small_cnn needs inputs of at least 4×4 pixels (two 2×2 pools), "
+                             f"got {in_shape[1]}×{in_shape[2]}; use mlp for smaller inputs")
         return small_cnn(in_shape[0], 64 if d is None else d, 32 if width is None else width)
     if width is not None:
-        raise ValueError(f"width applies to mlp and small_cnn only, not to {name}")
+        raise ValueError(f"{where}: width applies to mlp and small_cnn only, not to {name}; pass width=None")
     if min(in_shape[1:]) < 8:
-        raise ValueError(f"{name} needs inputs of at least 8×8 pixels, got {in_shape[1:]}")
+        raise ValueError(f"{where}: {name} needs inputs of at least 8×8 pixels, got {in_shape[1]}×{in_shape[2]}")
     builders = {"vgg11": vgg11, "resnet32": resnet32, "densenet121": densenet121}
-    if name not in builders:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
     return builders[name](in_shape[0], d)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     """Number of parameters (by default only those that receive gradients; a fixed head's ETF is a
     buffer and never counts)."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"count_parameters(module): module must be an nn.Module, got {type(module).__name__}")
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

@@ -61,10 +61,23 @@ def test_missing_dataset_names_all_three_ways(tmp_path, monkeypatch):
 
     monkeypatch.setattr(data.torchvision.datasets, "FashionMNIST", no_network)
     with pytest.raises(DatasetNotFoundError) as err:
-        fashion_mnist(tmp_path / "empty")
+        fashion_mnist()  # nothing named: the whole search order is tried
     msg = str(err.value)
     assert "NCLIB_DATA" in msg and "dataset-fashion-mnist" in msg and "download" in msg
     assert "network unreachable" in msg
+
+
+def test_named_root_without_files_never_falls_back(tmp_path, monkeypatch):
+    # Even with a good copy where Debian's would be, a named root that lacks the files is an error.
+    fake_fashion_mnist(tmp_path / "debian", gz=True)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    assert len(fashion_mnist(download=False)[0]) == 30  # the fallback itself works
+    with pytest.raises(DatasetNotFoundError, match="train-labels-idx1-ubyte") as err:
+        fashion_mnist(tmp_path / "empty")
+    assert "does not exist" in str(err.value) and "root=None" in str(err.value)
+    monkeypatch.setenv("NCLIB_DATA", str(tmp_path / "empty"))
+    with pytest.raises(DatasetNotFoundError, match="unset NCLIB_DATA"):
+        fashion_mnist()
 
 
 @pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
