@@ -1,0 +1,75 @@
+"""Verdicts on the paper's claims: one vocabulary, one record, one way into the book.
+
+Every verdict in the book is decided by a rule stated in its chapter *before* the numbers, which
+could come out either way; it is measured beside a control (the same computation on a case where
+the effect is absent by construction) and says how sure it is (an interval, or the smallest effect
+the experiment could have detected). :class:`Verdict` carries all of that, and
+:meth:`Verdict.glue` pastes it under fixed names so that the introduction's table reads the rule,
+the control, the label and the key number of every row from the chapter that computed them.
+
+The decision functions themselves live beside their analysis (:mod:`nclib.decisions` for the
+theorem checks of chapters 3–6, :mod:`nclib.report` for the experiments of chapters 7, 8 and 10);
+each returns a :class:`Verdict` and is tested on constructed inputs where each outcome must come out.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+__all__ = ["LABELS", "Verdict"]
+
+#: The vocabulary (DESIGN.md, "Verdicts"), each with the CSS class of its coloured label.
+LABELS = {
+    "holds": "holds",
+    "holds but vacuous": "vacuous",
+    "violated": "violated",
+    "untestable at this size": "untestable",
+    "not distinguishable from seed noise": "indistinct",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decided claim.
+
+    ``label``: one of :data:`LABELS`; ``rule``: what is computed and what threshold or test
+    decides (a short phrase); ``control``: the case where the effect is absent by construction and
+    what it gave; ``sureness``: the interval or the detectable effect; ``key``: the key number;
+    ``detail``: the longer reading, for the chapter.
+    """
+
+    label: str
+    rule: str
+    control: str
+    sureness: str
+    key: str
+    detail: str = ""
+
+    def __post_init__(self):
+        if self.label not in LABELS:
+            raise ValueError(f"Verdict.label must be one of {sorted(LABELS)}, got {self.label!r}")
+        for name in ("rule", "control", "sureness", "key"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ValueError(f"Verdict.{name} must be a non-empty phrase: a verdict without "
+                                 f"its {name} cannot be judged by a reader")
+
+    def badge_html(self) -> str:
+        """The label as a short coloured badge (styled by the book's CSS)."""
+        return f'<span class="verdict verdict-{LABELS[self.label]}">{html.escape(self.label)}</span>'
+
+    def glue(self, name: str, glue_fn=None) -> None:
+        """Paste the verdict under ``verdict_<name>`` (label), ``badge_<name>`` (coloured HTML),
+        ``rule_<name>``, ``control_<name>``, ``sure_<name>``, ``key_<name>`` and
+        ``detail_<name>``. ``glue_fn``: myst_nb's ``glue`` (default), or a stand-in."""
+        if glue_fn is None:
+            from myst_nb import glue as glue_fn
+        for prefix, value in (("verdict", self.label), ("rule", self.rule), ("control", self.control),
+                              ("sure", self.sureness), ("key", self.key), ("detail", self.detail or self.label)):
+            glue_fn(f"{prefix}_{name}", value, display=False)
+        try:
+            from IPython.display import HTML
+        except ImportError:  # a bare machine running a chapter as a script
+            glue_fn(f"badge_{name}", self.label, display=False)
+        else:
+            glue_fn(f"badge_{name}", HTML(self.badge_html()), display=False)

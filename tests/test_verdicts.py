@@ -1,0 +1,32 @@
+"""nclib.verdicts: the record every verdict of the book goes through."""
+
+import pytest
+
+from nclib.verdicts import LABELS, Verdict
+
+
+def _v(**kw):
+    base = dict(label="holds", rule="bound ≥ error at every epoch", control="shuffled labels: violated",
+                sureness="95% CI [0.1, 0.2]", key="0.15")
+    return Verdict(**{**base, **kw})
+
+
+def test_glue_pastes_every_field_under_its_name():
+    pasted = {}
+    _v(detail="long reading").glue("thm44", lambda k, v, display=True: pasted.__setitem__(k, v))
+    assert pasted["verdict_thm44"] == "holds" and pasted["rule_thm44"].startswith("bound")
+    assert pasted["control_thm44"].startswith("shuffled") and pasted["sure_thm44"].startswith("95%")
+    assert pasted["key_thm44"] == "0.15" and pasted["detail_thm44"] == "long reading"
+    assert "verdict-holds" in pasted["badge_thm44"].data
+
+
+@pytest.mark.parametrize("label", sorted(LABELS))
+def test_every_label_has_a_badge_class(label):
+    assert f"verdict-{LABELS[label]}" in _v(label=label).badge_html()
+
+
+def test_a_verdict_needs_a_known_label_and_every_field():
+    with pytest.raises(ValueError, match="Verdict.label must be one of"):
+        _v(label="holds, loose")
+    with pytest.raises(ValueError, match="Verdict.control must be a non-empty phrase"):
+        _v(control=" ")
