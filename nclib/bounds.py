@@ -18,6 +18,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from nclib._checks import (
+    as_generator,
+    check_features,
+    check_int,
+    check_matrix,
+    check_distribution,
+    check_real,
+    pow2_scale,
+)
 from nclib.metrics import _prepare, margins
 
 __all__ = [
@@ -68,18 +77,24 @@ def _not_applicable(kind, reason, **terms) -> BoundResult:
 
 def linear_rademacher(Z, weight_norm: float) -> float:
     """Upper bound on the empirical Rademacher complexity of {z ↦ wᵀz : ‖w‖ ≤ B} on the n rows of
-    Z: B·(Σ_i ‖z_i‖²)^{1/2}/n (Kakade, Sridharan & Tewari 2008, by Jensen's inequality)."""
-    Z = torch.as_tensor(Z, dtype=torch.float64)
-    return weight_norm * Z.pow(2).sum().sqrt().item() / Z.shape[0]
+    Z: B·(Σ_i ‖z_i‖²)^{1/2}/n (Kakade, Sridharan & Tewari 2008, by Jensen's inequality).
+    The norm is taken of Z divided by a power of two, so features ×1e155 do not overflow."""
+    Z, amax = check_features(Z)
+    weight_norm = check_real(weight_norm, "weight_norm", minimum=0.0)
+    s = pow2_scale(amax)
+    return weight_norm * s * (Z.to(torch.float64) / s).pow(2).sum().sqrt().item() / Z.shape[0]
 
 
 def rademacher_monte_carlo(Z, weight_norm: float, draws: int = 2000, generator=None) -> float:
     """Monte Carlo estimate of the same empirical Rademacher complexity:
-    E_σ sup_{‖w‖≤B} (1/n) Σ σ_i wᵀz_i = (B/n) E_σ ‖Σ_i σ_i z_i‖."""
-    Z = torch.as_tensor(Z, dtype=torch.float64)
-    g = generator if isinstance(generator, torch.Generator) else torch.Generator().manual_seed(generator or 0)
+    E_σ sup_{‖w‖≤B} (1/n) Σ σ_i wᵀz_i = (B/n) E_σ ‖Σ_i σ_i z_i‖ (``generator``: seed, default 0)."""
+    Z, amax = check_features(Z)
+    weight_norm = check_real(weight_norm, "weight_norm", minimum=0.0)
+    draws = check_int(draws, "draws", minimum=1)
+    g = as_generator(generator, default_seed=0)
+    s = pow2_scale(amax)
     sigma = torch.randint(0, 2, (draws, Z.shape[0]), generator=g, dtype=torch.float64) * 2 - 1
-    return weight_norm * (sigma @ Z).norm(dim=1).mean().item() / Z.shape[0]
+    return weight_norm * s * (sigma @ (Z.to(torch.float64).cpu() / s)).norm(dim=1).mean().item() / Z.shape[0]
 
 
 def margin_bound(Z, y, M, gamma=None, K: float | None = None, class_probs=None) -> BoundResult:
@@ -90,6 +105,11 @@ def margin_bound(Z, y, M, gamma=None, K: float | None = None, class_probs=None) 
         (B) = Σ_y p(y) Σ_{y'≠y} √(log(log₂(4K/γ_{y,y'}))/N_y),
         L01 = Σ_y p(y) Σ_{y'≠y} (1/N_y) Σ_{x∈S_y} 1[(M_y − M_{y'})ᵀf(x) ≤ γ_{y,y'}].
 
+    L01 is computed as printed: it counts gaps ≤ γ_{y,y'}, and with γ the largest margin of
+    Definition 4.3 the samples that attain it always count, so L01 never reaches 0 on separable
+    data (on balanced data with one closest sample per pair it is C(C−1)/(2N)). Pass a smaller
+    ``gamma`` to count only gaps strictly inside a margin.
+
     The Rademacher complexity of the margin class F is not computable for a deep network; the
     estimate used is that of the *linear* class on the learned features,
     R_{N_y}(F) ≈ B·(Σ_{i∈S_y}‖z_i‖²)^{1/2}/N_y with B = max_{y≠y'} ‖M_y − M_{y'}‖
@@ -97,35 +117,50 @@ def margin_bound(Z, y, M, gamma=None, K: float | None = None, class_probs=None) 
     optimistic. K, the sup of |(M_y − M_{y'})ᵀf(x)|, is estimated by its maximum over the given
     samples unless passed. ``gamma`` defaults to the pairwise margins of Definition 4.3, which
     requires linearly separable features. (A), (B) and L01 are all invariant to rescaling M or Z.
-    ``p(y)`` defaults to the class proportions in ``y``.
+    ``p(y)`` defaults to the class proportions in ``y``; ``class_probs`` must be a distribution.
     """
     Z, y, M, C = _prepare(Z, y, M)
     m = margins(Z, y, M)
-    eye = torch.eye(C, dtype=torch.bool)
+    eye = torch.eye(C, dtype=torch.bool, device=Z.device)
+    if K is not None:
+        K = check_real(K, "K (the sup of |(M_y − M_y')ᵀf(x)|)", positive=True)
+    p = None if class_probs is None else check_distribution(class_probs, C).to(Z.device)
+    if gamma is not None:
+        gamma = check_matrix(gamma, "gamma", shape=(C, C), finite=False).to(Z.device)
+        if not torch.isfinite(gamma[~eye]).all():
+            raise ValueError("gamma must be finite off the diagonal (the diagonal is ignored)")
     if gamma is None:
         if not m.separable:
             return _not_applicable(
                 "error", f"features not linearly separable by M (p_min = {m.p_min:.4g} ≤ 0), so "
                 "Definition 4.3's margins do not exist", p_min=m.p_min)
         gamma = m.pairwise
-    gamma = torch.as_tensor(gamma, dtype=torch.float64)
-    if gamma.shape != (C, C) or not (gamma[~eye] > 0).all():
+    if not (gamma[~eye] > 0).all():
         return _not_applicable("error", "every margin γ_{y,y'} (y ≠ y') must be positive")
     logits = Z @ M
     gaps = logits.gather(1, y[:, None]) - logits  # ⟨M_{y_i} − M_{y'}, z_i⟩, N×C
+    if not torch.isfinite(gaps).all():
+        raise ValueError("the logits Z @ M overflow float64: rescale Z or M ((A), (B) and L01 do not "
+                         "depend on the scale)")
+    largest = gaps.abs().max().item()
     if K is None:
-        K = gaps.abs().max().item()
+        K = largest
+    elif K < largest:
+        return _not_applicable("error", f"K = {K:.4g} is below the largest observed |gap| "
+                               f"{largest:.4g}, but K must bound |(M_y − M_y')ᵀf(x)| on the support")
     counts = torch.bincount(y, minlength=C).double()
-    p = counts / counts.sum() if class_probs is None else torch.as_tensor(class_probs, dtype=torch.float64)
+    if p is None:
+        p = counts / counts.sum()
     diffs = (M[:, :, None] - M[:, None, :]).norm(dim=0)
     B = diffs[~eye].max().item()
-    rad = torch.tensor([linear_rademacher(Z[y == c], B) for c in range(C)], dtype=torch.float64)
+    rad = torch.tensor([linear_rademacher(Z[y == c], B) for c in range(C)], dtype=torch.float64,
+                       device=Z.device)
     inner = torch.log2(4.0 * K / gamma.masked_fill(eye, 1.0))
     if (inner[~eye] <= 1.0).any():
         return _not_applicable("error", "log(log₂(4K/γ)) needs 4K/γ > 2; K is below γ/2 for some pair")
     A = (p * (rad[:, None] / gamma.masked_fill(eye, math.inf)).sum(dim=1)).sum().item()
     Bterm = (p * (torch.log(inner).masked_fill(eye, 0.0).sqrt() / counts.sqrt()[:, None]).sum(dim=1)).sum().item()
-    below = torch.zeros(C, C, dtype=torch.float64)
+    below = torch.zeros(C, C, dtype=torch.float64, device=Z.device)
     below.index_add_(0, y, (gaps <= gamma[y]).double())  # row y: counts over S_y per y'
     L01 = (p * (below.masked_fill(eye, 0.0) / counts[:, None]).sum(dim=1)).sum().item()
     terms = {"A": A, "B": Bterm, "L01": L01, "K": K, "rademacher": rad.tolist(), "weight_norm": B}
@@ -135,9 +170,16 @@ def margin_bound(Z, y, M, gamma=None, K: float | None = None, class_probs=None) 
 def corollary_45(rademacher: float, gamma, K: float, N: int) -> dict:
     """Corollary 4.5 (balanced classes, p(y) = 1/C, N_y = N/C):
     (A) = R_{N/C}(F)/C · Σ_y Σ_{y'≠y} 1/γ_{y,y'},  (B) = (NC)^{−1/2} Σ_y Σ_{y'≠y} √(log(log₂(4K/γ_{y,y'})))."""
-    gamma = torch.as_tensor(gamma, dtype=torch.float64)
+    rademacher = check_real(rademacher, "rademacher", minimum=0.0)
+    K = check_real(K, "K", positive=True)
+    N = check_int(N, "N", minimum=1)
+    gamma = check_matrix(gamma, "gamma", finite=False)
     C = gamma.shape[0]
-    off = gamma[~torch.eye(C, dtype=torch.bool)]
+    if gamma.shape != (C, C) or C < 2:
+        raise ValueError(f"gamma must be a C×C margin matrix with C ≥ 2, got shape {tuple(gamma.shape)}")
+    off = gamma[~torch.eye(C, dtype=torch.bool, device=gamma.device)]
+    if not torch.isfinite(off).all():
+        raise ValueError("gamma must be finite off the diagonal (the diagonal is ignored)")
     if not (off > 0).all():
         raise ValueError("every margin γ_{y,y'} (y ≠ y') must be positive")
     inner = torch.log2(4.0 * K / off)
@@ -153,10 +195,14 @@ def greedy_cover(points, eps: float) -> torch.Tensor:
     """Indices of a greedy ε-net of ``points`` (n×D): repeatedly take the first uncovered point
     as a centre and cover everything within ε. The centres are pairwise more than ε apart, so
     N(ε) ≤ |net| ≤ N(ε/2) for the covering number N of the sampled set."""
-    X = torch.as_tensor(points, dtype=torch.float64)
-    if eps <= 0:
-        raise ValueError(f"the radius ε must be positive, got {eps}")
-    uncovered = torch.ones(X.shape[0], dtype=torch.bool)
+    X = check_matrix(points, "points (n×D)")
+    if X.shape[0] == 0:
+        raise ValueError("points is empty: a support sample needs at least one point")
+    try:
+        eps = check_real(eps, "the radius ε", positive=True)
+    except ValueError:
+        raise ValueError(f"the radius ε must be positive and finite, got {eps!r}") from None
+    uncovered = torch.ones(X.shape[0], dtype=torch.bool, device=X.device)
     centres = []
     while uncovered.any():
         i = int(uncovered.nonzero()[0])
@@ -165,11 +211,26 @@ def greedy_cover(points, eps: float) -> torch.Tensor:
     return torch.tensor(centres, dtype=torch.long)
 
 
+def _check_supports(supports, C: int | None = None) -> int:
+    if not isinstance(supports, (list, tuple)) or len(supports) < 2:
+        raise ValueError("supports must be a list with one n_y×D sample of each class support "
+                         f"(at least two classes), got {type(supports).__name__}")
+    if C is not None and len(supports) != C:
+        raise ValueError(f"supports has {len(supports)} entries but there are C = {C} classes")
+    for c, s in enumerate(supports):
+        if check_matrix(s, f"supports[{c}]").shape[0] == 0:
+            raise ValueError(f"supports[{c}] is empty")
+    return len(supports)
+
+
 def covering_numbers(supports, radii) -> torch.Tensor:
     """C×C matrix of greedy covering numbers N(radii[y, y'], M_y) of each class support (a dense
     sample ``supports[y]`` of M_y); the diagonal is 0."""
-    C = len(supports)
-    radii = torch.as_tensor(radii, dtype=torch.float64)
+    C = _check_supports(supports)
+    radii = check_matrix(radii, "radii", shape=(C, C), finite=False)
+    off = radii[~torch.eye(C, dtype=torch.bool, device=radii.device)]
+    if not (torch.isfinite(off).all() and (off > 0).all()):
+        raise ValueError("radii must be positive and finite off the diagonal")
     out = torch.zeros(C, C, dtype=torch.long)
     for a in range(C):
         for b in range(C):
@@ -180,9 +241,19 @@ def covering_numbers(supports, radii) -> torch.Tensor:
 
 def lipschitz_lower(f, X, pairs: int = 20000, generator=None, scale: float = 1e-2) -> float:
     """Empirical lower estimate of the Lipschitz constant of f: the largest ‖f(a) − f(b)‖/‖a − b‖
-    over random pairs of rows of X and over small random perturbations b = a + δ (‖δ‖ ≈ scale)."""
+    over random pairs of rows of X and over small random perturbations b = a + δ (‖δ‖ ≈ scale).
+    ``generator``: a torch.Generator or seed (default 0)."""
+    if not callable(f):
+        raise ValueError(f"f must be callable (a network or function), got {type(f).__name__}")
     X = torch.as_tensor(X)
-    g = generator if isinstance(generator, torch.Generator) else torch.Generator().manual_seed(generator or 0)
+    if X.ndim < 2 or X.shape[0] == 0 or not X.is_floating_point():
+        raise ValueError(f"X must be a non-empty float batch (n×...), got shape {tuple(X.shape)} "
+                         f"and dtype {X.dtype}")
+    if not torch.isfinite(X).all():
+        raise ValueError("X contains NaN or infinite values")
+    pairs = check_int(pairs, "pairs", minimum=2)
+    scale = check_real(scale, "scale", positive=True)
+    g = as_generator(generator, default_seed=0)
     i = torch.randint(0, X.shape[0], (pairs,), generator=g)
     j = torch.randint(0, X.shape[0], (pairs,), generator=g)
     a = X[i]
@@ -190,17 +261,26 @@ def lipschitz_lower(f, X, pairs: int = 20000, generator=None, scale: float = 1e-
     with torch.no_grad():
         num = (f(a) - f(b)).double().norm(dim=1)
     den = (a - b).double().flatten(1).norm(dim=1)
+    if not torch.isfinite(num).all():
+        raise ValueError("f returned NaN or infinite values on X")
     keep = den > 0
+    if not keep.any():
+        raise ValueError("every sampled pair coincides (X has one distinct row and scale underflows)")
     return (num[keep] / den[keep]).max().item()
 
 
 def lipschitz_upper(network: nn.Sequential) -> float:
     """Upper bound on the Lipschitz constant of a feed-forward network: the product of the
     spectral norms of its linear layers (ReLU, LeakyReLU, Tanh and Identity are 1-Lipschitz)."""
+    if not isinstance(network, nn.Module):
+        raise ValueError(f"network must be a torch.nn.Module, got {type(network).__name__}")
     bound = 1.0
     for layer in network.modules():
         if isinstance(layer, nn.Linear):
-            bound *= torch.linalg.matrix_norm(layer.weight.detach().double(), ord=2).item()
+            W = layer.weight.detach().double()
+            if not torch.isfinite(W).all():
+                raise ValueError(f"layer {layer} has NaN or infinite weights")
+            bound *= torch.linalg.matrix_norm(W, ord=2).item()
         elif isinstance(layer, (nn.Sequential,)) or layer is network:
             continue
         elif not isinstance(layer, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity, nn.Flatten)):
@@ -218,15 +298,15 @@ def covering_bound(Z, y, M, supports, lipschitz: float) -> BoundResult:
     the support M_y of class y in input space; covering numbers come from :func:`greedy_cover`.
     When the size assumption fails the bound is returned as not applicable, with the numbers."""
     Z, y, M, C = _prepare(Z, y, M)
-    if lipschitz <= 0:
-        raise ValueError(f"the Lipschitz constant must be positive, got {lipschitz}")
+    lipschitz = check_real(lipschitz, "the Lipschitz constant lipschitz", positive=True)
+    _check_supports(supports, C)
     m = margins(Z, y, M)
     if not m.separable:
         return _not_applicable("accuracy", f"features not linearly separable (p_min = {m.p_min:.4g} ≤ 0)", p_min=m.p_min)
-    radii = m.pairwise_normalized / lipschitz
+    radii = m.pairwise_normalized.cpu() / lipschitz
     cover = covering_numbers(supports, radii.nan_to_num(1.0))
     worst = cover.max(dim=1).values
-    counts = torch.bincount(y, minlength=C)
+    counts = torch.bincount(y, minlength=C).cpu()
     value = 1.0 - worst.sum().item() / (2.0 * len(y))
     terms = {"radii": radii, "covering": cover, "worst_covering": worst.tolist(), "class_sizes": counts.tolist()}
     short = (counts < worst).nonzero().flatten().tolist()
@@ -240,10 +320,12 @@ def covering_bound(Z, y, M, supports, lipschitz: float) -> BoundResult:
 # --- Theorem 4.10 -----------------------------------------------------------------------------
 
 def hoeffding_H(alpha, d: int, rho, n) -> torch.Tensor:
-    """H(α, d, ρ, n) = exp(−nα²/(8d²ρ²)) of Theorem 4.10."""
-    alpha, rho, n = (torch.as_tensor(v, dtype=torch.float64) for v in (alpha, rho, n))
-    if (rho <= 0).any() or d < 1 or (n <= 0).any():
-        raise ValueError("H needs ρ > 0, d ≥ 1 and n > 0")
+    """H(α, d, ρ, n) = exp(−nα²/(8d²ρ²)) of Theorem 4.10 (α, ρ, n broadcast as tensors)."""
+    d = check_int(d, "d", minimum=1)
+    alpha, rho, n = (check_matrix(v, name, ndim=None)
+                     for v, name in ((alpha, "alpha"), (rho, "rho"), (n, "n")))
+    if not ((rho > 0).all() and (n > 0).all()):
+        raise ValueError("H needs ρ > 0, d ≥ 1 and n > 0 (finite)")
     return torch.exp(-n * alpha.pow(2) / (8.0 * d**2 * rho.pow(2)))
 
 
@@ -255,12 +337,17 @@ def hoeffding_bound(gamma_hat_min, rho, d: int, N: int, C: int) -> BoundResult:
     with ``gamma_hat_min[y]`` = min_{y'≠y} γ_{y,y'}/‖M_y − M_{y'}‖ and ``rho[y]`` the largest feature
     norm of class y. Because H depends on α², the second term cannot tell a positive margin from
     a negative one; the value is returned as printed, with that noted in the terms."""
-    g = torch.as_tensor(gamma_hat_min, dtype=torch.float64)
-    r = torch.as_tensor(rho, dtype=torch.float64)
+    C = check_int(C, "C", minimum=2)
+    N = check_int(N, "N", minimum=C)
+    d = check_int(d, "d", minimum=1)
+    g = check_matrix(gamma_hat_min, "gamma_hat_min", ndim=None, finite=False)
+    r = check_matrix(rho, "rho", ndim=None, finite=False)
     if g.shape != (C,) or r.shape != (C,):
         raise ValueError(f"gamma_hat_min and rho need one entry per class (C = {C})")
     if not torch.isfinite(g).all() or not torch.isfinite(r).all():
         raise ValueError("gamma_hat_min and rho must be finite")
+    if not (r > 0).all():
+        raise ValueError("rho (the largest feature norm of each class) must be > 0")
     n = N / C
     h1 = hoeffding_H(1.0, d, r, n)
     h2 = hoeffding_H(g - math.sqrt(n), d, r, n)

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from nclib._checks import as_float64, as_generator, check_int, check_matrix, check_orthogonal, check_real
+
 __all__ = [
     "simplex_etf",
     "etf_gram",
@@ -24,20 +26,24 @@ __all__ = [
 
 
 def _generator(generator: torch.Generator | int | None) -> torch.Generator:
-    if isinstance(generator, torch.Generator):
-        return generator
-    g = torch.Generator()
-    g.manual_seed(int(generator) if generator is not None else torch.seed())
-    return g
+    """A generator, a non-negative seed, or None for a fresh random seed."""
+    return as_generator(generator)
+
+
+def _classes(C) -> int:
+    C = check_int(C, "C (number of classes)")
+    if C < 2:
+        raise ValueError(f"a simplex ETF needs at least two classes, got C = {C}")
+    return C
 
 
 def etf_gram(C: int, scale: float = 1.0) -> torch.Tensor:
     """Gram matrix MᵀM of a simplex ETF (Definition 3.1) in closed form.
 
-    MᵀM = α² · C/(C−1) · (I − 11ᵀ/C): norms α, pairwise cosines −1/(C−1).
+    MᵀM = α² · C/(C−1) · (I − 11ᵀ/C): norms α (``scale`` > 0), pairwise cosines −1/(C−1).
     """
-    if C < 2:
-        raise ValueError(f"a simplex ETF needs at least two classes, got C = {C}")
+    C = _classes(C)
+    scale = check_real(scale, "scale (the norm α of the class vectors)", positive=True)
     eye = torch.eye(C, dtype=torch.float64)
     return scale**2 * C / (C - 1) * (eye - torch.ones(C, C, dtype=torch.float64) / C)
 
@@ -48,6 +54,8 @@ def random_orthonormal(d: int, k: int, generator=None) -> torch.Tensor:
     QR of a Gaussian matrix with the signs of R's diagonal moved into Q, which makes the law of Q
     exactly Haar (Mezzadri 2007); without the sign correction QR is biased.
     """
+    d = check_int(d, "d (dimension)", minimum=1)
+    k = check_int(k, "k (number of columns)", minimum=1)
     if k > d:
         raise ValueError(f"cannot fit {k} orthonormal columns in dimension d = {d}")
     g = _generator(generator)
@@ -60,6 +68,7 @@ def random_orthonormal(d: int, k: int, generator=None) -> torch.Tensor:
 
 def random_rotation(d: int, generator=None) -> torch.Tensor:
     """A Haar-random d×d orthogonal matrix R (Definition 4.7, rotation equivalence)."""
+    d = check_int(d, "d (dimension)", minimum=1)
     return random_orthonormal(d, d, generator)
 
 
@@ -70,10 +79,11 @@ def simplex_etf(C: int, d: int, *, scale: float = 1.0, generator=None) -> torch.
     C×(C−1) orthonormal basis of 1^⊥, M* = α √(C/(C−1)) (R U) Uᵀ and only the d×(C−1) orthonormal
     factor R U matters. Drawing that factor Haar-randomly gives the same law as the paper's R when
     d ≥ C, and extends the construction to d = C − 1, the smallest dimension that holds C
-    equiangular vectors. Columns have norm ``scale`` and pairwise cosine −1/(C−1).
+    equiangular vectors. Columns have norm ``scale`` (> 0) and pairwise cosine −1/(C−1).
     """
-    if C < 2:
-        raise ValueError(f"a simplex ETF needs at least two classes, got C = {C}")
+    C = _classes(C)
+    d = check_int(d, "d (feature dimension)", minimum=1)
+    scale = check_real(scale, "scale (the norm α of the class vectors)", positive=True)
     if d < C - 1:
         raise ValueError(
             f"a simplex ETF of C = {C} classes needs feature dimension d ≥ C − 1 = {C - 1}, got "
@@ -93,6 +103,7 @@ def random_permutation(C: int, generator=None) -> torch.Tensor:
 
     ``M @ P`` reorders the columns: column j of M P is column π(j) of M, where P[π(j), j] = 1.
     """
+    C = check_int(C, "C (number of classes)", minimum=1)
     g = _generator(generator)
     perm = torch.randperm(C, generator=g)
     P = torch.zeros(C, C, dtype=torch.float64)
@@ -100,30 +111,23 @@ def random_permutation(C: int, generator=None) -> torch.Tensor:
     return P
 
 
-def _check_square_orthogonal(Q: torch.Tensor, n: int, what: str):
-    if tuple(Q.shape) != (n, n):
-        raise ValueError(f"{what} must be {n}×{n}, got shape {tuple(Q.shape)}")
-    err = (Q.T @ Q - torch.eye(n, dtype=Q.dtype)).abs().max().item()
-    if err > 1e-8:
-        raise ValueError(f"{what} must be orthogonal (QᵀQ = I); max deviation is {err:.2e}")
-
-
 def permute(M, P) -> torch.Tensor:
-    """Permutation-equivalent classifier M P (Definition 4.7)."""
-    M = torch.as_tensor(M, dtype=torch.float64)
-    P = torch.as_tensor(P, dtype=torch.float64)
-    _check_square_orthogonal(P, M.shape[1], "permutation matrix P")
-    if not torch.all((P == 0) | (P == 1)):
-        raise ValueError("permutation matrix P must contain only 0s and 1s")
-    return M @ P
+    """Permutation-equivalent classifier M P (Definition 4.7) for a C×C permutation matrix P."""
+    M = check_matrix(M, "classifier M (d×C)")
+    P = as_float64(P, "permutation matrix P")
+    if tuple(P.shape) == (M.shape[1], M.shape[1]) and not torch.all((P == 0) | (P == 1)):
+        raise ValueError("permutation matrix P must contain only 0s and 1s (one 1 per row and "
+                         "column); draw one with nclib.etf.random_permutation")
+    P = check_orthogonal(P, M.shape[1], "permutation matrix P")
+    return M @ P.to(M.device)
 
 
 def rotate(M, R) -> torch.Tensor:
-    """Rotation-equivalent classifier R M (Definition 4.7) for an orthogonal d×d matrix R."""
-    M = torch.as_tensor(M, dtype=torch.float64)
-    R = torch.as_tensor(R, dtype=torch.float64)
-    _check_square_orthogonal(R, M.shape[0], "rotation R")
-    return R @ M
+    """Rotation-equivalent classifier R M (Definition 4.7) for an orthogonal d×d matrix R (QᵀQ = I
+    to 1e-8; NaN or infinite entries are refused, not silently passed)."""
+    M = check_matrix(M, "classifier M (d×C)")
+    R = check_orthogonal(R, M.shape[0], "rotation R")
+    return R.to(M.device) @ M
 
 
 def ufm_structure(
@@ -146,10 +150,15 @@ def ufm_structure(
     A moderate s matters: with s ≈ 10 the loss saturates near zero long before the geometry
     settles. For C ≤ d + 1 the minimizer is a simplex ETF with h_y = M_y, which the tests check;
     for C > d it is the structure the paper uses where no ETF exists. Returns the best of
-    ``restarts`` runs as a d×C matrix with unit-norm columns.
+    ``restarts`` runs as a d×C matrix with unit-norm columns. Raises ``FloatingPointError`` if every
+    run diverges (a learning rate far too large).
     """
-    if C < 2 or d < 1:
-        raise ValueError(f"need C ≥ 2 classes and d ≥ 1, got C = {C}, d = {d}")
+    C = check_int(C, "C (number of classes)", minimum=2)
+    d = check_int(d, "d (feature dimension)", minimum=1)
+    logit_scale = check_real(logit_scale, "logit_scale", positive=True)
+    steps = check_int(steps, "steps", minimum=1)
+    lr = check_real(lr, "lr", positive=True)
+    restarts = check_int(restarts, "restarts", minimum=1)
     g = _generator(generator)
     target = torch.arange(C)
     best, best_loss = None, math.inf
@@ -167,6 +176,9 @@ def ufm_structure(
                 M, H = M / M.norm(dim=0), H / H.norm(dim=0)
         with torch.no_grad():
             final = torch.nn.functional.cross_entropy(logit_scale * H.T @ M, target).item()
-        if final < best_loss:
+        if final < best_loss and torch.isfinite(M).all():
             best, best_loss = M.clone(), final
+    if best is None:
+        raise FloatingPointError(f"ufm_structure diverged in all {restarts} restart(s) (loss NaN or "
+                                 f"infinite with lr = {lr}): lower lr or logit_scale")
     return best

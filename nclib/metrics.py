@@ -4,12 +4,27 @@ NC1–NC4 follow Papyan, Han & Donoho (2020), the source of Section 3 of Gao et 
 p_min of Theorem 4.1 and the pairwise margins γ_{y,y'} of Definition 4.3 of Gao et al. (arXiv
 2310.08358). Conventions: ``Z`` is N×d, ``y`` int64 in [0, C), ``M`` is d×C, logits = Z @ M.
 
+Numbering: nclib uses Papyan et al.'s, NC2 = the ETF structure of the class means and NC3 =
+self-duality of classifier and means. Gao et al. swap the two (their NC2 is self-duality, their
+NC3 the ETF), so "NC2" in the paper is ``nc3_self_duality`` here.
+
 Scaling (tested in tests/test_metrics.py): with Z → bZ and M → aM (a, b > 0)
   - NC1, every NC2 quantity, NC3 and NC4 are unchanged;
   - p_min and γ_{y,y'} scale by a·b;
   - γ_{y,y'}/‖M_y − M_{y'}‖ scales by b only;
   - the scale-free margin is unchanged.
 All of them are unchanged when Z and M rotate together (z → Q z, M → Q M).
+
+How it is computed (one path for the in-memory functions and the streaming accumulator):
+features are validated once and never copied whole; row blocks are cast to float64, divided by a
+power of two when the values are extreme (exact, so nothing overflows and scale-invariant metrics
+are unchanged), and visited twice: once for the class means, once for the centred block
+D = Z − μ_y, which meets every metric in one product D·[V | Āᵀ]. NC1 never forms the d×d Σ_W:
+with Ā = U S Vᵀ the centred class means, Σ_B⁺ = C·V S⁻² Vᵀ, so
+tr(Σ_W Σ_B⁺)/C = Σ_k ‖D v_k‖²/(N s_k²), which costs N·d·C instead of N·d². Centring each block
+before any product is also what keeps the metrics exact when the class means sit far from the
+origin relative to the within-class spread. Undefined metrics raise
+:class:`~nclib._checks.UndefinedMetricError` (the threshold is explained in nclib._checks).
 """
 
 from __future__ import annotations
@@ -18,7 +33,18 @@ from dataclasses import dataclass
 
 import torch
 
-from nclib._checks import check_classifier, check_features_labels
+from nclib._checks import (
+    DEGENERATE_RTOL,
+    UndefinedMetricError,
+    as_float64,
+    check_classifier,
+    check_features,
+    check_int,
+    check_labels,
+    check_matrix,
+    check_real,
+    pow2_scale,
+)
 
 __all__ = [
     "class_means",
@@ -30,67 +56,142 @@ __all__ = [
     "margins_from_min_gaps",
     "margins",
     "scale_free_margin_of_etf",
+    "UndefinedMetricError",
 ]
+
+_F64 = torch.float64
+_EPS = torch.finfo(_F64).eps
+
+
+# --- validation and row blocks ------------------------------------------------------------------
+
+def _inputs(Z, y, M, require_all: bool = True):
+    """Validate (Z, y, M) together: shapes first (M fixes C), then values. Returns
+    ``(Z as given, max|Z|, y int64, M float64, C)``; Z is not cast (see :func:`_blocks`)."""
+    Z, amax = check_features(Z)
+    M = as_float64(M, "classifier M")
+    if M.ndim != 2 or M.shape[0] != Z.shape[1] or M.shape[1] < 2:
+        raise ValueError(
+            f"classifier M must be d×C with d = the feature dimension of Z and C ≥ 2 classes (Z is "
+            f"{tuple(Z.shape)}, M is {tuple(M.shape)}); if you hold the nn.Linear weight (C×d), "
+            "pass weight.T")
+    y, C = check_labels(y, Z.shape[0], M.shape[1], require_all=require_all)
+    M = check_classifier(M, Z.shape[1], C).to(Z.device)
+    return Z, amax, y.to(Z.device), M, C
 
 
 def _prepare(Z, y, M):
-    """Validate (Z, y, M) together: M's shape first (it fixes C), then features and labels."""
-    M_t = torch.as_tensor(M)
-    Z_t = torch.as_tensor(Z)
-    if M_t.ndim != 2 or Z_t.ndim != 2 or M_t.shape[0] != Z_t.shape[1]:
-        raise ValueError(
-            f"classifier M must be d×C with d = the feature dimension of Z (Z is "
-            f"{tuple(Z_t.shape)}, M is {tuple(M_t.shape)}); if you hold the nn.Linear weight "
-            "(C×d), pass weight.T"
-        )
-    Z, y, C = check_features_labels(Z, y, M_t.shape[1])
-    return Z, y, check_classifier(M, Z.shape[1], C).to(Z.device), C
+    """(Z float64, y, M float64, C) for callers that want the full float64 copy (nclib.bounds)."""
+    Z, _, y, M, C = _inputs(Z, y, M)
+    return Z.to(_F64), y, M, C
 
 
-def class_means(Z, y, num_classes: int | None = None) -> torch.Tensor:
-    """Class means μ_c (rows of a C×d matrix), the z̄_y of NC1 in Section 3."""
-    Z, y, C = check_features_labels(Z, y, num_classes)
-    counts = torch.bincount(y, minlength=C).to(Z.dtype)
-    sums = torch.zeros(C, Z.shape[1], dtype=Z.dtype, device=Z.device).index_add_(0, y, Z)
-    return sums / counts[:, None]
+def _rows(d: int, device: torch.device) -> int:
+    """Rows per block: about 2 MB of float64 on a CPU, so a block stays in cache between the cast,
+    the centring and the products; the whole matrix on an accelerator (no cache to fit)."""
+    return max(1, (1 << 18) // d) if device.type == "cpu" else 1 << 62
 
 
-def _nc1_from_covariances(sigma_w: torch.Tensor, sigma_b: torch.Tensor, C: int) -> float:
-    """NC1 = tr(Σ_W Σ_B⁺)/C (Papyan et al. 2020, Figure 6)."""
-    return (torch.trace(sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True)) / C).item()
+def _blocks(parts, inv_s: float):
+    """Yield ``(float64 block scaled by inv_s, labels)`` over a list of (Z, y) parts."""
+    for Z, y in parts:
+        step = _rows(Z.shape[1], Z.device)
+        for i in range(0, Z.shape[0], step):
+            c = Z[i : i + step].to(_F64)
+            yield (c * inv_s if inv_s != 1.0 else c), y[i : i + step]
 
 
-def _between_class(means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Global mean μ_G (mean of the class means) and Σ_B = Ave_c (μ_c − μ_G)(μ_c − μ_G)ᵀ.
-
-    μ_G is the mean of the class means, which equals the mean of all samples on balanced data and
-    keeps Σ_B from being weighted towards large classes otherwise.
-    """
-    centered = means - means.mean(dim=0, keepdim=True)
-    return centered, centered.T @ centered / means.shape[0]
-
-
-def nc1(Z, y, num_classes: int | None = None) -> float:
-    """NC1 variability collapse: tr(Σ_W Σ_B⁺)/C with Σ_W = Ave_i (z_i − μ_{y_i})(z_i − μ_{y_i})ᵀ
-    and Σ_B the covariance of the class means (Papyan et al. 2020). Zero at perfect collapse."""
-    Z, y, C = check_features_labels(Z, y, num_classes)
-    means = class_means(Z, y, C)
-    within = Z - means[y]
-    sigma_w = within.T @ within / Z.shape[0]
-    _, sigma_b = _between_class(means)
-    return _nc1_from_covariances(sigma_w, sigma_b, C)
+def _class_sums(parts, C: int, d: int, inv_s: float, device):
+    """Per-class counts and sums and the total Σ‖z‖² of the scaled features (first pass)."""
+    sums = torch.zeros(C, d, dtype=_F64, device=device)
+    counts = torch.zeros(C, dtype=_F64, device=device)
+    sumsq = torch.zeros((), dtype=_F64, device=device)
+    for c, yc in _blocks(parts, inv_s):
+        sums.index_add_(0, yc, c)
+        counts += torch.bincount(yc, minlength=C)
+        flat = c.reshape(-1)
+        sumsq += torch.dot(flat, flat)
+    return counts, sums, sumsq
 
 
-def _geometry(vectors: torch.Tensor) -> dict[str, float]:
+def _scan(parts, inv_s, *, Ms=None, means=None, V=None, centred=None, gaps=False, sumsq=False):
+    """Second pass. With ``Ms``: logits, decisions (``correct``) and, with ``gaps``, the C×C min
+    logit gaps per class. With ``means``: the centred block D = z − μ_y meets [V | Āᵀ] in one
+    product, giving ``proj`` = Σ_i (D_i·v_k)² for NC1 and, with ``centred`` (Ā), the NC4 mismatch:
+    ‖z − μ_c‖² − ‖D‖² = ‖μ_y − μ_c‖² + 2⟨D, μ_y − μ_c⟩, a form without the ‖z‖² − 2⟨z, μ⟩ + ‖μ‖²
+    cancellation that loses every digit when the means are far from the origin."""
+    device = (Ms if Ms is not None else means).device
+    C = Ms.shape[1] if Ms is not None else means.shape[0]
+    f64 = dict(dtype=_F64, device=device)
+    out = {"correct": torch.zeros((), **f64), "mismatch": torch.zeros((), **f64),
+           "sumsq": torch.zeros((), **f64)}
+    if gaps:
+        out["min_gaps"] = torch.full((C, C), float("inf"), **f64)
+    W = None
+    if means is not None:
+        W = torch.cat([m for m in (V, None if centred is None else centred.T) if m is not None], 1)
+        r = 0 if V is None else V.shape[1]
+        out["proj"] = torch.zeros(r, **f64)
+        if centred is not None:
+            sq_dist = (centred[:, None, :] - centred[None, :, :]).pow(2).sum(-1)
+    for c, yc in _blocks(parts, inv_s):
+        if sumsq:
+            flat = c.reshape(-1)
+            out["sumsq"] += torch.dot(flat, flat)
+        if Ms is not None:
+            logits = c @ Ms
+            decision = logits.argmax(dim=1)
+            out["correct"] += (decision == yc).sum()
+            if gaps:  # row i: ⟨M_{y_i} − M_{y'}, z_i⟩ for every y'
+                g = logits.gather(1, yc[:, None]) - logits
+                out["min_gaps"].scatter_reduce_(0, yc[:, None].expand(-1, C), g, reduce="amin")
+        if W is not None:
+            P = (c - means.index_select(0, yc)) @ W
+            out["proj"] += P[:, :r].pow(2).sum(dim=0)
+            if centred is not None:
+                P = P[:, r:]
+                ncc = (sq_dist.index_select(0, yc) + 2.0 * (P.gather(1, yc[:, None]) - P)).argmin(1)
+                out["mismatch"] += (ncc != decision).sum()
+    return out
+
+
+# --- NC1–NC3 from class means ---------------------------------------------------------------------
+
+def _between(means: torch.Tensor, rho: float):
+    """Centred class means Ā (C×d, rows μ_c − μ_G with μ_G the mean of the class means, so Σ_B is not
+    weighted towards large classes) and the part of their SVD that NC1 uses: singular values s_k
+    and right vectors V (d×r). Keeps s_k² > ε·d·s_max², the cut-off torch.linalg.pinv applies to
+    the eigenvalues s_k²/C of Σ_B = ĀᵀĀ/C; the SVD of Ā itself avoids squaring its condition."""
+    centred = means - means.mean(dim=0, keepdim=True)
+    C, d = centred.shape
+    spread = centred.norm().item() / C**0.5  # (tr Σ_B)^{1/2}
+    if not spread > DEGENERATE_RTOL * rho:
+        raise UndefinedMetricError(
+            f"NC1–NC3 are undefined: the between-class scatter is zero to working precision (class "
+            f"means within {spread / rho if rho > 0 else 0.0:.1e} of the RMS feature norm ρ̄ of each "
+            f"other, threshold √ε = {DEGENERATE_RTOL:.1e}), so Σ_B⁺ would only amplify rounding. "
+            "Usual causes: identical or all-zero features (a dead or constant network), or class "
+            "means buried under a huge common offset. Check the features, or centre them first")
+    _, s, Vh = torch.linalg.svd(centred, full_matrices=False)
+    keep = s.pow(2) > _EPS * max(d, C) * s[0].pow(2)
+    return centred, s[keep], Vh[keep].T
+
+
+def _geometry(vectors: torch.Tensor, floor: float, what: str) -> dict[str, float]:
     """NC2 quantities of C vectors given as the columns of a d×C matrix.
 
     equinorm: std/mean of the norms; equiangular: std of the pairwise cosines; max_angle: mean of
     |cos + 1/(C−1)| (zero for a simplex ETF); etf_error: ‖G/‖G‖_F − (I − 11ᵀ/C)/√(C−1)‖_F with G
-    the Gram matrix (Zhu et al. 2021).
+    the Gram matrix (Zhu et al. 2021). A vector of norm ≤ ``floor`` has no direction: raises.
     """
     C = vectors.shape[1]
     norms = vectors.norm(dim=0)
-    unit = vectors / norms.clamp_min(torch.finfo(vectors.dtype).tiny)
+    if not (norms > floor).all():
+        zero = (~(norms > floor)).nonzero().flatten().tolist()
+        raise UndefinedMetricError(
+            f"NC2 cosines are undefined: {what} {zero} are zero vectors (norm ≤ √ε × the scale of "
+            "the others), so their angles do not exist")
+    unit = vectors / norms
     cos = unit.T @ unit
     off = cos[~torch.eye(C, dtype=torch.bool, device=cos.device)]
     gram = vectors.T @ vectors
@@ -103,41 +204,132 @@ def _geometry(vectors: torch.Tensor) -> dict[str, float]:
     }
 
 
-def nc_from_statistics(
-    counts: torch.Tensor, sums: torch.Tensor, second_moment: torch.Tensor, M
-) -> dict[str, float]:
-    """NC1–NC3 from sufficient statistics: per-class counts (C,), per-class sums (C×d) and the
-    total second moment Σ_i z_i z_iᵀ (d×d), so that one pass over the data is enough.
+def _nc2_nc3(centred: torch.Tensor, Ms: torch.Tensor, rho: float) -> dict[str, float]:
+    """NC2 of the centred means and of M, and NC3 (``Ms`` is M over a power of two: all of these are
+    scale invariant)."""
+    out = {f"nc2_{k}_means": v for k, v in
+           _geometry(centred.T, DEGENERATE_RTOL * rho, "centred class mean(s) of class(es)").items()}
+    col = Ms.norm(dim=0).max().item()
+    out.update({f"nc2_{k}_classifier": v for k, v in
+                _geometry(Ms, DEGENERATE_RTOL * col, "classifier column(s)").items()})
+    # NC3 self-duality (Papyan et al. 2020, Figure 5; Gao et al. call it NC2): ‖M/‖M‖_F − M̄/‖M̄‖_F‖²_F,
+    # M̄ the d×C matrix of centred class means. Zero when classifier and means align up to scale.
+    out["nc3_self_duality"] = (Ms / Ms.norm() - centred.T / centred.norm()).pow(2).sum().item()
+    return out
 
-    Σ_W = (Σ_i z_i z_iᵀ − Σ_c N_c μ_c μ_cᵀ)/N. Keys as in :func:`nc_metrics` (without NC4).
-    """
-    counts = counts.to(torch.float64)
+
+def _scaled_classifier(M: torch.Tensor):
+    s = pow2_scale(M.abs().max().item())
+    return (M / s if s != 1.0 else M), s
+
+
+def _all_metrics(parts, C: int, d: int, M: torch.Tensor, amax: float, with_margins: bool) -> dict:
+    """Every metric of :func:`nc_metrics` (and, ``with_margins``, of :func:`margins` plus accuracy)
+    over (Z, y) parts: the shared core of the in-memory functions and the accumulator."""
+    s = pow2_scale(amax)
+    Ms, sm = _scaled_classifier(M)
+    counts, sums, sumsq = _class_sums(parts, C, d, 1.0 / s, M.device)
     if (counts == 0).any():
         empty = (counts == 0).nonzero().flatten().tolist()
         raise ValueError(f"class(es) {empty} have no samples; every class needs at least one")
-    C, d = sums.shape
-    M = check_classifier(M, d, C).to(sums.device)
+    N = counts.sum().item()
     means = sums / counts[:, None]
-    sigma_w = (second_moment - (means.T * counts) @ means) / counts.sum()
-    centered, sigma_b = _between_class(means)
-    out = {"nc1": _nc1_from_covariances(sigma_w, sigma_b, C)}
-    out.update({f"nc2_{k}_means": v for k, v in _geometry(centered.T).items()})
-    out.update({f"nc2_{k}_classifier": v for k, v in _geometry(M).items()})
-    # NC3 self-duality (Papyan et al. 2020, Figure 5): ‖M/‖M‖_F − M̄/‖M̄‖_F‖²_F, M̄ the d×C matrix of
-    # centred class means. Zero when the classifier and the class means align up to scale.
-    out["nc3_self_duality"] = (M / M.norm() - centered.T / centered.norm()).pow(2).sum().item()
+    rho = (sumsq / N).sqrt().item()
+    centred, sv, V = _between(means, rho)
+    scan = _scan(parts, 1.0 / s, Ms=Ms, means=means, V=V, centred=centred, gaps=with_margins)
+    out = {"nc1": (scan["proj"] / sv.pow(2)).sum().item() / N}
+    out.update(_nc2_nc3(centred, Ms, rho))
+    out["nc4_ncc_mismatch"] = scan["mismatch"].item() / N
+    if with_margins:
+        m = _margins_scaled(scan["min_gaps"], Ms, s, sm, rho)
+        out.update(accuracy=scan["correct"].item() / N, p_min=m.p_min, scale_free_margin=m.scale_free,
+                   margins=m)
+    return out
+
+
+def class_means(Z, y, num_classes: int | None = None) -> torch.Tensor:
+    """Class means μ_c (rows of a C×d matrix), the z̄_y of NC1 in Section 3 (Papyan et al. 2020)."""
+    Z, amax = check_features(Z)
+    y, C = check_labels(y, Z.shape[0], num_classes)
+    s = pow2_scale(amax)
+    counts, sums, _ = _class_sums([(Z, y.to(Z.device))], C, Z.shape[1], 1.0 / s, Z.device)
+    return sums / counts[:, None] * s
+
+
+def nc1(Z, y, num_classes: int | None = None) -> float:
+    """NC1 variability collapse: tr(Σ_W Σ_B⁺)/C with Σ_W = Ave_i (z_i − μ_{y_i})(z_i − μ_{y_i})ᵀ
+    and Σ_B the covariance of the class means (Papyan et al. 2020, Figure 6). Zero at perfect
+    collapse; raises :class:`UndefinedMetricError` when Σ_B is zero (all class means equal)."""
+    Z, amax = check_features(Z)
+    y, C = check_labels(y, Z.shape[0], num_classes)
+    parts, s = [(Z, y.to(Z.device))], pow2_scale(amax)
+    counts, sums, sumsq = _class_sums(parts, C, Z.shape[1], 1.0 / s, Z.device)
+    N = Z.shape[0]
+    means = sums / counts[:, None]
+    _, sv, V = _between(means, (sumsq / N).sqrt().item())
+    proj = _scan(parts, 1.0 / s, means=means, V=V)["proj"]
+    return (proj / sv.pow(2)).sum().item() / N
+
+
+def nc_from_statistics(counts, sums, second_moment, M, *, shifts=None) -> dict[str, float]:
+    """NC1–NC3 (Papyan et al. 2020) from sufficient statistics, so that one pass over the data is
+    enough: per-class counts N_c (C,), per-class sums S_c (C×d) and a second moment Q (d×d).
+
+    Without ``shifts``, S_c = Σ_{i∈c} z_i and Q = Σ_i z_i z_iᵀ (the raw moments, which cancel
+    catastrophically when the class means are far from the origin relative to the spread). With
+    ``shifts`` K (C×d, any per-class reference point such as a first batch's class mean),
+    S_c = Σ_{i∈c} (z_i − k_c) and Q = Σ_i (z_i − k_{y_i})(z_i − k_{y_i})ᵀ: then
+    N Σ_W = Q − Σ_c S_c S_cᵀ/N_c loses only what |μ_c − k_c| costs, nothing when k_c is near μ_c.
+    Keys as in :func:`nc_metrics` (without NC4).
+    """
+    counts = check_matrix(counts, "counts", ndim=1)
+    C = counts.shape[0]
+    if C < 2 or not torch.equal(counts, counts.round()) or (counts < 0).any():
+        raise ValueError(f"counts must be C ≥ 2 non-negative integers, got {counts.tolist()}")
+    if (counts == 0).any():
+        empty = (counts == 0).nonzero().flatten().tolist()
+        raise ValueError(f"class(es) {empty} have no samples; every class needs at least one")
+    sums = check_matrix(sums, "sums", shape=(C, None))
+    d = sums.shape[1]
+    Q = check_matrix(second_moment, "second_moment", shape=(d, d)).to(sums.device)
+    K = torch.zeros_like(sums) if shifts is None else check_matrix(shifts, "shifts", shape=(C, d)).to(sums.device)
+    M = check_classifier(M, d, C).to(sums.device)
+    counts = counts.to(sums.device)
+    # Q scales as s², S and K as s: one power of two for all keeps Q and its products finite.
+    s = pow2_scale(max(Q.diagonal().abs().max().item() ** 0.5, sums.abs().max().item(), K.abs().max().item()))
+    Q, sums, K = Q / s**2, sums / s, K / s
+    return _from_moments(counts, sums, Q, K, M)
+
+
+def _from_moments(counts, S, Q, K, M) -> dict[str, float]:
+    """NC1–NC3 from shifted moments (see :func:`nc_from_statistics`), already scaled."""
+    N = counts.sum().item()
+    means = K + S / counts[:, None]
+    # Σ‖z‖² = tr Q + 2 Σ_c k_c·S_c + Σ_c N_c ‖k_c‖²: the scale ρ̄ for the degeneracy test.
+    rho = ((Q.trace() + 2.0 * (K * S).sum() + (counts * K.pow(2).sum(1)).sum()).clamp_min(0) / N).sqrt().item()
+    centred, sv, V = _between(means, rho)
+    # v_kᵀ (N Σ_W) v_k = v_kᵀ Q v_k − Σ_c (S_c·v_k)²/N_c; rounding can push an exact 0 below zero.
+    proj = ((V * (Q @ V)).sum(0) - ((S @ V).pow(2) / counts[:, None]).sum(0)).clamp_min(0.0)
+    out = {"nc1": (proj / sv.pow(2)).sum().item() / N}
+    out.update(_nc2_nc3(centred, _scaled_classifier(M)[0], rho))
     return out
 
 
 def ncc_mismatch(Z, y, M, means: torch.Tensor | None = None) -> float:
-    """NC4: fraction of samples whose classifier decision argmax_c ⟨M_c, z⟩ differs from the
-    nearest-class-centre decision argmin_c ‖z − μ_c‖ (class means of the same Z unless given)."""
-    Z, y, M, C = _prepare(Z, y, M)
+    """NC4 (Papyan et al. 2020): fraction of samples whose classifier decision argmax_c ⟨M_c, z⟩
+    differs from the nearest-class-centre decision argmin_c ‖z − μ_c‖ (class means of the same Z
+    unless given as a C×d matrix)."""
+    Z, amax, y, M, C = _inputs(Z, y, M, require_all=means is None)
+    s = pow2_scale(amax)
+    parts = [(Z, y)]
     if means is None:
-        means = class_means(Z, y, C)
-    # ‖z − μ_c‖² = ‖z‖² − 2⟨z, μ_c⟩ + ‖μ_c‖²; the ‖z‖² term does not change the argmin.
-    ncc = (means.pow(2).sum(dim=1)[None, :] - 2.0 * Z @ means.T).argmin(dim=1)
-    return (ncc != (Z @ M).argmax(dim=1)).double().mean().item()
+        counts, sums, _ = _class_sums(parts, C, Z.shape[1], 1.0 / s, Z.device)
+        means = sums / counts[:, None]
+    else:
+        means = check_matrix(means, "means", shape=(C, Z.shape[1])).to(Z.device) / s
+    centred = means - means.mean(dim=0, keepdim=True)
+    scan = _scan(parts, 1.0 / s, Ms=_scaled_classifier(M)[0], means=means, centred=centred)
+    return scan["mismatch"].item() / Z.shape[0]
 
 
 def nc_metrics(Z, y, M) -> dict[str, float]:
@@ -147,18 +339,18 @@ def nc_metrics(Z, y, M) -> dict[str, float]:
     - ``nc1``: tr(Σ_W Σ_B⁺)/C of the features;
     - ``nc2_{equinorm,equiangular,max_angle,etf_error}_means``: NC2 of the class means centred at
       their mean; ``..._classifier``: the same of the columns of M (not centred);
-    - ``nc3_self_duality``: ‖M/‖M‖_F − M̄/‖M̄‖_F‖²_F between M and the centred class means;
+    - ``nc3_self_duality``: ‖M/‖M‖_F − M̄/‖M̄‖_F‖²_F between M and the centred class means (Gao et
+      al. number it NC2, and their NC3 is the ETF structure that is NC2 here);
     - ``nc4_ncc_mismatch``: disagreement of the classifier with the nearest-class-centre rule.
-    """
-    Z, y, M, C = _prepare(Z, y, M)
-    counts = torch.bincount(y, minlength=C)
-    sums = torch.zeros(C, Z.shape[1], dtype=Z.dtype, device=Z.device).index_add_(0, y, Z)
-    out = nc_from_statistics(counts, sums, Z.T @ Z, M)
-    # Σ_W from centred features directly: better conditioned than the moment formula.
-    out["nc1"] = nc1(Z, y, C)
-    out["nc4_ncc_mismatch"] = ncc_mismatch(Z, y, M, sums / counts[:, None].double())
-    return out
 
+    Raises :class:`UndefinedMetricError` when a metric is undefined (equal class means, a zero
+    classifier column), never returns NaN.
+    """
+    Z, amax, y, M, C = _inputs(Z, y, M)
+    return _all_metrics([(Z, y)], C, Z.shape[1], M, amax, with_margins=False)
+
+
+# --- margins ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Margins:
@@ -190,39 +382,65 @@ class Margins:
         return self.p_min > 0
 
 
-def margins_from_min_gaps(min_gaps: torch.Tensor, M, rms_feature_norm: float) -> Margins:
-    """Margins from D[y, y'] = min_{i ∈ S_y} ⟨M_y − M_{y'}, z_i⟩ (C×C; the diagonal is ignored),
-    which a single pass over the data can accumulate. γ_{y,y'} = min(D[y,y'], D[y',y])."""
-    C = min_gaps.shape[0]
-    M = check_classifier(M, M.shape[0], C).to(min_gaps.device)
-    eye = torch.eye(C, dtype=torch.bool, device=min_gaps.device)
-    gamma = torch.minimum(min_gaps, min_gaps.T).masked_fill(eye, float("nan"))
-    diffs = (M[:, :, None] - M[:, None, :]).norm(dim=0)  # ‖M_y − M_{y'}‖
-    normalized = gamma / diffs.masked_fill(eye, 1.0)
+def _margins_scaled(min_gaps_s, Ms, sz: float, sm: float, rho_s: float) -> Margins:
+    """Margins from min gaps of the scaled problem (Z/sz, M/sm): γ = sz·sm·γ_s, γ/‖ΔM‖ =
+    sz·γ_s/‖ΔM_s‖ and the scale-free margin (γ_s/‖ΔM_s‖)/ρ̄_s, with no overflow in between."""
+    C = min_gaps_s.shape[0]
+    eye = torch.eye(C, dtype=torch.bool, device=min_gaps_s.device)
+    if not torch.isfinite(min_gaps_s[~eye]).all():
+        raise ValueError("min_gaps must be finite off the diagonal (an entry +inf means a class "
+                         "with no samples)")
+    diffs = (Ms[:, :, None] - Ms[:, None, :]).norm(dim=0)  # ‖M_y − M_{y'}‖
+    same = (diffs <= DEGENERATE_RTOL * Ms.norm(dim=0).max()) & ~eye
+    if same.any():
+        a, b = same.nonzero()[0].tolist()
+        raise UndefinedMetricError(
+            f"normalized margins are undefined: classifier columns M_{a} and M_{b} coincide (or M is "
+            "zero), so ‖M_y − M_y'‖ = 0 and the hyperplane between them does not exist")
+    if not rho_s > 0:
+        raise UndefinedMetricError("the scale-free margin is undefined: every feature is zero (ρ̄ = 0)")
+    gamma_s = torch.minimum(min_gaps_s, min_gaps_s.T).masked_fill(eye, float("nan"))
+    normalized_s = gamma_s / diffs.masked_fill(eye, 1.0)
+    gamma, normalized = gamma_s * (sz * sm), normalized_s * sz
     p_min = gamma[~eye].min().item()
-    scale_free = (normalized[~eye].min() / rms_feature_norm).item() if rms_feature_norm > 0 else float("nan")
+    if not torch.isfinite(gamma[~eye]).all():
+        raise ValueError(f"the margins overflow float64 (features × classifier scale ≈ {sz * sm:.1e});"
+                         " rescale Z or M (the scale-free margin does not depend on it)")
+    scale_free = (normalized_s[~eye].min() / rho_s).item()
     return Margins(p_min, gamma, normalized, scale_free)
 
 
-def _min_gaps(logits: torch.Tensor, y: torch.Tensor, C: int) -> torch.Tensor:
-    """D[y, y'] = min over samples of class y of logit_y − logit_{y'} (C×C, float64)."""
-    own = logits.gather(1, y[:, None])
-    gaps = own - logits  # row i: ⟨M_{y_i} − M_{y'}, z_i⟩ for every y'
-    D = torch.full((C, C), float("inf"), dtype=logits.dtype, device=logits.device)
-    return D.scatter_reduce_(0, y[:, None].expand(-1, C), gaps, reduce="amin")
+def margins_from_min_gaps(min_gaps: torch.Tensor, M, rms_feature_norm: float) -> Margins:
+    """Margins (Theorem 4.1, Definition 4.3) from D[y, y'] = min_{i ∈ S_y} ⟨M_y − M_{y'}, z_i⟩ (C×C;
+    the diagonal is ignored), which a single pass over the data can accumulate.
+    γ_{y,y'} = min(D[y,y'], D[y',y]); ``rms_feature_norm`` is ρ̄ of the scale-free margin."""
+    D = check_matrix(min_gaps, "min_gaps", finite=False)
+    C = D.shape[0]
+    if D.shape != (C, C) or C < 2:
+        raise ValueError(f"min_gaps must be a C×C matrix with C ≥ 2, got shape {tuple(D.shape)}")
+    if torch.isnan(D).any():
+        raise ValueError("min_gaps contains NaN")
+    M = as_float64(M, "classifier M")
+    M = check_classifier(M, M.shape[0] if M.ndim == 2 else -1, C).to(D.device)
+    rho = check_real(rms_feature_norm, "rms_feature_norm", minimum=0.0)
+    Ms, sm = _scaled_classifier(M)
+    return _margins_scaled(D / sm, Ms, 1.0, sm, rho)
 
 
 def margins(Z, y, M) -> Margins:
     """p_min (Theorem 4.1), pairwise margins γ_{y,y'} (Definition 4.3), their M-normalized version
-    and the scale-free margin; see :class:`Margins`. Note min_{y≠y'} γ_{y,y'} = p_min."""
-    Z, y, M, C = _prepare(Z, y, M)
-    D = _min_gaps(Z @ M, y, C)
-    return margins_from_min_gaps(D, M, Z.pow(2).sum(dim=1).mean().sqrt().item())
+    and the scale-free margin; see :class:`Margins`. Note min_{y≠y'} γ_{y,y'} = p_min.
+    ρ̄ is computed on Z divided by a power of two, so it cannot overflow (‖z‖² of features
+    ×1e155 would)."""
+    Z, amax, y, M, C = _inputs(Z, y, M)
+    s = pow2_scale(amax)
+    Ms, sm = _scaled_classifier(M)
+    scan = _scan([(Z, y)], 1.0 / s, Ms=Ms, gaps=True, sumsq=True)
+    return _margins_scaled(scan["min_gaps"], Ms, s, sm, (scan["sumsq"] / Z.shape[0]).sqrt().item())
 
 
 def scale_free_margin_of_etf(C: int) -> float:
-    """Scale-free margin of collapsed features on a simplex ETF (z = β M_y): √(C/(2(C−1))).
-
-    ⟨M_y − M_{y'}, βM_y⟩ = βα²C/(C−1), ‖M_y − M_{y'}‖ = α√(2C/(C−1)) and ρ̄ = βα.
-    """
+    """Scale-free margin of collapsed features on a simplex ETF (Definition 3.1, z = β M_y):
+    √(C/(2(C−1))). ⟨M_y − M_{y'}, βM_y⟩ = βα²C/(C−1), ‖M_y − M_{y'}‖ = α√(2C/(C−1)), ρ̄ = βα."""
+    C = check_int(C, "C", minimum=2)
     return (C / (2.0 * (C - 1))) ** 0.5

@@ -21,14 +21,39 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize
 
-from nclib._checks import check_classifier, check_features_labels
+from nclib._checks import (
+    UndefinedMetricError,
+    as_float64,
+    check_bool,
+    check_classifier,
+    check_features_labels,
+    check_int,
+    check_labels,
+    check_real,
+    pow2_scale,
+)
 from nclib.metrics import margins
 
 __all__ = ["ce_loss", "FlowPath", "gradient_flow", "multiclass_svm", "direction_cosine"]
 
 
 def ce_loss(M: torch.Tensor, Z: torch.Tensor, y: torch.Tensor, weight_decay: float = 0.0) -> torch.Tensor:
-    """Equation (1): the summed cross-entropy of logits Z M, plus (λ/2)(‖M‖²_F + ‖Z‖²_F) if λ > 0."""
+    """Equation (1): the summed cross-entropy of logits Z M, plus (λ/2)(‖M‖²_F + ‖Z‖²_F) if λ > 0.
+    Differentiable in M and Z; the arguments are checked (shapes, labels, λ ≥ 0) but not copied."""
+    if not (isinstance(M, torch.Tensor) and isinstance(Z, torch.Tensor)):
+        raise ValueError("M and Z must be tensors (ce_loss is differentiated through)")
+    if M.ndim != 2 or Z.ndim != 2 or Z.shape[1] != M.shape[0] or M.shape[1] < 2:
+        raise ValueError(f"need Z (N×d) and M (d×C, C ≥ 2) with matching d; got Z {tuple(Z.shape)}, "
+                         f"M {tuple(M.shape)}")
+    if not (M.is_floating_point() and Z.is_floating_point()):
+        raise ValueError(f"M and Z must be floating point, got {M.dtype} and {Z.dtype}")
+    y, _ = check_labels(y, Z.shape[0], M.shape[1], require_all=False)
+    weight_decay = check_real(weight_decay, "weight_decay", minimum=0.0)
+    return _ce_loss(M, Z, y.to(Z.device), weight_decay)
+
+
+def _ce_loss(M, Z, y, weight_decay: float):
+    """:func:`ce_loss` without the checks, for the inner loop of :func:`gradient_flow`."""
     loss = F.cross_entropy(Z @ M, y, reduction="sum")
     if weight_decay:
         loss = loss + 0.5 * weight_decay * (M.pow(2).sum() + Z.pow(2).sum())
@@ -62,17 +87,29 @@ def gradient_flow(
     ``train_features=False`` holds Z fixed (the setting of Remark 4.2 (a), where the direction of
     M(t) tends to the multiclass SVM). ``normalized=True`` uses step/loss, a change of clock along
     the same path (module docstring). Snapshots are spaced logarithmically in the step index.
+    Every snapshot needs the margins, so M0's columns must be distinct (not a zero M0).
     """
-    Z0, y, C = check_features_labels(Z0, y, torch.as_tensor(M0).shape[1])
+    M0 = as_float64(M0, "M0")
+    if M0.ndim != 2 or M0.shape[1] < 2:
+        raise ValueError(f"M0 must be a d×C classifier with C ≥ 2, got shape {tuple(M0.shape)}")
+    Z0, y, C = check_features_labels(Z0, y, M0.shape[1])
     M = check_classifier(M0, Z0.shape[1], C).clone()
     Z = Z0.clone()
-    if step <= 0 or steps < 1:
-        raise ValueError(f"need step > 0 and steps ≥ 1, got step = {step}, steps = {steps}")
+    step = check_real(step, "step", positive=True)
+    steps = check_int(steps, "steps", minimum=1)
+    snapshots = check_int(snapshots, "snapshots", minimum=1)
+    weight_decay = check_real(weight_decay, "weight_decay", minimum=0.0)
+    train_features = check_bool(train_features, "train_features")
+    normalized = check_bool(normalized, "normalized")
     marks = set(np.unique(np.geomspace(1, steps, snapshots).astype(int)).tolist()) | {0}
     path, t = FlowPath(), 0.0
 
     def record(loss_value):
-        m = margins(Z, y, M)
+        try:
+            m = margins(Z, y, M)
+        except UndefinedMetricError as exc:
+            raise UndefinedMetricError(f"gradient_flow at step {k}: {exc}; start from a random M0 "
+                                       "(e.g. 1e-2·randn) rather than a zero one") from None
         path.t.append(t)
         path.loss.append(loss_value)
         path.p_min.append(m.p_min)
@@ -84,7 +121,7 @@ def gradient_flow(
     for k in range(steps + 1):
         M.requires_grad_(True)
         Z.requires_grad_(train_features)
-        loss = ce_loss(M, Z, y, weight_decay)
+        loss = _ce_loss(M, Z, y, weight_decay)
         if not math.isfinite(loss.item()) or (normalized and loss.item() == 0.0):
             raise FloatingPointError(
                 f"loss became {loss.item()} at step {k} (overflow, or underflow of the normalized "
@@ -142,6 +179,15 @@ def multiclass_svm(Z, y, num_classes: int | None = None) -> torch.Tensor:
 
 
 def direction_cosine(A, B) -> float:
-    """Cosine between two matrices seen as vectors: ⟨A, B⟩_F/(‖A‖_F ‖B‖_F)."""
-    A, B = torch.as_tensor(A, dtype=torch.float64), torch.as_tensor(B, dtype=torch.float64)
+    """Cosine between two matrices seen as vectors: ⟨A, B⟩_F/(‖A‖_F ‖B‖_F) (the direction comparison
+    of Remark 4.2). Each is divided by a power of two first, so huge norms cannot overflow."""
+    A, B = as_float64(A, "A"), as_float64(B, "B")
+    if A.shape != B.shape:
+        raise ValueError(f"A and B must have the same shape, got {tuple(A.shape)} and {tuple(B.shape)}")
+    if not (torch.isfinite(A).all() and torch.isfinite(B).all()):
+        raise ValueError("A and B must be finite (no NaN or infinity)")
+    A = A / pow2_scale(A.abs().max().item()) if A.numel() else A
+    B = B / pow2_scale(B.abs().max().item()) if B.numel() else B
+    if not (A.norm() > 0 and B.norm() > 0):
+        raise UndefinedMetricError("the cosine is undefined: A or B is zero (no direction)")
     return ((A * B).sum() / (A.norm() * B.norm())).item()

@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nclib.accumulate import NCAccumulator, measure
-from nclib.metrics import margins, nc_metrics
+from nclib.metrics import margins, nc_from_statistics, nc_metrics
 
 
 @pytest.mark.parametrize("batch", [1, 7, 64, 500])
@@ -51,3 +53,69 @@ def test_accumulator_bad_input():
     acc.update(torch.randn(4, 4), torch.tensor([0, 1, 0, 1]))  # class 2 never seen
     with pytest.raises(ValueError, match="no samples"):
         acc.compute()
+
+
+# --- numerical stability: class means far from the origin ------------------------------------
+
+@pytest.mark.parametrize("keep_features", [True, False])
+@pytest.mark.parametrize("spread", [1e-6, 1e-3, 1.0])
+@pytest.mark.parametrize("offset", [0.0, 1.0, 10.0, 100.0, 1e3])
+def test_streaming_is_stable_far_from_the_origin(offset, spread, keep_features):
+    # Class means at distance ~offset from the origin, O(1) apart, within-class spread `spread`,
+    # streamed in batches of uneven size. The raw-moment formula Σzzᵀ − ΣN_cμ_cμ_cᵀ gave
+    # NC1 = −2.35e-11 (true 7.94e-12) at offset 1e3, spread 1e-6; both paths must now agree with
+    # the in-memory two-pass computation to 1e-9 relative, for every metric.
+    g = torch.Generator().manual_seed(7)
+    C, d, N = 4, 6, 203
+    y = torch.arange(C).repeat(N // C + 1)[:N][torch.randperm(N, generator=g)]
+    centres = offset / d**0.5 + torch.randn(C, d, generator=g, dtype=torch.float64)
+    Z = centres[y] + spread * torch.randn(N, d, generator=g, dtype=torch.float64)
+    M = torch.randn(d, C, generator=g, dtype=torch.float64)
+    acc = NCAccumulator(M, keep_features=keep_features)
+    cuts = [0, 5, 6, 50, 111, N]
+    for i, j in zip(cuts, cuts[1:]):
+        acc.update(Z[i:j], y[i:j])
+    got, ref = acc.compute(), nc_metrics(Z, y, M)
+    assert got["nc1"] == pytest.approx(ref["nc1"], rel=1e-9)
+    assert 0.5 < ref["nc1"] / spread**2 < 2.0  # the reference itself: NC1 ∝ spread² here
+    for key, value in ref.items():
+        if key in got:
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-300), key
+    assert ("nc4_ncc_mismatch" in got) == keep_features
+    assert got["p_min"] == pytest.approx(margins(Z, y, M).p_min, rel=1e-9)
+
+
+@given(seed=st.integers(0, 10**6), batch=st.integers(1, 40), offset=st.sampled_from([0.0, 1e2, 1e4]))
+def test_sufficient_statistics_match_in_memory(seed, batch, offset):
+    """The keep_features=False path (shifted moments) against the in-memory metrics, for any batch
+    size and a common offset, with float32 features as a model gives them."""
+    g = torch.Generator().manual_seed(seed)
+    C, d, N = 3, 4, 60
+    y = torch.arange(C).repeat(N // C)[torch.randperm(N, generator=g)]
+    Z = (offset + 3 * torch.randn(C, d, generator=g))[y] + torch.randn(N, d, generator=g)
+    M = torch.randn(d, C, generator=g, dtype=torch.float64)
+    acc = NCAccumulator(M, keep_features=False)
+    for i in range(0, N, batch):
+        acc.update(Z[i : i + batch], y[i : i + batch])
+    got, ref = acc.compute(), nc_metrics(Z, y, M)
+    for key, value in ref.items():
+        if key != "nc4_ncc_mismatch":
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert got["scale_free_margin"] == pytest.approx(margins(Z, y, M).scale_free, rel=1e-9)
+
+
+def test_nc_from_statistics_with_and_without_shifts():
+    g = torch.Generator().manual_seed(3)
+    C, d = 3, 4
+    y = torch.arange(C).repeat(10)
+    Z = 5 + torch.randn(C, d, generator=g, dtype=torch.float64)[y] + 0.1 * torch.randn(30, d, generator=g, dtype=torch.float64)
+    M = torch.randn(d, C, generator=g, dtype=torch.float64)
+    counts = torch.bincount(y, minlength=C)
+    raw = nc_from_statistics(counts, torch.zeros(C, d, dtype=torch.float64).index_add_(0, y, Z), Z.T @ Z, M)
+    K = Z[:C]  # any per-class reference point
+    D = Z - K[y]
+    shifted = nc_from_statistics(counts, torch.zeros(C, d, dtype=torch.float64).index_add_(0, y, D), D.T @ D, M, shifts=K)
+    ref = nc_metrics(Z, y, M)
+    for key in raw:
+        assert raw[key] == pytest.approx(ref[key], rel=1e-6), key
+        assert shifted[key] == pytest.approx(ref[key], rel=1e-9), key

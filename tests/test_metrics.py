@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nclib.etf import random_rotation, simplex_etf
-from nclib.metrics import margins, nc1, nc_metrics, scale_free_margin_of_etf
+from nclib.metrics import margins, nc1, nc_metrics, ncc_mismatch, scale_free_margin_of_etf
 
 
 def random_problem(seed, N_per=6, C=4, d=5, spread=1.0):
@@ -101,8 +101,12 @@ def test_ncc_mismatch_counts_disagreements():
     y = torch.tensor([0, 0, 1, 1])
     M = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
     M[0, 0] = 1e-3  # logits: class 0 wins for positive z, loses for negative: all decisions flip
-    assert nc_metrics(Z, y, M)["nc4_ncc_mismatch"] == pytest.approx(1.0)
+    # ncc_mismatch, not nc_metrics: M's zero column has no direction, so NC2 of M is undefined.
+    assert ncc_mismatch(Z, y, M) == pytest.approx(1.0)
+    assert ncc_mismatch(Z, y, -M) == pytest.approx(0.0)
+    M[0, 1] = -1e-3  # both columns non-zero: nc_metrics agrees
     assert nc_metrics(Z, y, -M)["nc4_ncc_mismatch"] == pytest.approx(0.0)
+    assert nc_metrics(Z, y, M)["nc4_ncc_mismatch"] == pytest.approx(1.0)
 
 
 # --- invariances (hypothesis) -----------------------------------------------------------------
@@ -151,6 +155,19 @@ def test_scaling_laws(seed, a, b):
     assert torch.allclose(m1.pairwise, a * b * m0.pairwise, equal_nan=True, rtol=1e-9)
     assert torch.allclose(m1.pairwise_normalized, b * m0.pairwise_normalized, equal_nan=True, rtol=1e-9)
     assert m1.scale_free == pytest.approx(m0.scale_free, rel=1e-9)
+
+
+@given(seed=seeds, C=st.integers(2, 6), d=st.integers(1, 8), n_per=st.integers(1, 5))
+def test_nc_metrics_match_brute_force_for_any_shape(seed, C, d, n_per):
+    """NC1 through the SVD of the centred means (never forming Σ_W) equals tr(Σ_W Σ_B⁺)/C with
+    numpy's pinv, also when d < C − 1 (Σ_B of full rank d) and with one sample per class; NC4
+    equals the nearest-centre rule with explicit distances."""
+    Z, y, M = random_problem(seed, N_per=n_per + 1, C=C, d=d)
+    got = nc_metrics(Z, y, M)
+    assert got["nc1"] == pytest.approx(nc1_brute_force(Z, y, C), rel=1e-8, abs=1e-14)
+    means = torch.stack([Z[y == c].mean(0) for c in range(C)])
+    ncc = torch.cdist(Z, means).argmin(1)
+    assert got["nc4_ncc_mismatch"] == pytest.approx((ncc != (Z @ M).argmax(1)).double().mean().item())
 
 
 # --- bad input --------------------------------------------------------------------------------

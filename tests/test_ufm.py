@@ -79,7 +79,7 @@ def test_svm_rejects_non_separable_features():
 
 def test_gradient_flow_bad_input():
     M, Z, y = small_problem()
-    with pytest.raises(ValueError, match="step > 0"):
+    with pytest.raises(ValueError, match="step must be > 0"):
         gradient_flow(M, Z, y, step=0.0, steps=10)
     with pytest.raises(FloatingPointError, match="lower the step"):
         gradient_flow(M * 100, Z * 100, y, step=50.0, steps=200)
