@@ -1,4 +1,5 @@
-"""nclib.experiments: atomic records, corruption, resume, papermill runs and a kill mid-sweep."""
+"""nclib.experiments: atomic records, corruption (also of the schema), resume, checkpoints, parameter
+checks, status against the manifest, papermill runs and a kill mid-sweep."""
 
 import json
 import os
@@ -19,11 +20,14 @@ from nclib.data import DatasetNotFoundError, TensorDataset
 from nclib.experiments import (
     EXPERIMENTS,
     PRESETS,
+    SCALES,
+    ParameterError,
     RunSpec,
     RunStore,
     Table,
     atomic_write_text,
     execute,
+    experiment_setup,
     load_dataset,
     load_results,
     main,
@@ -32,8 +36,10 @@ from nclib.experiments import (
     run_group,
     run_id_for,
     to_jsonable,
+    validate_parameters,
     validate_record,
 )
+from nclib.runner import summarize
 from nclib.models import mlp
 from nclib.sweep import equivalent_classifiers, sweep_models
 from nclib.train import TrainConfig
@@ -160,6 +166,130 @@ def test_presets_name_real_notebook_parameters(experiment):
         assert set(overrides) <= names, (scale, set(overrides) - names)
 
 
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
+def test_every_preset_passes_the_parameter_checks(experiment, scale):
+    validate_parameters(experiment, PRESETS[experiment][scale], origin="preset")
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"epoch": 50}, r"--param epoch: margins_tpt has no parameter 'epoch'; valid keys: .*epochs"),
+    ({"backbones": "[mlp]"}, r"--param backbones: expected a list .* got a string '\[mlp\]' \(did the shell strip"),
+    ({"epochs": 2.5}, r"--param epochs: expected an int like the default \d+, got a float 2.5"),
+    ({"amp": 1}, r"--param amp: expected a bool"),
+    ({"lr": "fast"}, r"--param lr: expected a float"),
+    ({"backbones": ["mlp", "resnet50"]}, r"--param backbones: unknown name 'resnet50'; choose from \['mlp'"),
+    ({"datasets": ["mnist"]}, r"--param datasets: unknown name 'mnist'"),
+    ({"heads": ["svm"]}, r"--param heads: unknown name 'svm'; choose from \['etf', 'learnable'\]"),
+    ({"widths": {"vgg": 3}}, r"--param widths: unknown name 'vgg'"),
+])
+def test_parameter_checks_name_key_expected_and_got(override, message):
+    with pytest.raises(ParameterError, match=message):
+        validate_parameters("margins_tpt", override)
+
+
+def test_parameter_checks_accept_ints_for_floats_and_anything_for_none(monkeypatch):
+    validate_parameters("margins_tpt", {"lr": 1, "epochs": 5, "backbones": ["resnet32"], "augment": "crop"})
+    import nclib.presets
+
+    monkeypatch.setattr(nclib.presets, "chapter_parameters", lambda e: {"cap": None, "lr": 0.1})
+    validate_parameters("margins_tpt", {"cap": [1, 2], "lr": 3})
+
+
+def _reseal(record: dict) -> dict:
+    """The record with its checksum recomputed: what a buggy or foreign writer would leave."""
+    import hashlib
+
+    from nclib.records import _canonical
+
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    return {**body, "checksum": hashlib.sha256(_canonical(body).encode()).hexdigest()}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda r: r.update(history="all fine"), "field 'history' must be a dict"),
+    (lambda r: r["history"].update(records=[1, 2, 3]), "epoch entry 0 must be an object"),
+    (lambda r: r.update(params="lr=0.1"), "field 'params' must be a dict"),
+    (lambda r: r["history"]["records"][1].update(train_loss="low"), r"non-numeric values for \['train_loss'\]"),
+    (lambda r: r["history"]["records"][0].update(epoch=True), "must be increasing whole epochs from 0"),
+    (lambda r: r["history"]["records"][1].update(epoch=0), "must be increasing whole epochs from 0"),
+    (lambda r: r.update(wall_time_s="1 h"), "wall_time_s"),
+    (lambda r: r["history"].update(terminal_epoch="soon"), "terminal_epoch"),
+    (lambda r: r.update(provenance=None), "field 'provenance' must be a dict"),
+    (lambda r: r["params"].update(i=99), "does not match the record's name and parameters"),
+])
+def test_record_with_valid_checksum_but_wrong_schema_is_corrupt(tmp_path, damage, message):
+    store = RunStore(tmp_path)
+    specs = _specs(1)
+    run_group(specs, _build, _data(), _data(1), CFG, store=store)
+    run_id = specs[0].run_id
+    good = json.loads(store.path(run_id).read_text())
+    bad = json.loads(json.dumps(good))
+    damage(bad)
+    bad = _reseal(bad)
+    with pytest.raises(ValueError, match=message):
+        validate_record(bad)
+    store.path(run_id).write_text(json.dumps(bad))
+    store.write_manifest([run_id], {})
+    s = summarize(tmp_path)  # status reads it without crashing, and calls it corrupt
+    assert s["valid"] == 0 and run_id in s["corrupt"] and not s["complete"]
+    assert store.load(run_id) is None and store.path(run_id).with_name(f"{run_id}.json.corrupt").is_file()
+    again = run_group(specs, _build, _data(), _data(1), CFG, store=store)  # and the run is redone
+    assert again[run_id].records and store.load(run_id) is not None
+
+
+def test_checkpoints_are_removed_once_recorded_whatever_their_suffix(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    specs = _specs(3)
+    written = []
+    real = nclib.sweep.train_sweep
+
+    def spying(*args, **kwargs):
+        out = real(*args, **kwargs)
+        written.extend(sorted(p.name for p in store.checkpoints.iterdir()))
+        return out
+
+    monkeypatch.setattr(nclib.sweep, "train_sweep", spying)
+    # chunks of two models: the trainer writes group-<key>.chunk0.pt and .chunk1.pt
+    run_group(specs, _build, _data(), _data(1), CFG, store=store, max_models=2, checkpoint_every=0)
+    assert any(".chunk1." in n for n in written), written  # there were checkpoints to remove
+    assert all(store.load(s.run_id) for s in specs)
+    assert not list(store.checkpoints.iterdir())
+    # a group left by a dead worker whose runs others have recorded since is pruned as well
+    left = store.checkpoint_for([s.run_id for s in specs[:2]])
+    left.write_bytes(b"state")
+    left.with_name(left.stem + ".chunk0.pt").write_bytes(b"state")
+    run_group(_specs(4)[3:], _build, _data(), _data(1), CFG, store=store)
+    assert not list(store.checkpoints.iterdir())
+
+
+def test_status_counts_records_against_the_manifest(tmp_path, capsys):
+    folder = tmp_path / "margins_tpt" / "tiny"
+    store = RunStore(folder)
+    specs = _specs(3)
+    run_group(specs[:2], _build, _data(), _data(1), CFG, store=store)
+    store.write_manifest([s.run_id for s in specs], {"scale": "tiny"})
+    atomic_write_text(folder / "provenance.json", json.dumps({"status": "complete"}))
+    s = summarize(folder)
+    assert (s["planned"], s["valid"], s["missing"], s["complete"]) == (3, 2, [specs[2].run_id], False)
+    assert main(["status", "--results", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "2/3 runs recorded, 1 missing" in out and "incomplete" in out
+    run_group(specs, _build, _data(), _data(1), CFG, store=store)
+    assert main(["status", "--results", str(tmp_path)]) == 0
+    assert "3/3 runs recorded  complete" in capsys.readouterr().out
+
+
+def test_an_unloadable_dataset_is_noted_for_the_runner(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCLIB_RUN_TOKEN", "tok")
+    experiment_setup("cpu", str(tmp_path))
+    with pytest.raises(DatasetNotFoundError):
+        load_dataset("cifar10", data_root=str(tmp_path / "nowhere"))
+    note = (tmp_path / "problems" / "tok.cifar10.txt").read_text()
+    assert "cifar10" in note and "nowhere" in note
+    experiment_setup("cpu", "")  # the book build: nothing is written
+
+
 def _check_folder(folder: Path, experiment: str, output: str = "notebook.ipynb"):
     manifest = json.loads((folder / "manifest.json").read_text())
     prov = json.loads((folder / "provenance.json").read_text())
@@ -170,14 +300,15 @@ def _check_folder(folder: Path, experiment: str, output: str = "notebook.ipynb")
         rec = validate_record(json.loads((folder / "runs" / f"{run_id}.json").read_text()))
         assert rec["params"]["experiment"] == experiment
         assert rec["provenance"]["device"] == "cpu"
-        assert len(rec["history"]["records"]) == rec["params"]["config"]["epochs"] + 1
+        assert rec["history"]["records"][-1]["epoch"] >= rec["params"]["config"]["epochs"]  # trained until fit
     assert (folder / "records.csv").is_file()
     res = load_results(experiment, "tiny", folder.parent.parent)
     assert res is not None and len(res.records) == len(manifest["run_ids"])
     assert dict(res.provenance_rows())["status"] == "complete"
     runs = res.runs()
     assert [p for p, _ in runs] == [r["params"] for r in res.records]
-    assert all(len(h.records) == p["config"]["epochs"] + 1 for p, h in runs)
+    assert all(h.records[-1]["epoch"] >= p["config"]["epochs"] for p, h in runs)
+    assert summarize(folder)["complete"]
 
 
 def _recorded_section_ran(folder: Path, n_runs: int):
@@ -211,12 +342,13 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     folder = tmp_path / "non_conservative" / "tiny"
     cmd = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", "non_conservative", "--scale", "tiny",
            "--device", "cpu", "--results", str(tmp_path), "--param", "epochs=30"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    log = open(tmp_path / "cli.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while not list((folder / "runs").glob("*.json")):
-            assert proc.poll() is None, "the run ended before writing a record"
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended before writing a record:\n{(tmp_path / 'cli.log').read_text()[-3000:]}")
             assert time.monotonic() < deadline, "no record after 120 s"
             time.sleep(0.02)
         family = [proc, *psutil.Process(proc.pid).children(recursive=True)]
@@ -230,6 +362,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        log.close()
     planned = json.loads((folder / "manifest.json").read_text())["run_ids"]
     finished = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (folder / "runs").glob("*.json")}
     assert 1 <= len(finished) < len(planned), (len(finished), len(planned))

@@ -1,0 +1,168 @@
+"""The experiments, their scales and presets, and the checks a run's parameters must pass.
+
+A chapter's ``parameters`` cell (``# %% tags=["parameters"]``) is the single source of truth for
+what can be set: :func:`chapter_parameters` reads its assignments with ``ast`` (literal values
+only) and :func:`validate_parameters` holds presets and ``--param`` overrides against it, so a
+typo (``epoch=50``) or a value the shell mangled (``backbones=[mlp]`` arrives as a string) is an
+error before anything trains, not a run of the defaults that reports success.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from nclib.models import BACKBONES
+
+__all__ = [
+    "EXPERIMENTS", "SCALES", "PRESETS", "DATASETS", "HEADS", "RUNNER_KEYS", "ParameterError",
+    "chapter_parameters", "validate_parameters", "dataset_problem",
+]
+
+#: experiment name → the chapter (jupytext percent-format) that runs it.
+EXPERIMENTS = {
+    "margins_tpt": "book/ch07_margins_tpt.py",
+    "non_conservative": "book/ch08_non_conservative.py",
+}
+SCALES = ("tiny", "cpu", "paper")
+DATASETS = ("fashion_mnist", "cifar10", "cifar100")
+HEADS = ("etf", "learnable")  # chapter 7: the fixed simplex ETF and the learnable linear head
+#: Parameters the runner sets itself (from --scale, --device, --results, --deterministic).
+RUNNER_KEYS = {"scale": "--scale", "device": "--device", "results_dir": "--results", "deterministic": "--deterministic"}
+# Parameters whose values (or list entries, or dict keys) must come from a fixed set of names.
+_CHOICES = {"backbones": BACKBONES, "datasets": DATASETS, "heads": HEADS, "widths": BACKBONES,
+            "augment": ("", "crop", "crop_flip"), "recorded_scale": SCALES}
+
+_PAPER_TRAINING = dict(
+    per_class_train=0, per_class_test=0, feature_dim=0, epochs=200, batch_size=128, lr=0.05,
+    momentum=0.9, weight_decay=5e-4, milestones=[100, 150], augment="crop_flip", amp=True,
+    channels_last=True, eval_batch_size=500,
+)
+
+#: Parameter overrides per experiment and scale; "cpu" is the notebooks' own defaults (the scale
+#: the book build executes). Paper scale: the three backbones of Section 5 on full Fashion-MNIST
+#: and on CIFAR-10/100 where their files are present (``data_root`` or ``NCLIB_CIFAR``); the
+#: paper's Appendix A.1 (hyperparameters) is not available, so these are the usual CIFAR settings
+#: (He et al. 2016): SGD 0.05, momentum 0.9, weight decay 5e-4, 200 epochs, ×0.1 at 100 and 150.
+PRESETS: dict[str, dict[str, dict]] = {
+    "margins_tpt": {
+        "tiny": dict(backbones=["mlp"], heads=["etf", "learnable"], per_class_train=8, per_class_test=8,
+                     feature_dim=16, widths={"mlp": 32}, epochs=3, batch_size=32),
+        "cpu": {},
+        "paper": dict(backbones=["vgg11", "resnet32", "densenet121"],
+                      datasets=["fashion_mnist", "cifar10", "cifar100"], heads=["etf", "learnable"],
+                      **_PAPER_TRAINING),
+    },
+    "non_conservative": {
+        "tiny": dict(per_class_train=8, per_class_test=8, feature_dim=16, small_dim=4, widths={"mlp": 32},
+                     epochs=3, batch_size=32, n_permutations=3, n_rotations=3, n_seeds=3,
+                     grid_permutations=2, grid_seeds=2, compare_epochs=1, ufm_steps=200),
+        "cpu": {},
+        "paper": dict(backbones=["vgg11", "resnet32", "densenet121"],
+                      datasets=["cifar10", "cifar100", "fashion_mnist"], small_dim=0, n_seeds=10,
+                      grid_permutations=4, grid_seeds=5, compare_epochs=2, max_models=7,
+                      ufm_steps=3000, **_PAPER_TRAINING),
+    },
+}
+
+
+class ParameterError(ValueError):
+    """A preset or ``--param`` override that the chapter's parameters cell does not accept."""
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _check_experiment(experiment: str) -> None:
+    if experiment not in EXPERIMENTS:
+        raise ParameterError(f"--experiment: unknown experiment {experiment!r}; choose one of {sorted(EXPERIMENTS)}")
+
+
+@lru_cache(maxsize=None)
+def _parse_cell(path: str, mtime: float) -> tuple:
+    src = Path(path).read_text(encoding="utf-8")
+    marker = '# %% tags=["parameters"]'
+    if marker not in src:
+        raise ParameterError(f"{path} has no parameters cell ({marker})")
+    start = src.index(marker) + len(marker)
+    end = src.find("\n# %%", start)
+    cell = src[start:] if end < 0 else src[start:end]
+    out = {}
+    for node in ast.parse(cell).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                raise ParameterError(f"{path}: parameter {node.targets[0].id} is not a literal value") from None
+    return tuple(out.items())
+
+
+def chapter_parameters(experiment: str) -> dict:
+    """The defaults of ``experiment``'s parameters cell, ``{name: value}``."""
+    _check_experiment(experiment)
+    path = _repo_root() / EXPERIMENTS[experiment]
+    return dict(_parse_cell(str(path), path.stat().st_mtime))
+
+
+def _type_name(v) -> str:
+    return {bool: "a bool", int: "an int", float: "a float", str: "a string", list: "a list",
+            dict: "a dict"}.get(type(v), f"a {type(v).__name__}")
+
+
+def _type_ok(default, value) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return type(value) is type(default)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def validate_parameters(experiment: str, params: dict, origin: str = "--param") -> None:
+    """Check ``params`` against ``experiment``'s parameters cell: every key exists there, every
+    value has the default's type (an int where a float is expected is fine; a None default takes
+    anything), and names of backbones, datasets and heads are known. ``origin`` names where the
+    values came from in the error. Raises :class:`ParameterError` saying what to change."""
+    defaults = chapter_parameters(experiment)
+    for key, value in params.items():
+        if key not in defaults:
+            raise ParameterError(f"{origin} {key}: {experiment} has no parameter {key!r}; valid keys: "
+                                 f"{', '.join(sorted(defaults))}")
+        default = defaults[key]
+        if not _type_ok(default, value):
+            hint = ""
+            if isinstance(value, str) and isinstance(default, (list, dict)):
+                hint = f" (did the shell strip its quotes? write --param '{key}={json.dumps(default)}')"
+            raise ParameterError(f"{origin} {key}: expected {_type_name(default)} like the default "
+                                 f"{default!r}, got {_type_name(value)} {value!r}{hint}")
+        if key in _CHOICES:
+            names = list(value) if isinstance(value, (list, dict)) else [value]
+            unknown = [n for n in names if n not in _CHOICES[key]]
+            if unknown:
+                raise ParameterError(f"{origin} {key}: unknown {'name' if len(unknown) == 1 else 'names'} "
+                                     f"{', '.join(map(repr, unknown))}; choose from {list(_CHOICES[key])}")
+
+
+def dataset_problem(name: str, data_root: str | None = None) -> str | None:
+    """Why the sweep could not load dataset ``name`` (one line), or None when it looks loadable.
+
+    A cheap check before hours of training: for CIFAR that its root (``data_root``, else
+    ``$NCLIB_CIFAR``, else ``<repo>/data/cifar``, as :func:`nclib.experiments.load_dataset`
+    looks) holds torchvision's folder. Fashion-MNIST is found or downloaded by nclib.data, so it is
+    left to the run (which records a failure, see :func:`nclib.experiments.load_dataset`)."""
+    if name not in DATASETS:
+        return f"unknown dataset {name!r}; choose from {list(DATASETS)}"
+    if name == "fashion_mnist":
+        return None
+    root = data_root or os.environ.get("NCLIB_CIFAR") or str(_repo_root() / "data" / "cifar")
+    folder = Path(root) / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+    if not folder.is_dir():
+        origin = "data_root" if data_root else "$NCLIB_CIFAR" if os.environ.get("NCLIB_CIFAR") else "the default"
+        return (f"{name} cannot be loaded: {folder} does not exist (root from {origin}); set NCLIB_CIFAR or "
+                f"--param data_root=DIR to a folder holding it, or leave the dataset out with --param 'datasets=[...]'")
+    return None

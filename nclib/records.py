@@ -1,0 +1,420 @@
+"""Run records: atomic files, JSON values, provenance, validation, and the store of one experiment.
+
+Layout of one experiment at one scale (``results/<experiment>/<scale>/``)::
+
+    runs/<run_id>.json     one tidy record per trained model: its parameters, every per-epoch
+                           quantity, the first epoch with 100% train accuracy, provenance and a
+                           SHA-256 checksum of the rest
+    claims/<run_id>.lock   which worker trains the run now (nclib.claims; gone once recorded)
+    checkpoints/           group-<key>.* : the state of a group of models being trained, and
+                           group-<key>.json the runs it holds (removed once they are recorded)
+    trainings.jsonl        one line per training done: run, host, pid, time (who trained what)
+    manifest.json          the runs the notebook planned, with its parameters
+    provenance.json        device, torch version, git commit, parameters, start/end, wall time
+    records.csv            every run × epoch as one flat table (rebuilt from runs/)
+    notebook.ipynb         the executed chapter notebook (papermill)
+
+Every file is written to a temporary name in the same folder and renamed into place, so a kill at
+any moment leaves either the previous version or the new one. A run counts as finished only when
+its record parses, its checksum matches and its content has the record's schema; anything else is
+moved aside (``*.corrupt``) and redone. Run ids are a readable name plus a hash of every parameter
+that determines the run, so changing a parameter never reuses a stale record.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nclib.claims import Claims, claim_timeout_from_env
+from nclib.train import History
+
+__all__ = [
+    "SCHEMA", "repo_root", "atomic_write_text", "atomic_write_json", "to_jsonable", "run_id_for",
+    "resolve_device", "provenance", "make_record", "validate_record", "RunSpec", "RunStore",
+]
+
+SCHEMA = 1
+# A temporary older than this belongs to a writer that died (live writers rename within seconds);
+# younger ones may be another worker's file in flight and are left alone.
+_STALE_TEMPORARY_S = 600.0
+
+
+def repo_root() -> Path:
+    """The repository root (the folder holding ``nclib/``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------------------------
+# Atomic files and JSON
+# ----------------------------------------------------------------------------------------------
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def to_jsonable(obj):
+    """Plain JSON values: tensors and numpy arrays become lists, non-finite floats become None
+    (strict JSON has no NaN), tuples become lists, dataclass-like objects need ``to_dict``."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return to_jsonable(obj.detach().cpu().tolist())
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "to_dict"):
+        return to_jsonable(obj.to_dict())
+    raise ValueError(f"cannot store a value of type {type(obj).__name__} in a JSON record")
+
+
+def _canonical(obj) -> str:
+    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def atomic_write_json(path, obj) -> Path:
+    """Write ``obj`` as indented strict JSON, atomically (see :func:`atomic_write_text`)."""
+    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def run_id_for(name: str, params: dict) -> str:
+    """``<name>-<10 hex digits>``: a readable name plus the SHA-1 of every parameter."""
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\ \t\n"):
+        raise ValueError(f"a run name must be non-empty without slashes or spaces, got {name!r}")
+    return f"{name}-{hashlib.sha1(_canonical(params).encode()).hexdigest()[:10]}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Provenance
+# ----------------------------------------------------------------------------------------------
+
+
+def _git(*args) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else the CPU; ``"cuda"`` without a GPU is a ValueError."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device {device!r} is not a torch device ({exc}); use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
+    return dev
+
+
+def provenance(device="cpu") -> dict:
+    """Where and with what a run was made: device name, torch/CUDA/Python versions, platform,
+    host, git commit (and whether the tree had uncommitted changes), UTC time."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        name = f"CPU: {name} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "device": str(dev), "device_name": name, "torch": torch.__version__, "cuda": torch.version.cuda,
+        "python": platform.python_version(), "platform": platform.platform(), "host": socket.gethostname(),
+        "git_commit": _git("rev-parse", "HEAD"), "git_dirty": None if status is None else bool(status),
+        "time_utc": _utc_now(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Records
+# ----------------------------------------------------------------------------------------------
+
+_REQUIRED_EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "train_p_min", "test_loss", "test_accuracy")
+_FIELDS = (("run_id", str), ("name", str), ("params", dict), ("history", dict), ("provenance", dict),
+           ("extra", dict))
+
+
+def make_record(run_id: str, name: str, params: dict, history: History, prov: dict,
+                wall_time_s: float, extra: dict | None = None) -> dict:
+    """A run record: schema, ids, parameters, the full history, provenance, wall time and a
+    SHA-256 checksum over all of it (checked by :func:`validate_record`)."""
+    body = {
+        "schema": SCHEMA, "run_id": run_id, "name": name, "params": params,
+        "history": history.to_dict(), "provenance": prov, "wall_time_s": wall_time_s,
+        "extra": extra or {},
+    }
+    body = to_jsonable(body)
+    body["checksum"] = hashlib.sha256(_canonical(body).encode()).hexdigest()
+    return body
+
+
+def _is_number(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def validate_record(record) -> dict:
+    """Check a loaded record and return it: schema, checksum, the type of every field (a record
+    whose checksum matches may still have been written by a buggy or foreign program), a run id
+    that matches name and parameters, and a non-empty per-epoch history whose epochs increase from
+    0 (the metric schedule may skip epochs) with the required quantities as numbers (None for a
+    missing value). Raises ValueError
+    naming the first problem."""
+    if not isinstance(record, dict):
+        raise ValueError(f"a record must be a JSON object, got {type(record).__name__}")
+    if record.get("schema") != SCHEMA:
+        raise ValueError(f"record schema {record.get('schema')!r} is not {SCHEMA}")
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    if record.get("checksum") != hashlib.sha256(_canonical(body).encode()).hexdigest():
+        raise ValueError("record checksum does not match its contents (truncated or edited)")
+    for key, kind in _FIELDS:
+        if not isinstance(record.get(key), kind):
+            raise ValueError(f"record field {key!r} must be a {kind.__name__}, got {type(record.get(key)).__name__}")
+    wall = record.get("wall_time_s")
+    if not _is_number(wall) or wall is None or wall < 0:
+        raise ValueError(f"record field 'wall_time_s' must be a number ≥ 0, got {wall!r}")
+    if run_id_for(record["name"], record["params"]) != record["run_id"]:
+        raise ValueError(f"run id {record['run_id']!r} does not match the record's name and parameters")
+    hist = record["history"]
+    recs = hist.get("records")
+    if not isinstance(recs, list) or not recs:
+        raise ValueError("record has no per-epoch history (history.records must be a non-empty list)")
+    for i, r in enumerate(recs):
+        if not isinstance(r, dict):
+            raise ValueError(f"epoch entry {i} must be an object, got {type(r).__name__}")
+        missing = [k for k in _REQUIRED_EPOCH_KEYS if k not in r]
+        if missing:
+            raise ValueError(f"epoch entry {i} lacks {missing}")
+        ep, before = r["epoch"], recs[i - 1]["epoch"] if i else -1
+        if not isinstance(ep, int) or isinstance(ep, bool) or (ep != 0 if i == 0 else ep <= before):
+            raise ValueError(f"epoch entries must be increasing whole epochs from 0 (the schedule may skip "
+                             f"some); entry {i} says {ep!r}")
+        bad = [k for k, v in r.items() if not _is_number(v)]
+        if bad:
+            raise ValueError(f"epoch entry {i} has non-numeric values for {bad}")
+    term, last = hist.get("terminal_epoch"), recs[-1]["epoch"]
+    if term is not None and (not isinstance(term, int) or isinstance(term, bool) or not 0 <= term <= last):
+        raise ValueError(f"history.terminal_epoch must be None or an epoch in 0…{last}, got {term!r}")
+    if not isinstance(hist.get("pairwise_margins", []), list):
+        raise ValueError("history.pairwise_margins must be a list")
+    return record
+
+
+@dataclass
+class RunSpec:
+    """One model to train: a readable ``name``, the JSON-able ``params`` that determine it (model,
+    data, head, seed, training configuration) and optionally its fixed classifier ``head`` (d×C)."""
+
+    name: str
+    params: dict
+    head: torch.Tensor | None = None
+    run_id: str = field(init=False)
+
+    def __post_init__(self):
+        self.params = to_jsonable(self.params)
+        self.run_id = run_id_for(self.name, self.params)
+
+
+class RunStore:
+    """The records of one experiment at one scale, in ``root`` (see the module docstring).
+    ``claim_timeout``: seconds without heartbeat after which another worker's claim on a run is
+    taken over (default ``$NCLIB_CLAIM_TIMEOUT``, else 120)."""
+
+    def __init__(self, root, claim_timeout: float | None = None):
+        if not str(root):
+            raise ValueError("a run store needs a folder")
+        self._paths(root, claim_timeout)
+        self.runs.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for stale in self.root.rglob(".*.tmp"):  # temporaries of a killed writer, not of a live one
+            try:
+                if now - stale.stat().st_mtime > _STALE_TEMPORARY_S:
+                    stale.unlink(missing_ok=True)
+            except FileNotFoundError:
+                pass
+
+    def _paths(self, root, claim_timeout):
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+        self.checkpoints = self.root / "checkpoints"
+        self.claims = Claims(self.root / "claims", claim_timeout or claim_timeout_from_env())
+
+    @classmethod
+    def view(cls, root) -> "RunStore":
+        """A read-only view: creates no folder and cleans nothing up (for reading results)."""
+        store = cls.__new__(cls)
+        store._paths(root, None)
+        return store
+
+    def path(self, run_id: str) -> Path:
+        """Where the record of ``run_id`` lives."""
+        return self.runs / f"{run_id}.json"
+
+    def check(self, run_id: str) -> tuple[dict | None, str | None]:
+        """``(record, None)`` for a valid record, ``(None, reason)`` for a file that is not one,
+        ``(None, None)`` for no file. Changes nothing."""
+        try:
+            text = self.path(run_id).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, None
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, str(exc)
+        try:
+            record = validate_record(json.loads(text))
+            if record["run_id"] != run_id:
+                raise ValueError(f"file holds run {record['run_id']!r}")
+            return record, None
+        except ValueError as exc:
+            return None, str(exc)
+
+    def load(self, run_id: str) -> dict | None:
+        """The finished record of ``run_id``, or None. A file that is not a valid record is
+        renamed ``<run_id>.json.corrupt`` (kept for inspection) and reported as missing."""
+        p = self.path(run_id)
+        try:
+            inode = p.stat().st_ino
+        except FileNotFoundError:
+            return None
+        record, problem = self.check(run_id)
+        if record is not None or problem is None:
+            return record
+        try:  # move aside only the file we judged: another worker may have just replaced it
+            if p.stat().st_ino == inode:
+                p.replace(p.with_name(p.name + ".corrupt"))
+        except FileNotFoundError:
+            pass
+        print(f"corrupt record {p.name} ({problem}); moved aside, the run will be redone", file=sys.stderr)
+        return None
+
+    def save(self, record: dict) -> Path:
+        """Validate and write a record atomically."""
+        validate_record(record)
+        return atomic_write_json(self.path(record["run_id"]), record)
+
+    def records(self, run_ids=None) -> list[dict]:
+        """All finished records (or those of ``run_ids``), in name order."""
+        ids = run_ids if run_ids is not None else sorted(p.stem for p in self.runs.glob("*.json"))
+        found = [self.load(i) for i in ids]
+        return [r for r in found if r is not None]
+
+    def log_training(self, run_id: str, **info) -> None:
+        """Append one line to ``trainings.jsonl``: this process trained ``run_id``. A single
+        ``O_APPEND`` write, so concurrent workers' lines do not interleave."""
+        line = json.dumps({"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
+                           "time_utc": _utc_now(), **to_jsonable(info)}, sort_keys=True) + "\n"
+        fd = os.open(self.root / "trainings.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def checkpoint_for(self, run_ids) -> Path:
+        """The checkpoint path of a group of runs (``group-<key>.pt``, key a hash of the ids),
+        with ``group-<key>.json`` listing them so that :meth:`prune_checkpoints` can tell when a
+        group left behind by a dead worker is no longer needed."""
+        ids = sorted(run_ids)
+        key = hashlib.sha1(",".join(ids).encode()).hexdigest()[:12]
+        atomic_write_json(self.checkpoints / f"group-{key}.json", {"run_ids": ids})
+        return self.checkpoints / f"group-{key}.pt"
+
+    def drop_checkpoint(self, ckpt: Path) -> None:
+        """Remove every file of one group's checkpoint, whatever suffix the trainer used (chunks
+        ``group-<key>.chunk<i>.pt``, temporaries ``.group-<key>.pt.<pid>.tmp``, the run list)."""
+        key = Path(ckpt).stem
+        for p in self.checkpoints.glob(f"*{key}*"):
+            p.unlink(missing_ok=True)
+
+    def prune_checkpoints(self) -> None:
+        """Drop the checkpoints of groups whose runs all have records (a group that a dead worker
+        left and others finished, possibly in other groupings)."""
+        for listing in self.checkpoints.glob("group-*.json"):
+            try:
+                ids = json.loads(listing.read_text())["run_ids"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if all(self.path(i).is_file() for i in ids):
+                self.drop_checkpoint(listing.with_suffix(".pt"))
+
+    # -- manifest and table ------------------------------------------------------------------
+
+    def write_manifest(self, run_ids, parameters: dict) -> Path:
+        """The runs a notebook plans (so that a reader can tell finished from missing)."""
+        return atomic_write_json(self.root / "manifest.json", {
+            "run_ids": sorted(set(run_ids)), "parameters": parameters, "time_utc": _utc_now()})
+
+    def manifest(self) -> dict | None:
+        """The planned runs written by :meth:`write_manifest`, or None (also for a damaged file)."""
+        p = self.root / "manifest.json"
+        try:
+            m = json.loads(p.read_text()) if p.is_file() else None
+        except (OSError, ValueError):
+            return None
+        if not isinstance(m, dict) or not isinstance(m.get("run_ids"), list):
+            return None
+        return m
+
+    def write_csv(self) -> Path:
+        """``records.csv``: one row per run and epoch, with the run's scalar parameters as columns."""
+        import csv
+        import io
+
+        rows, cols = [], []
+        for rec in self.records():
+            flat = {k: v for k, v in rec["params"].items() if not isinstance(v, (list, dict))}
+            for ep in rec["history"]["records"]:
+                row = {"run_id": rec["run_id"], "name": rec["name"], **flat, **ep,
+                       "terminal_epoch": rec["history"]["terminal_epoch"]}
+                rows.append(row)
+                cols += [c for c in row if c not in cols]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=cols, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        return atomic_write_text(self.root / "records.csv", buf.getvalue())

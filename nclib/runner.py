@@ -1,0 +1,491 @@
+"""Running the experiment chapters: papermill or plain script, workers, status; the CLI.
+
+:func:`execute` runs one chapter at one scale into ``<results>/<experiment>/<scale>/`` (layout:
+:mod:`nclib.records`). It refuses to start on parameters the chapter does not have, on values of
+the wrong type and on datasets it cannot load (:func:`plan_parameters`), and it reports a run
+complete only when every run the chapter planned has a valid record and no dataset was skipped;
+otherwise the provenance says ``incomplete`` and :class:`ExperimentError` says why.
+
+Workers. ``run --workers N`` starts N processes of the same command (each with ``cores // N``
+torch threads); SLURM array tasks or GNU parallel jobs run that command themselves. They share the
+results folder and split the runs through claims (:mod:`nclib.claims`, :func:`nclib.experiments.run_group`).
+Every worker executes the whole chapter (it needs the histories for the analysis cells and waits
+for the runs others train), but only worker 0 writes the canonical ``notebook.ipynb``,
+``provenance.json`` and ``records.csv``; worker k > 0 writes its own under ``workers/<k>/``. The
+index comes from ``--worker-index``, else from ``$SLURM_ARRAY_TASK_ID`` (minus
+``$SLURM_ARRAY_TASK_MIN``), else 0. Two workers that both think they are 0 write the same
+canonical files, atomically, each a complete run over the same records.
+
+Lifetimes. Children never outlive their parent (:mod:`nclib.children`): the kernel, the script
+and the workers are started through a ``PR_SET_PDEATHSIG`` shim, SIGTERM becomes an exception
+that stops them, and papermill runs in a helper thread so that the main thread always sees the
+signal. An interrupted run keeps its finished records and its claims go stale at once (same host,
+dead pid), so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from nclib.children import Interrupted, bound_command, on_termination, stop
+from nclib.presets import (EXPERIMENTS, PRESETS, RUNNER_KEYS, SCALES, ParameterError, chapter_parameters,
+                           dataset_problem, validate_parameters)
+from nclib.records import RunStore, atomic_write_json, atomic_write_text, provenance, repo_root, resolve_device
+
+__all__ = ["ExperimentError", "plan_parameters", "execute", "summarize", "main"]
+
+# Appended to every chapter run: a chapter is not over while other workers still train its runs.
+_FINISH = ("# nclib runner: wait for the runs other workers still train, so that the results folder\n"
+           "# is complete when this notebook ends (see nclib.experiments.wait_for_others)\n"
+           "from nclib.experiments import wait_for_others\nwait_for_others()\n")
+
+
+class ExperimentError(RuntimeError):
+    """An experiment that could not run, or ran without producing all it planned (one line)."""
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def plan_parameters(experiment: str, scale: str, parameters: dict | None = None) -> dict:
+    """The chapter parameters of a run: the ``scale`` preset updated by ``parameters``, both held
+    against the chapter's parameters cell, and every dataset checked for being loadable. Raises
+    :class:`~nclib.presets.ParameterError` or :class:`ExperimentError` saying what to change."""
+    if experiment not in EXPERIMENTS:
+        raise ParameterError(f"--experiment: unknown experiment {experiment!r}; choose one of {sorted(EXPERIMENTS)}")
+    if scale not in SCALES:
+        raise ParameterError(f"--scale: unknown scale {scale!r}; choose one of {list(SCALES)}")
+    validate_parameters(experiment, PRESETS[experiment][scale], origin=f"PRESETS[{experiment!r}][{scale!r}]")
+    parameters = dict(parameters or {})
+    for key in parameters:
+        if key in RUNNER_KEYS:
+            raise ParameterError(f"--param {key}: set by the runner; use {RUNNER_KEYS[key]} instead")
+    validate_parameters(experiment, parameters)
+    params = {**PRESETS[experiment][scale], **parameters}
+    defaults = chapter_parameters(experiment)
+    root = params.get("data_root", defaults.get("data_root")) or None
+    problems = [p for d in params.get("datasets", defaults.get("datasets", [])) if (p := dataset_problem(d, root))]
+    if problems:
+        raise ExperimentError(f"{experiment} at {scale} scale: " + "; ".join(problems))
+    return params
+
+
+@contextlib.contextmanager
+def _environ(**values):
+    """Set environment variables for the kernels and scripts started inside, then restore them."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: str(v) for k, v in values.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# ----------------------------------------------------------------------------------------------
+# The two ways of running a chapter
+# ----------------------------------------------------------------------------------------------
+
+_KERNELS: list = []  # kernel managers started by this process (to kill their kernels on interrupt)
+
+
+def _kernel_manager_class():
+    """jupyter_client's kernel manager, with the kernel started through :func:`bound_command`."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class BoundKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments=None):
+            return bound_command(super().format_kernel_cmd(extra_arguments))
+
+        async def start_kernel(self, **kw):
+            _KERNELS.append(self)
+            return await super().start_kernel(**kw)
+
+    return BoundKernelManager
+
+
+def _kill_kernels() -> None:
+    for km in _KERNELS:
+        pid = getattr(getattr(km, "provisioner", None), "pid", None)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _run_papermill(chapter: Path, params: dict, keep, progress: bool) -> None:
+    """Execute ``chapter`` under papermill in a helper thread (the main thread stays free to take
+    SIGINT/SIGTERM and kill the kernel); ``keep(path, outcome)`` stores the executed notebook, outcome
+    complete, failed or interrupted."""
+    import jupytext
+    import nbformat
+    import papermill
+
+    nb = jupytext.read(chapter)
+    nb.cells.append(nbformat.v4.new_code_cell(_FINISH, metadata={"tags": ["nclib-runner"]}))
+    with tempfile.TemporaryDirectory(prefix="nclib-nb-") as tmp:
+        src, out = Path(tmp) / "input.ipynb", Path(tmp) / "output.ipynb"
+        nbformat.write(nb, src)
+        error: list[BaseException] = []
+
+        def target():
+            try:
+                papermill.execute_notebook(str(src), str(out), parameters=params, kernel_name="python3",
+                                           cwd=str(chapter.parent), progress_bar=progress,
+                                           kernel_manager_class=_kernel_manager_class())
+            except BaseException as exc:  # handed to the main thread
+                error.append(exc)
+
+        thread = threading.Thread(target=target, name="papermill", daemon=True)
+        outcome = "failed"
+        try:
+            thread.start()
+            while thread.is_alive():
+                thread.join(0.2)  # short joins: signal handlers run between them
+            if error:
+                raise error[0]
+            outcome = "complete"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+            deadline = time.monotonic() + 10
+            while thread.is_alive() and time.monotonic() < deadline:  # papermill may start one late
+                _kill_kernels()
+                thread.join(0.2)
+            raise
+        finally:
+            _KERNELS.clear()
+            if out.is_file():
+                keep(out, outcome)
+
+
+def _run_script(chapter: Path, params: dict, log_path: Path) -> None:
+    """Run a jupytext percent-format chapter as a plain Python script, with ``params`` assigned in
+    a cell right after its parameters cell (what papermill injects); output goes to ``log_path``."""
+    src = chapter.read_text(encoding="utf-8")
+    marker = '# %% tags=["parameters"]'
+    if marker not in src:
+        raise ValueError(f"{chapter} has no parameters cell ({marker})")
+    start = src.index(marker) + len(marker)
+    end = src.find("\n# %%", start)
+    end = len(src) if end < 0 else end
+    inject = "\n# %% injected-parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in params.items())
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    with tempfile.TemporaryDirectory(prefix="nclib-script-") as tmp:
+        script = Path(tmp) / chapter.name
+        script.write_text(src[:end] + inject + src[end:] + "\n# %%\n" + _FINISH, encoding="utf-8")
+        lines = []
+        proc = subprocess.Popen(bound_command([sys.executable, str(script)]), cwd=chapter.parent, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                lines.append(line)
+            rc = proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: the script goes with us
+                stop(proc, grace=2)
+            atomic_write_text(log_path, "".join(lines))
+    if rc != 0:
+        raise RuntimeError(f"{chapter.name} failed as a script (exit status {rc}); see {log_path}")
+
+
+def _have_papermill() -> bool:
+    try:
+        import ipykernel  # noqa: F401
+        import jupytext  # noqa: F401
+        import papermill  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# One experiment at one scale
+# ----------------------------------------------------------------------------------------------
+
+
+def summarize(folder) -> dict:
+    """What a results folder holds, read only: planned run ids (manifest), valid records, missing
+    and corrupt ones, the provenance status and its problems, and ``complete``: every planned run
+    has a valid record and the provenance says complete."""
+    folder = Path(folder)
+    store = RunStore.view(folder)
+    manifest = store.manifest()
+    planned = manifest["run_ids"] if manifest else []
+    valid, corrupt = [], {}
+    for run_id in planned:
+        record, problem = store.check(run_id)
+        if record is not None:
+            valid.append(run_id)
+        elif problem is not None:
+            corrupt[run_id] = problem
+    try:
+        prov = json.loads((folder / "provenance.json").read_text())
+    except (OSError, ValueError):
+        prov = None
+    prov = prov if isinstance(prov, dict) else {}
+    status = prov.get("status", "no provenance")
+    missing = [i for i in planned if i not in valid]
+    return {"manifest": manifest is not None, "planned": len(planned), "valid": len(valid), "missing": missing,
+            "corrupt": corrupt, "status": status, "problems": list(prov.get("problems") or []),
+            "complete": manifest is not None and bool(planned) and not missing and status == "complete"}
+
+
+def _collect_problems(folder: Path, token: str) -> list[str]:
+    out = []
+    for p in sorted((folder / "problems").glob(f"{token}.*.txt")):
+        out.append(p.read_text(encoding="utf-8").strip())
+        p.unlink(missing_ok=True)
+    return out
+
+
+def _default_worker() -> int:
+    task, first = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_MIN", "0")
+    try:
+        return max(0, int(task) - int(first)) if task is not None else 0
+    except ValueError:
+        return 0
+
+
+def execute(experiment: str, scale: str = "paper", device: str = "auto", results=None,
+            parameters: dict | None = None, deterministic: bool = False, progress: bool = True,
+            runner: str = "auto", *, worker: int | None = None, claim_timeout: float | None = None) -> Path:
+    """Run one experiment's chapter with the ``scale`` preset (plus ``parameters``), recording into
+    ``<results>/<experiment>/<scale>/``, and return that folder. ``runner``: ``"papermill"``
+    (writes the executed ``notebook.ipynb``), ``"script"`` (runs the percent-format file as plain
+    Python with the parameters injected, for machines without papermill; writes ``notebook.log``)
+    or ``"auto"`` (papermill when installed). ``worker``: this worker's index (module docstring;
+    default from SLURM, else 0); ``claim_timeout``: seconds of silence after which a worker's claim
+    is taken over (default 120). Finished runs are skipped, so rerunning after an interruption
+    resumes. Raises :class:`ExperimentError` when the run ends incomplete (provenance says why)."""
+    if runner not in ("auto", "papermill", "script"):
+        raise ParameterError(f"--runner: must be auto, papermill or script, got {runner!r}")
+    params = plan_parameters(experiment, scale, parameters)
+    runner = ("papermill" if _have_papermill() else "script") if runner == "auto" else runner
+    worker = _default_worker() if worker is None else int(worker)
+    dev = resolve_device(device)
+    folder = Path(results or repo_root() / "results").resolve() / experiment / scale
+    store = RunStore(folder, claim_timeout)
+    own = folder if worker == 0 else folder / "workers" / str(worker)  # where this worker's files go
+    chapter = repo_root() / EXPERIMENTS[experiment]
+    params.update(scale=scale, device=str(dev), results_dir=str(folder), deterministic=bool(deterministic))
+    token = uuid.uuid4().hex[:12]
+    prov = {**provenance(dev), "experiment": experiment, "scale": scale, "chapter": EXPERIMENTS[experiment],
+            "runner": runner, "worker": worker, "parameters": params, "status": "running", "wall_time_s": None,
+            "started_utc": _utc_now()}
+    atomic_write_json(own / "provenance.json", prov)
+    t0 = time.perf_counter()
+    status, problems = "failed", []
+
+    def keep(nb_path: Path, outcome: str):
+        name = "notebook.ipynb" if outcome == "complete" else f"notebook.{outcome}.ipynb"
+        atomic_write_text(own / name, nb_path.read_text(encoding="utf-8"))
+
+    # The kernel (or script) imports nclib from this checkout even where it is not installed.
+    env = dict(PYTHONPATH=os.pathsep.join(filter(None, [str(repo_root()), os.environ.get("PYTHONPATH")])),
+               NCLIB_RUN_TOKEN=token, NCLIB_WORKER=worker, NCLIB_CLAIM_TIMEOUT=claim_timeout)
+    try:
+        with _environ(**env):
+            if runner == "script":
+                _run_script(chapter, params, own / "notebook.log")
+            else:
+                _run_papermill(chapter, params, keep, progress)
+        problems = _collect_problems(folder, token)
+        summary = summarize(folder) if store.manifest() else None
+        if summary is None:
+            problems.append("the chapter wrote no manifest (it planned no runs)")
+        elif summary["missing"]:
+            problems.append(f"{len(summary['missing'])} of {summary['planned']} planned runs have no valid record")
+        status = "incomplete" if problems else "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        prov.update(status=status, problems=problems, wall_time_s=time.perf_counter() - t0, finished_utc=_utc_now())
+        atomic_write_json(own / "provenance.json", prov)
+        if worker == 0:
+            store.write_csv()
+    if problems:
+        raise ExperimentError(f"{experiment} at {scale} scale is incomplete: " + "; ".join(problems))
+    return folder
+
+
+# ----------------------------------------------------------------------------------------------
+# The CLI
+# ----------------------------------------------------------------------------------------------
+
+
+def _parse_param(text: str):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--param takes key=value (value as JSON), got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value  # a bare word is a string; validation says if one was not meant
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _run_workers(args, names: list[str], params: dict) -> int:
+    """Start ``args.workers`` workers of the same command and wait for them; a failing worker stops
+    the others. Returns the exit status."""
+    n = args.workers
+    threads = max(1, _cores() // n)
+    cmd = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", ",".join(names), "--scale", args.scale,
+           "--device", args.device, "--results", args.results, "--runner", args.runner]
+    cmd += ["--deterministic"] if args.deterministic else []
+    cmd += ["--claim-timeout", str(args.claim_timeout)] if args.claim_timeout else []
+    given = dict(params)
+    if "cpu_threads" not in given:
+        given["cpu_threads"] = threads
+    cmd += [f"--param={k}={json.dumps(v)}" for k, v in given.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(repo_root()), os.environ.get("PYTHONPATH")]))}
+    print(f"starting {n} workers ({threads} threads each) on {args.results}", flush=True)
+    procs = [subprocess.Popen(bound_command(cmd + ["--worker-index", str(k)], sig=signal.SIGTERM), env=env)
+             for k in range(n)]
+    worst = 0
+    try:
+        while any(p.poll() is None for p in procs):
+            for k, p in enumerate(procs):
+                if p.returncode not in (None, 0) and worst == 0:
+                    worst = p.returncode
+                    print(f"error: worker {k} failed (exit status {p.returncode}); stopping the others",
+                          file=sys.stderr, flush=True)
+                    for q in procs:
+                        if q.poll() is None:
+                            q.terminate()
+            time.sleep(0.2)
+    finally:
+        for p in procs:  # on Ctrl-C/SIGTERM: SIGTERM each worker, which stops its kernel
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            stop(p, grace=10)
+    codes = [worst] + [p.returncode or 0 for p in procs]
+    bad = next((c for c in codes if c), 0)
+    return 128 - bad if bad < 0 else bad  # killed by signal N: the shell's 128 + N
+
+
+def _status(results: str) -> int:
+    root = Path(results)
+    found = sorted(f for exp in EXPERIMENTS for f in (root / exp).glob("*") if (f / "runs").is_dir())
+    if not found:
+        print(f"no recorded experiments under {root}")
+        return 0
+    all_complete = True
+    for folder in found:
+        s = summarize(folder)
+        all_complete &= s["complete"]
+        counts = f"{s['valid']}/{s['planned']} runs recorded" if s["manifest"] else "no manifest"
+        extra = (f", {len(s['missing'])} missing" if s["missing"] else "") + (
+            f" ({len(s['corrupt'])} corrupt)" if s["corrupt"] else "")
+        verdict = "complete" if s["complete"] else f"incomplete (provenance: {s['status']})"
+        print(f"{folder.parent.name:18s} {folder.name:6s} {counts}{extra}  {verdict}")
+        for problem in s["problems"]:
+            print(f"    {problem}")
+    return 0 if all_complete else 1
+
+
+def main(argv=None) -> int:
+    """The ``make experiments`` entry point: ``run`` (papermill, resumable, workers) and ``status``
+    (exit status 1 when some experiment is incomplete)."""
+    parser = argparse.ArgumentParser(prog="python -m nclib.experiments",
+                                     description="Run the experiment chapters and record every run.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run experiment notebooks under papermill and record every run")
+    run.add_argument("--experiment", default="all", help=f"one of {sorted(EXPERIMENTS)}, a comma list, or all")
+    run.add_argument("--scale", default="paper", choices=SCALES)
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--results", default=str(repo_root() / "results"))
+    run.add_argument("--deterministic", action="store_true", help="PyTorch deterministic mode")
+    run.add_argument("--runner", default="auto", choices=("auto", "papermill", "script"),
+                     help="papermill (executed notebook) or script (plain Python, where papermill is missing)")
+    run.add_argument("--param", action="append", type=_parse_param, default=[],
+                     help="override a notebook parameter, key=JSON (repeatable); quote lists for the shell: "
+                          "--param 'backbones=[\"mlp\"]'")
+    run.add_argument("--workers", type=int, default=1,
+                     help="start this many local workers of the same run (torch threads = cores // workers)")
+    run.add_argument("--worker-index", type=int, default=None,
+                     help="this worker's index; 0 writes the canonical notebook (default: SLURM array index, else 0)")
+    run.add_argument("--claim-timeout", type=float, default=None,
+                     help="seconds without heartbeat before another worker's claim is taken over (default 120)")
+    status = sub.add_parser("status", help="recorded runs per experiment and scale, against the manifest")
+    status.add_argument("--results", default=str(repo_root() / "results"))
+    args = parser.parse_args(argv)
+    if args.command == "status":
+        return _status(args.results)
+
+    names = list(EXPERIMENTS) if args.experiment == "all" else [e.strip() for e in args.experiment.split(",")]
+    params = dict(args.param)
+    try:
+        if args.workers < 1:
+            raise ParameterError(f"--workers: must be ≥ 1, got {args.workers}")
+        if args.claim_timeout is not None and not args.claim_timeout > 0:
+            raise ParameterError(f"--claim-timeout: must be a positive number of seconds, got {args.claim_timeout}")
+        for exp in names:  # every experiment is checked before the first one starts
+            plan_parameters(exp, args.scale, params)
+        resolve_device(args.device)
+    except (ParameterError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ExperimentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM))}
+    on_termination()
+    try:
+        if args.workers > 1:
+            return _run_workers(args, names, params)
+        exp = names[0]
+        for exp in names:
+            print(f"== {exp} at {args.scale} scale on {args.device} → {args.results}/{exp}/{args.scale}", flush=True)
+            folder = execute(exp, args.scale, args.device, args.results, params, args.deterministic,
+                             progress=args.worker_index in (None, 0), runner=args.runner,
+                             worker=args.worker_index, claim_timeout=args.claim_timeout)
+            print(f"   done: {folder}", flush=True)
+        return 0
+    except ExperimentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"interrupted ({signal.Signals(signum).name}); finished runs are kept, a rerun resumes",
+              file=sys.stderr, flush=True)
+        return 128 + signum
+    except Exception as exc:  # the chapter failed: one line here, the executed notebook has the rest
+        if hasattr(exc, "ename"):  # papermill's error carries the cell's exception
+            what = f"{exc.ename}: {exc.evalue}"
+        else:
+            what = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        where = Path(args.results) / exp / args.scale
+        print(f"error: {exp} failed: {what} (traceback in {where}/notebook.failed.ipynb or notebook.log)",
+              file=sys.stderr)
+        return 1
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

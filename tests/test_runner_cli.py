@@ -1,0 +1,140 @@
+"""The experiment CLI: errors before anything runs, incomplete runs reported as such, children that
+never outlive it (SIGTERM, SIGKILL), and local workers that split the runs of one chapter."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from nclib.experiments import main, repo_root
+from nclib.runner import summarize
+
+ROOT = repo_root()
+# Chapter 7 at tiny scale with a fixed budget (no training until fit): quick and predictable.
+FIXED = ["--param", "fit_until=0", "--param", "terminal_epochs=0"]
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "nclib.experiments", *args]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--param", "epoch=5"], "error: --param epoch: margins_tpt has no parameter 'epoch'; valid keys: "),
+    (["--param", "backbones=[mlp]"], "error: --param backbones: expected a list"),
+    (["--param", 'backbones=["resnet"]'], "error: --param backbones: unknown name 'resnet'"),
+    (["--param", "results_dir=/tmp/x"], "error: --param results_dir: set by the runner; use --results instead"),
+    (["--workers", "0"], "error: --workers: must be ≥ 1"),
+    (["--device", "tpu"], "error: device 'tpu'"),
+])
+def test_bad_arguments_stop_the_cli_before_anything_runs(tmp_path, capsys, args, message):
+    rc = main(["run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(message) and len(err.strip().splitlines()) == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_dataset_that_cannot_be_loaded_is_an_error_not_a_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NCLIB_CIFAR", raising=False)
+    rc = main(["run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", str(tmp_path),
+               "--param", f"data_root={tmp_path / 'no-cifar'}", "--param", 'datasets=["fashion_mnist", "cifar10"]'])
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "cifar10 cannot be loaded" in err and "NCLIB_CIFAR" in err and "datasets=" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_dataset_skipped_by_the_chapter_makes_the_run_incomplete(tmp_path, capsys, monkeypatch):
+    """The CIFAR folder exists but holds no files: the check before the run passes, the chapter
+    skips the dataset; the run must end as incomplete, and status must say so."""
+    cifar = tmp_path / "cifar"
+    (cifar / "cifar-10-batches-py").mkdir(parents=True)
+    monkeypatch.setenv("NCLIB_CIFAR", str(cifar))
+    results = tmp_path / "results"
+    rc = main(["run", "--experiment", "margins_tpt", "--scale", "tiny", "--device", "cpu", "--runner", "script",
+               "--results", str(results), "--param", 'datasets=["fashion_mnist", "cifar10"]',
+               "--param", "epochs=1", *FIXED])
+    err = capsys.readouterr().err
+    assert rc == 1 and "error: margins_tpt at tiny scale is incomplete: CIFAR-10" in err, err[-2000:]
+    folder = results / "margins_tpt" / "tiny"
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["status"] == "incomplete" and "CIFAR-10" in prov["problems"][0]
+    s = summarize(folder)
+    assert s["valid"] == s["planned"] == 2 and not s["complete"]  # the Fashion-MNIST runs are there
+    assert main(["status", "--results", str(results)]) == 1
+    out = capsys.readouterr().out
+    assert "incomplete (provenance: incomplete)" in out and "CIFAR-10" in out
+
+
+def _descendants_running(proc, results: Path, n_kernels: int, runner: str, timeout=120):
+    """Wait until the chapter trains (a claim exists) in ``n_kernels`` kernels or scripts; return
+    every descendant process of ``proc``."""
+    deadline = time.monotonic() + timeout
+    marker = "ipykernel_launcher" if runner == "papermill" else "nclib-script-"
+    while True:
+        assert proc.poll() is None, f"the CLI ended early: {proc.stderr.read()[-3000:]}"
+        assert time.monotonic() < deadline, "no training started"
+        try:
+            kids = psutil.Process(proc.pid).children(recursive=True)
+            workers = [k for k in kids if any(marker in part for part in k.cmdline())]
+        except psutil.Error:
+            workers, kids = [], []
+        if len(workers) >= n_kernels and list(results.rglob("claims/*.lock")):
+            return kids
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("runner, sig, workers", [
+    ("papermill", signal.SIGTERM, 1),
+    ("papermill", signal.SIGKILL, 1),
+    ("script", signal.SIGKILL, 1),
+    ("papermill", signal.SIGKILL, 2),
+])
+def test_killing_the_cli_stops_every_child(tmp_path, runner, sig, workers):
+    cmd = _cli("run", "--experiment", "margins_tpt", "--scale", "tiny", "--device", "cpu", "--results",
+               str(tmp_path), "--runner", runner, "--workers", str(workers), "--param", "epochs=100000", *FIXED)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    kids = []
+    try:
+        kids = _descendants_running(proc, tmp_path, workers, runner)
+        os.kill(proc.pid, sig)
+        rc = proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs(kids, timeout=10)
+        assert not alive, [(p.pid, p.cmdline()) for p in alive]
+    finally:
+        for p in kids:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert rc == -sig if sig == signal.SIGKILL else rc == 128 + sig
+    if sig == signal.SIGTERM:  # a clean stop: the provenance says so, the notebook so far is kept
+        folder = tmp_path / "margins_tpt" / "tiny"
+        assert json.loads((folder / "provenance.json").read_text())["status"] == "interrupted"
+        assert (folder / "notebook.interrupted.ipynb").is_file()
+
+
+def test_two_local_workers_split_the_runs_and_write_one_canonical_notebook(tmp_path):
+    proc = subprocess.run(_cli("run", "--experiment", "margins_tpt", "--scale", "tiny", "--device", "cpu",
+                               "--results", str(tmp_path), "--workers", "2", "--param", "epochs=2", *FIXED),
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "margins_tpt" / "tiny"
+    trained = [json.loads(line)["run_id"] for line in (folder / "trainings.jsonl").read_text().splitlines()]
+    planned = json.loads((folder / "manifest.json").read_text())["run_ids"]
+    assert sorted(trained) == sorted(planned)  # every planned run trained once, by one of the workers
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["status"] == "complete" and prov["worker"] == 0 and prov["parameters"]["cpu_threads"] >= 1
+    assert (folder / "notebook.ipynb").is_file() and (folder / "workers" / "1" / "notebook.ipynb").is_file()
+    assert json.loads((folder / "workers" / "1" / "provenance.json").read_text())["status"] == "complete"
+    assert summarize(folder)["complete"]
+    assert not list((folder / "claims").glob("*.lock"))
