@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Fashion-MNIST: Debian's dataset-fashion-mnist puts the idx files here (nclib.data looks there).
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: book book-seeds test venv data assets browser pytest book-strict browser-test clean
+.PHONY: book book-seeds test venv data assets browser pytest book-strict browser-test clean lab publish
 
 venv: $(STAMP)
 
@@ -36,23 +36,20 @@ data:
 	  echo "Fashion-MNIST: apt-get needs root; nclib.data will try NCLIB_DATA, then torchvision's download"; \
 	fi
 
-# The scripts the HTML book loads are served by the book itself, so it renders offline and from
-# any static host: pinned npm packages, fetched as tarballs (no node_modules), unpacked to _vendor/.
+# The one script the HTML book needs beyond Sphinx's own, MathJax, is served by the book itself, so
+# it renders offline and from any static host: a pinned npm package, fetched as a tarball (no
+# node_modules), unpacked to _vendor/. No widget manager: the HTML explorers are precomputed.
 VENDOR := _vendor
-NPM_PACKAGES := mathjax@3.2.2 requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.7
+NPM_PACKAGES := mathjax@3.2.2
 assets: $(VENDOR)/.installed
 
 $(VENDOR)/.installed: Makefile
 	@command -v npm >/dev/null || { echo "make assets needs npm (Node.js): apt-get install npm, or see nodejs.org"; exit 1; }
 	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/.packs
 	cd $(VENDOR)/.packs && npm pack --silent $(NPM_PACKAGES) >/dev/null
-	mkdir -p $(VENDOR)/.packs/mathjax $(VENDOR)/.packs/requirejs $(VENDOR)/.packs/html-manager
+	mkdir -p $(VENDOR)/.packs/mathjax
 	tar -xzf $(VENDOR)/.packs/mathjax-3.2.2.tgz -C $(VENDOR)/.packs/mathjax
-	tar -xzf $(VENDOR)/.packs/requirejs-2.3.8.tgz -C $(VENDOR)/.packs/requirejs
-	tar -xzf $(VENDOR)/.packs/jupyter-widgets-html-manager-1.0.7.tgz -C $(VENDOR)/.packs/html-manager
 	mv $(VENDOR)/.packs/mathjax/package/es5 $(VENDOR)/mathjax
-	mv $(VENDOR)/.packs/requirejs/package/require.js $(VENDOR)/require.js
-	mkdir -p $(VENDOR)/html-manager && mv $(VENDOR)/.packs/html-manager/package/dist $(VENDOR)/html-manager/dist
 	find $(VENDOR) -name '*.map' -delete
 	rm -rf $(VENDOR)/.packs
 	touch $@
@@ -91,6 +88,28 @@ browser-test: venv browser
 
 test: pytest book-strict browser-test
 
+# The chapters as live notebooks: JupyterLab on localhost, rooted at book/. Jupytext (its server
+# extension, enabled by the install) opens each percent-format chapter as a notebook and saves it
+# back to its .py file (book/jupytext.toml); jupyter-config/ makes "notebook" the default viewer of a
+# .py file, for this command only (a user's own JupyterLab settings still win). The kernel is
+# .venv's, with nclib and live ipywidgets. LAB_ARGS e.g. --port=8890 --no-browser. As root (a
+# container) JupyterLab refuses to start without --allow-root; it listens on localhost only.
+LAB_ROOT ?= $(CURDIR)/book
+LAB_ARGS ?=
+lab: venv data
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
+	  $(BIN)/jupyter lab --ServerApp.root_dir=$(LAB_ROOT) --ServerApp.ip=127.0.0.1 \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+
+# The strict build, staged as the only content of the local gh-pages branch (ghp-import: a new
+# commit on top of the branch's history; -n adds .nojekyll, so that GitHub Pages serves _static/
+# and _images/ as they are). Nothing is pushed: `git push origin gh-pages` publishes it (README).
+PUBLISH_BRANCH ?= gh-pages
+publish: book-strict
+	$(BIN)/ghp-import -n -b $(PUBLISH_BRANCH) \
+	  -m "Book built from $$(git rev-parse --short HEAD 2>/dev/null || echo 'an uncommitted tree')" _build/html
+	@echo "publish: _build/html staged on the local branch $(PUBLISH_BRANCH); publish it with: git push origin $(PUBLISH_BRANCH)"
+
 # Robustness check (not part of `make test`: it builds the book twice more): every chapter's `seed`
 # parameter set to each of SEEDS, injected as papermill injects parameters, strict build each time.
 SEEDS ?= 1 2
@@ -109,18 +128,22 @@ clean:
 # not installed) and record every run, resumably, under results/<experiment>/<scale>/.
 # On a GPU machine:  make experiments DEVICE=cuda
 # Variables: DEVICE (auto|cpu|cuda), SCALE (paper|cpu|tiny), EXPERIMENT (all|margins_tpt|
-# non_conservative), EXPERIMENT_ARGS (e.g. --deterministic, --param epochs=100). Uses .venv when it
+# non_conservative), WORKERS (local worker processes sharing the runs through claims, each with
+# cores/WORKERS torch threads; a cluster runs the same command once per task, see README),
+# EXPERIMENT_ARGS (e.g. --deterministic, --param epochs=100, --claim-timeout 300). Uses .venv when it
 # exists, else python3 (a GPU image with its own torch); data come from NCLIB_DATA / NCLIB_CIFAR.
+# `python -m nclib.experiments status` then counts the records against each manifest.
 DEVICE ?= auto
 SCALE ?= paper
 EXPERIMENT ?= all
+WORKERS ?= 1
 EXPERIMENT_ARGS ?=
 EXP_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 
 .PHONY: experiments
 experiments:
 	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(EXP_PYTHON) -m nclib.experiments run \
-	  --experiment $(EXPERIMENT) --scale $(SCALE) --device $(DEVICE) $(EXPERIMENT_ARGS)
+	  --experiment $(EXPERIMENT) --scale $(SCALE) --device $(DEVICE) --workers $(WORKERS) $(EXPERIMENT_ARGS)
 
 # Throughput of a permutation sweep: nclib's batched trainer against the one-model loop, same run.
 # BENCH_ARGS e.g. --size paper --device cuda --record results/bench  (default: the CPU-scale table)

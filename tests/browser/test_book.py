@@ -1,18 +1,34 @@
 """The built HTML book in a real browser (Debian's Chromium, headless, through ChromeDriver).
 
 Runs after the book build (`make test` orders it so; `make browser-test` on an existing build).
-Every page of the table of contents is served from localhost and must load with no console error
-and no request to another host, with its math typeset, every image loaded, every internal link
-and theorem reference resolved, and every precomputed explorer changing when a control moves.
-A screenshot of each page is saved under _build/screenshots.
+The book is checked the two ways it is published:
+
+- served over HTTP under a sub-path, as a project site is (``http://127.0.0.1:PORT/nclib-book/``,
+  from a parent folder that holds nothing else): every page of the table of contents must load
+  with no console error, no request to another host or outside the sub-path, no script outside the
+  list the book needs (no widget manager, no require.js), with its math typeset, every image
+  loaded, every internal link and theorem reference resolved, and every precomputed explorer
+  changing when a control moves;
+- opened from disk (``file://``, no server): styles, MathJax and images load, no console error.
+
+Two reading checks at a 1280 px window: no figure scaled below a readable size, and the
+introduction's verdict table not wider than its column. A screenshot of each page is saved under
+``screenshots/`` next to the site.
+
+``NCLIB_SITE`` names another built site (default: ``_build/html``); its pages are taken from the
+``_toc.yml`` two folders above it when there is one (a throw-away book), else from the project's.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
+import json
+import os
 import re
 import shutil
+import struct
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,14 +38,17 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SITE = ROOT / "_build" / "html"
-SHOTS = ROOT / "_build" / "screenshots"
+SITE = Path(os.environ.get("NCLIB_SITE") or ROOT / "_build" / "html").resolve()
+BOOK = SITE.parents[1] if (SITE.parents[1] / "_toc.yml").exists() else ROOT
+SHOTS = SITE.parent / "screenshots"
+SUBPATH = "nclib-book"  # the site is served at /nclib-book/, as GitHub serves a project site
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+SEARCH_WORD = "simplex"  # in the introduction
 
 
 def toc_pages() -> list[str]:
     """HTML paths (relative to the site) of the root and every chapter in _toc.yml."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
     files = [toc["root"]] + [entry["file"] for entry in toc.get("chapters", [])]
     return [f"{f}.html" for f in files]
 
@@ -38,18 +57,39 @@ PAGES = toc_pages()
 
 
 @pytest.fixture(scope="session")
-def site():
+def site(tmp_path_factory):
+    """The site served under a sub-path: a parent folder holding only ``nclib-book`` → the site, so
+    that a link that leaves the sub-path (an absolute ``/_static/…``) is a 404 here as on a project
+    site. Yields the site's URL; the requests the server saw are in ``site.requests``."""
     if not (SITE / "index.html").exists():
         pytest.fail(f"no built book at {SITE}: run `make book` (or `make test`, which builds it first)")
-    handler = functools.partial(_QuietHandler, directory=str(SITE))
+    parent = tmp_path_factory.mktemp("served")
+    (parent / SUBPATH).symlink_to(SITE, target_is_directory=True)
+    seen: list[tuple[str, int]] = []
+    handler = functools.partial(_QuietHandler, seen, directory=str(parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    yield _Site(f"http://127.0.0.1:{server.server_address[1]}/{SUBPATH}/", seen)
     server.shutdown()
+    server.server_close()
+
+
+class _Site(str):
+    def __new__(cls, url, requests):
+        self = super().__new__(cls, url)
+        self.requests = requests
+        return self
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, seen, *args, **kwargs):
+        self._seen = seen
+        super().__init__(*args, **kwargs)
+
+    def log_request(self, code="-", size="-"):
+        self._seen.append((self.path, int(code) if str(code).isdigit() else 0))
+
     def log_message(self, *args):
         pass
 
@@ -94,11 +134,11 @@ def load(browser, url):
     console = browser.get_log("browser")
     requests = []
     for entry in browser.get_log("performance"):
-        message = entry["message"]
-        if '"Network.requestWillBeSent"' in message:
-            match = re.search(r'"url":"([^"]+)"', message)
-            if match:
-                requests.append(match.group(1))
+        if '"Network.requestWillBeSent"' in entry["message"]:
+            message = json.loads(entry["message"])["message"]
+            url = message.get("params", {}).get("request", {}).get("url", "")
+            if message.get("method") == "Network.requestWillBeSent" and url and not url.startswith("data:"):
+                requests.append(url)
     return console, requests
 
 
@@ -107,34 +147,141 @@ def external(url: str) -> bool:
     return parsed.scheme in ("http", "https", "ws", "wss") and parsed.hostname not in ("127.0.0.1", "localhost")
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_page_renders_offline(browser, site, page):
-    console, requests = load(browser, urljoin(site, page))
+# Every script a page may load, as a path inside the site: Sphinx's own, the theme's, the
+# extensions that act on the pages (copy buttons on code cells, toggles on hidden cells, sphinx-design
+# tabs) and MathJax with the components it loads on demand. Nothing else: the HTML book has no
+# widget manager (its explorers are precomputed), so no require.js and no @jupyter-widgets.
+ALLOWED_SCRIPTS = {
+    "_static/documentation_options.js", "_static/doctools.js", "_static/sphinx_highlight.js",
+    "_static/searchtools.js", "_static/language_data.js", "searchindex.js",
+    "_static/scripts/bootstrap.js", "_static/scripts/pydata-sphinx-theme.js",
+    "_static/scripts/fontawesome.js", "_static/scripts/sphinx-book-theme.js",
+    "_static/clipboard.min.js", "_static/copybutton.js", "_static/togglebutton.js", "_static/design-tabs.js",
+}
+ALLOWED_SCRIPT_FOLDERS = ("_static/mathjax/",)
+# What the widget manager was made of; none of it may be shipped or referenced.
+WIDGET_MANAGER = ("require.js", "require.min.js", "embed-amd.js", "html-manager", "widgets-paths.js",
+                  "application/vnd.jupyter.widget-state+json")
+
+
+def site_path(url: str, base: str) -> str | None:
+    """``url`` as a path inside the site at ``base`` (query dropped); None when outside it."""
+    url = url.split("#")[0].split("?")[0]
+    return unquote(url[len(base):]) if url.startswith(base) else None
+
+
+def disallowed_scripts(urls, base: str) -> list[str]:
+    bad = []
+    for url in urls:
+        path = site_path(url, base)
+        if path is None or not (path in ALLOWED_SCRIPTS or path.startswith(ALLOWED_SCRIPT_FOLDERS)):
+            bad.append(url)
+    return sorted(set(bad))
+
+
+PAGE_STATE = """
+    const imgs = Array.from(document.querySelectorAll("main img"));
+    const sheets = Array.from(document.querySelectorAll('link[rel="stylesheet"]'));
+    return {
+        math: document.querySelectorAll("main .math").length,
+        typeset: document.querySelectorAll("main mjx-container").length,
+        merrors: document.querySelectorAll("mjx-merror").length,
+        images: imgs.length,
+        broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80)),
+        scripts: Array.from(document.scripts).map(s => s.src).filter(Boolean),
+        sheets: sheets.length,
+        unstyled: sheets.filter(l => !l.sheet).map(l => l.href),
+        // the theme's stylesheet defines its colours as CSS variables on <html>
+        themed: getComputedStyle(document.documentElement).getPropertyValue("--pst-color-primary").trim(),
+    };
+"""
+
+
+def check_rendered(page, console, state):
+    """What every page must show however it is opened: no console error, styles applied, math
+    typeset, images loaded."""
     errors = [e["message"] for e in console if e["level"] == "SEVERE"]
     assert not errors, f"{page}: console errors {errors}"
-    leaving = sorted({u for u in requests if external(u)})
-    assert not leaving, f"{page}: requests to other hosts {leaving}"
-    state = browser.execute_script("""
-        const imgs = Array.from(document.querySelectorAll("main img"));
-        return {
-            math: document.querySelectorAll("main .math").length,
-            typeset: document.querySelectorAll("main mjx-container").length,
-            merrors: document.querySelectorAll("mjx-merror").length,
-            images: imgs.length,
-            broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80)),
-        };
-    """)
+    assert state["sheets"] and not state["unstyled"], f"{page}: stylesheets that did not load {state['unstyled']}"
+    assert state["themed"], f"{page}: the theme's styles are not applied"
     if state["math"]:
         assert state["typeset"] >= state["math"], f"{page}: {state['math']} math blocks, {state['typeset']} typeset"
     assert state["merrors"] == 0, f"{page}: MathJax reported {state['merrors']} errors"
     assert not state["broken"], f"{page}: images that did not load {state['broken']}"
     if re.search(r"/ch0[2-9]_", page):  # the experiment chapters draw figures in the build
         assert state["images"] > 0, f"{page}: no figure"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_offline(browser, site, page):
+    del site.requests[:]
+    console, requests = load(browser, urljoin(site, page))
+    state = browser.execute_script(PAGE_STATE)
+    check_rendered(page, console, state)
+    leaving = sorted({u for u in requests if external(u)})
+    assert not leaving, f"{page}: requests to other hosts {leaving}"
+    outside = sorted({u for u in requests if urlparse(u).scheme in ("http", "https") and site_path(u, site) is None})
+    assert not outside, f"{page}: requests outside the site's sub-path /{SUBPATH}/ {outside}"
+    missing = sorted({path for path, code in site.requests if code >= 400})
+    assert not missing, f"{page}: the server answered an error to {missing}"
+    scripts = [u for u in requests if site_path(u, site) is not None and site_path(u, site).endswith(".js")]
+    bad = disallowed_scripts(state["scripts"] + scripts, site)
+    assert not bad, f"{page}: scripts the book does not use {bad} (allowed: ALLOWED_SCRIPTS in {Path(__file__).name})"
     height = browser.execute_script("return document.body.scrollHeight")
     browser.set_window_size(1280, min(max(int(height), 800), 16000))
     SHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SHOTS / (page.replace("/", "_").removesuffix(".html") + ".png")))
     browser.set_window_size(1280, 1600)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_from_disk(browser, page):
+    """The site opened as files (``file://``, no server), as a reader who downloads it does."""
+    if not (SITE / "index.html").exists():
+        pytest.fail(f"no built book at {SITE}: run `make book` (or `make test`, which builds it first)")
+    base = SITE.as_uri() + "/"
+    console, requests = load(browser, base + page)
+    state = browser.execute_script(PAGE_STATE)
+    check_rendered(page, console, state)
+    leaving = sorted({u for u in requests if external(u) or (u.startswith("file:") and site_path(u, base) is None)})
+    assert not leaving, f"{page}: requests outside the site folder {leaving}"
+    scripts = [u for u in requests if u.startswith("file:") and u.split("?")[0].endswith(".js")]
+    bad = disallowed_scripts(state["scripts"] + scripts, base)
+    assert not bad, f"{page}: scripts the book does not use {bad}"
+
+
+class _Assets(HTMLParser):
+    """The scripts and stylesheets a page names (src, href, type), not its prose."""
+
+    def __init__(self):
+        super().__init__()
+        self.refs = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script":
+            self.refs += [attrs.get("src") or "", attrs.get("type") or ""]
+        elif tag == "link":
+            self.refs.append(attrs.get("href") or "")
+
+
+def test_no_widget_manager_is_shipped_or_referenced():
+    """The HTML book shows precomputed explorers; require.js, the widget manager and the widget
+    state it would read must be neither in _static nor named by any page's scripts."""
+    if not (SITE / "index.html").exists():
+        pytest.fail(f"no built book at {SITE}: run `make book` (or `make test`, which builds it first)")
+    shipped = sorted(path for path in (str(p.relative_to(SITE)) for p in (SITE / "_static").rglob("*"))
+                     if not path.startswith(ALLOWED_SCRIPT_FOLDERS)  # MathJax has a TeX extension require.js
+                     and any(name in path for name in WIDGET_MANAGER[:-1]))
+    assert not shipped, f"widget-manager files in the site: {shipped[:10]}"
+    referencing = {}
+    for path in sorted(SITE.rglob("*.html")):
+        assets = _Assets()
+        assets.feed(path.read_text(encoding="utf-8", errors="replace"))
+        found = sorted({name for ref in assets.refs for name in WIDGET_MANAGER if name in ref})
+        if found:
+            referencing[str(path.relative_to(SITE))] = found
+    assert not referencing, f"pages that load the widget manager or its state: {referencing}"
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if (SITE / p).exists()
@@ -211,8 +358,10 @@ def test_verdict_table_links_every_row_to_its_evidence():
         assert verdict, f"empty verdict cell in row {row[:200]}"
 
 
-def test_search_finds_the_book_content(browser, site):
-    browser.get(urljoin(site, "search.html?q=simplex"))
+@pytest.mark.parametrize("how", ["served", "from disk"])
+def test_search_finds_the_book_content(browser, site, how):
+    base = site if how == "served" else SITE.as_uri() + "/"
+    browser.get(base + "search.html?q=" + SEARCH_WORD)
     browser.execute_async_script("""
         const done = arguments[arguments.length - 1];
         const t0 = Date.now();
@@ -222,4 +371,99 @@ def test_search_finds_the_book_content(browser, site):
         })();
     """)
     hits = browser.find_elements("css selector", "#search-results li")
-    assert hits, "searching for 'simplex' found nothing"
+    assert hits, f"searching for {SEARCH_WORD!r} ({how}) found nothing"
+
+
+# --- reading checks at a 1280 px window ------------------------------------------------------------
+#
+# A matplotlib figure is drawn with 10 pt labels by default and saved at 100 dpi, so a label is
+# 10 × 100/72 ≈ 14 px tall (its em) in the PNG. Shown at a fraction s of its width it is 14·s px:
+# at s = 0.6 that is 8.3 px, whose capitals and digits are about 6 px tall, the smallest that can
+# still be read on an ordinary (not high-density) screen. Below that, tick labels and legends turn
+# into smudges, and the browser offers no way to zoom one image. So a figure must be shown at no
+# less than 0.6 of its width at 100 dpi; a PNG saved at another resolution (its pHYs chunk says
+# which) is held to the same label size in CSS pixels: s × dpi/100 ≥ 0.6 (a 200 dpi figure for
+# high-density screens may be shown at half its width, not less than 0.3).
+WINDOW = (1280, 1600)
+MIN_SCALE_AT_100_DPI = 0.6
+
+
+def png_dpi(data: bytes) -> float | None:
+    """The resolution a PNG records in its pHYs chunk (pixels per metre), in dots per inch."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    at = 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        if kind == b"pHYs" and length >= 9:
+            x_per_unit, _, unit = struct.unpack(">IIB", data[at + 8:at + 17])
+            return x_per_unit * 0.0254 if unit == 1 else None
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        at += 12 + length
+    return None
+
+
+def image_bytes(src: str, base: str) -> bytes | None:
+    if src.startswith("data:"):
+        header, _, payload = src.partition(",")
+        return base64.b64decode(payload) if header.endswith(";base64") else None
+    path = site_path(src, base)
+    if path is None or not (SITE / path).is_file():
+        return None
+    return (SITE / path).read_bytes()
+
+
+def image_dpi(src: str, base: str) -> float:
+    """The resolution an image was drawn at: the PNG's own record, 72 for SVG (matplotlib writes
+    one SVG unit per point), else matplotlib's default of 100."""
+    if src.split("?")[0].endswith(".svg") or src.startswith("data:image/svg"):
+        return 72.0
+    data = image_bytes(src, base)
+    return (png_dpi(data) if data else None) or 100.0
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_figure_is_scaled_below_a_readable_size(browser, site, page):
+    browser.set_window_size(*WINDOW)
+    load(browser, urljoin(site, page))
+    images = browser.execute_script("""
+        return Array.from(document.querySelectorAll("main img"))
+            .filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0)
+            .map(i => ({src: i.src, natural: i.naturalWidth, shown: i.getBoundingClientRect().width,
+                        alt: i.alt || ""}));
+    """)
+    small = []
+    for image in images:
+        dpi = image_dpi(image["src"], site)
+        scale = image["shown"] / image["natural"]
+        if scale * dpi / 100 < MIN_SCALE_AT_100_DPI:
+            name = image["src"] if not image["src"].startswith("data:") else f"inline image ({image['alt']})"
+            small.append(f"{site_path(name, site) or name[:80]}: {image['natural']} px wide at {dpi:.0f} dpi, "
+                         f"shown at {image['shown']:.0f} px (scale {scale:.2f}; a 10 pt label at "
+                         f"{10 * dpi / 72 * scale:.1f} px)")
+    assert not small, (f"{page}: figures shown below {MIN_SCALE_AT_100_DPI} of their width at 100 dpi "
+                       f"in a {WINDOW[0]} px window:\n  " + "\n  ".join(small))
+
+
+def test_verdict_table_fits_its_column(browser, site):
+    """The introduction's table (the section "… what this book found") must not be wider than the
+    element that holds it at a 1280 px window: a reader should not have to scroll it sideways."""
+    browser.set_window_size(*WINDOW)
+    load(browser, urljoin(site, PAGES[0]))
+    found = browser.execute_script("""
+        const heading = Array.from(document.querySelectorAll("main h1, main h2, main h3"))
+            .find(h => h.textContent.includes("what this book found"));
+        const section = heading && heading.closest("section");
+        const table = section && section.querySelector("table");
+        if (!table) return null;
+        const wrapper = table.parentElement;
+        const columns = Array.from(table.querySelectorAll("thead th, tr:first-child th"))
+            .map(th => [th.textContent.trim(), Math.round(th.getBoundingClientRect().width)]);
+        return {table: Math.round(table.getBoundingClientRect().width), scroll: wrapper.scrollWidth,
+                client: wrapper.clientWidth, wrapper: wrapper.className || wrapper.tagName, columns};
+    """)
+    assert found, f"{PAGES[0]}: no table under a heading with 'what this book found'"
+    assert found["scroll"] <= found["client"] + 1, (
+        f"{PAGES[0]}: the verdict table is {found['scroll']} px wide in a {found['client']} px column "
+        f"({found['wrapper']}) at a {WINDOW[0]} px window; column widths {found['columns']}")
