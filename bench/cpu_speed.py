@@ -1,0 +1,290 @@
+"""Speed on the machine we have (a 2-core x86-64 CPU, no accelerator): every ratio of the speed
+issue, measured in one run, each against a baseline measured in the same run.
+
+1. GEMM limit: ``torch.mm`` of two 2048² fp32 matrices at 1 and 2 threads (GFLOP/s).
+2. Training rate: the MLP 784-512-512-32 and ``small_cnn`` (width 16), fp32, batch 128, 2 threads:
+   images/s and GFLOP/s (FLOPs counted by torch's ``FlopCounterMode``), as a share of the GEMM limit.
+3. The measurement pass (``nclib.train.evaluate`` on the training set plus
+   ``evaluate_loss_accuracy`` on the test set) against one training epoch, and the forward pass's
+   FLOP rate against the training FLOP rate (a forward-only pass should run at least as fast).
+4. The metric schedule: a real run (``train`` with ``measure="auto"``, then ``"every"``) with the
+   time spent measuring as a share of the time spent training.
+5. The sweep scheme: K models sharing their data order, trained (a) one after the other in one
+   process with 2 threads, (b) batched in one vmapped step (``train_sweep(batched=True)``), and
+   (c) by 2 worker processes with 1 thread each, which share a results folder and claim runs
+   (``nclib.experiments.run_group``: the same mechanism as ``make experiments WORKERS=2``; its wall
+   time includes starting the processes and loading the data). Ratios: (a) time / (b) or (c) time.
+6. ``nc_metrics`` and ``NCAccumulator`` on 60 000 × 512, C = 10, against the reference library's
+   float64 formulas (``bench/metrics_speed.py``, a re-implementation of their formulas).
+
+    python bench/cpu_speed.py                          # the full table (about 10 minutes)
+    python bench/cpu_speed.py --size tiny              # seconds, for the test
+    python bench/cpu_speed.py --record results/bench   # also writes cpu_speed-<cpu>.json
+
+No timing is asserted anywhere; the ratios are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import metrics_speed  # noqa: E402
+import nclib.train as nctrain  # noqa: E402
+from nclib.data import TensorDataset, balanced_split, fashion_mnist  # noqa: E402
+from nclib.experiments import RunSpec, RunStore, provenance, run_group, atomic_write_json  # noqa: E402
+from nclib.models import FixedHead, NCModel, build_backbone  # noqa: E402
+from nclib.sweep import equivalent_classifiers, sweep_models, train_sweep  # noqa: E402
+from nclib.train import TrainConfig, evaluate, evaluate_loss_accuracy, train  # noqa: E402
+
+SIZES = {
+    #        GEMM n, images (MLP / CNN train, test), sweep models, schedule run (images/class, epochs)
+    "tiny": dict(gemm=256, mlp_train=400, cnn_train=200, test=100, models=2, sched=(20, 12),
+                 metrics="tiny", repeats=1),
+    "cpu": dict(gemm=2048, mlp_train=60_000, cnn_train=6_400, test=10_000, models=10, sched=(500, 60),
+                metrics="full", repeats=3),
+}
+BACKBONES = {"mlp": dict(width=512), "small_cnn": dict(width=16)}
+D, BATCH = 32, 128
+
+
+def best(fn, repeats=3):
+    """Best wall time of ``repeats`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def gemm_gflops(n: int, threads: int, repeats: int) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / best(lambda: a @ b, repeats) / 1e9
+
+
+def data(size: dict, kind: str) -> tuple[TensorDataset, TensorDataset]:
+    """A class-balanced part of Fashion-MNIST (the full split for the MLP at cpu size)."""
+    tr, te = fashion_mnist()
+    n = size["mlp_train" if kind == "mlp" else "cnn_train"]
+    return balanced_split(tr, te, n // 10 if n < len(tr) else None, size["test"] // 10 if size["test"] < len(te) else None, 0)
+
+
+def model(kind: str, seed: int = 0, M=None) -> NCModel:
+    torch.manual_seed(seed)
+    net = build_backbone(kind, (1, 28, 28), D, BACKBONES[kind]["width"])
+    M = M if M is not None else equivalent_classifiers(10, D, 0, 0, seed=0)[1][0].M
+    return NCModel(net, FixedHead(M))
+
+
+def flops_per_image(m: NCModel, x: torch.Tensor, backward: bool) -> float:
+    m = copy.deepcopy(m).train(backward)
+    with FlopCounterMode(display=False) as counter:
+        if backward:
+            F.cross_entropy(m(x), torch.zeros(len(x), dtype=torch.long)).backward()
+        else:
+            with torch.no_grad():
+                m.features(x)
+    return counter.get_total_flops() / len(x)
+
+
+def one_epoch(m: NCModel, tr: TensorDataset):
+    """One epoch of SGD in the training loop's shape (no measurement)."""
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    m.train()
+    order = torch.randperm(len(tr), generator=torch.Generator().manual_seed(0))
+    for i in range(0, len(order), BATCH):
+        idx = order[i : i + BATCH]
+        loss = F.cross_entropy(m(tr.x[idx]), tr.y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def training_and_measurement(kind: str, size: dict) -> dict:
+    """Rows 2 and 3: training rate, measurement pass against a training epoch, forward rate."""
+    torch.set_num_threads(2)
+    tr, te = data(size, kind)
+    m = model(kind)
+    t_epoch = best(lambda: one_epoch(m, tr), size["repeats"])
+    t_eval = best(lambda: (evaluate(m, tr), evaluate_loss_accuracy(m, te)), size["repeats"])
+    t_fwd = best(lambda: evaluate(m, tr), size["repeats"])
+    f_train = flops_per_image(m, tr.x[:64], backward=True)
+    f_fwd = flops_per_image(m, tr.x[:64], backward=False)
+    return dict(images=len(tr), epoch_s=t_epoch, measure_s=t_eval, train_img_s=len(tr) / t_epoch,
+                train_gflops=f_train * len(tr) / t_epoch / 1e9, forward_gflops=f_fwd * len(tr) / t_fwd / 1e9,
+                measure_share_every_epoch=t_eval / t_epoch)
+
+
+def schedule_share(kind: str, size: dict) -> dict:
+    """Row 4: a real run; the time inside the measurement functions against the rest."""
+    torch.set_num_threads(2)
+    per_class, epochs = size["sched"]
+    full_tr, full_te = fashion_mnist()
+    tr, te = balanced_split(full_tr, full_te, per_class, 100 if size["test"] >= 1000 else 10, 0)
+    spent = {"t": 0.0}
+    real = (nctrain.evaluate, nctrain.evaluate_loss_accuracy)
+
+    def timed(fn):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            out = fn(*a, **k)
+            spent["t"] += time.perf_counter() - t
+            return out
+        return wrapper
+
+    out = {}
+    nctrain.evaluate, nctrain.evaluate_loss_accuracy = timed(real[0]), timed(real[1])
+    try:
+        for mode in ("auto", "every"):
+            spent["t"] = 0.0
+            cfg = TrainConfig(epochs=epochs, batch_size=BATCH if kind == "mlp" else 64, lr=0.02,
+                              milestones=(2 * epochs // 3,), measure=mode)
+            t = time.perf_counter()
+            h = train(model(kind), tr, te, cfg, progress=False)
+            wall = time.perf_counter() - t
+            out[mode] = dict(measured_epochs=len(h.records), epochs=h.epochs_trained, wall_s=wall,
+                             measure_s=spent["t"], share=spent["t"] / (wall - spent["t"]),
+                             terminal_epoch=h.terminal_epoch, terminal_after=h.terminal_after)
+    finally:
+        nctrain.evaluate, nctrain.evaluate_loss_accuracy = real
+    return out
+
+
+def sweep_specs(kind: str, K: int):
+    _, heads = equivalent_classifiers(10, D, K - 1, 0, seed=0)
+    heads = heads[:K]
+    specs = [RunSpec(f"bench-{kind}-{h.label}", {"kind": kind, "head": h.label, "bench": "cpu_speed"}, h.M)
+             for h in heads]
+    return specs, heads
+
+
+def sweep_config() -> TrainConfig:
+    return TrainConfig(epochs=1, batch_size=BATCH, lr=0.01, momentum=0.9, weight_decay=5e-4, measure="every")
+
+
+def build(kind: str):
+    return lambda pending: sweep_models(
+        lambda: build_backbone(kind, (1, 28, 28), D, BACKBONES[kind]["width"]), [s.head for s in pending], 0)
+
+
+def worker(kind: str, size_name: str, store: str) -> None:
+    """One of the worker processes of scheme (c): the same specs, the same folder, claims."""
+    torch.set_num_threads(1)
+    size = SIZES[size_name]
+    tr, te = data(size, kind)
+    specs, _ = sweep_specs(kind, size["models"])
+    run_group(specs, build(kind), tr, te, sweep_config(), store=RunStore(store), batched=False)
+    from nclib.experiments import wait_for_others
+    wait_for_others()
+
+
+def sweep_schemes(kind: str, size_name: str) -> dict:
+    """Row 5: loop (2 threads), batched (2 threads), 2 processes × 1 thread via claims."""
+    size = SIZES[size_name]
+    tr, te = data(size, kind)
+    specs, heads = sweep_specs(kind, size["models"])
+    out = {}
+    torch.set_num_threads(2)
+    for name, batched in (("loop", False), ("batched", True)):
+        models = build(kind)(specs)
+        t = time.perf_counter()
+        train_sweep(models, tr, te, sweep_config(), batched=batched)
+        out[f"{name}_s"] = time.perf_counter() - t
+    with tempfile.TemporaryDirectory(prefix="nclib-bench-") as store:
+        cmd = [sys.executable, __file__, "--worker", kind, "--size", size_name, "--store", store]
+        t = time.perf_counter()
+        procs = [subprocess.Popen(cmd) for _ in range(2)]
+        codes = [p.wait() for p in procs]
+        out["processes_s"] = time.perf_counter() - t
+        if any(codes):
+            raise RuntimeError(f"a bench worker failed (exit codes {codes})")
+        trained_by = {json.loads(p.read_text())["extra"]["trained_by"]["pid"] for p in Path(store, "runs").glob("*.json")}
+        out["records"] = len(list(Path(store, "runs").glob("*.json")))
+        out["workers_that_trained"] = len(trained_by)
+    out["models"] = len(specs)
+    out["batched_ratio"] = out["loop_s"] / out["batched_s"]
+    out["processes_ratio"] = out["loop_s"] / out["processes_s"]
+    return out
+
+
+def table(res: dict) -> str:
+    g1, g2 = res["gemm_gflops"]["1"], res["gemm_gflops"]["2"]
+    rows = [("GEMM limit, torch.mm, 1 / 2 threads", f"{g1:.0f} / {g2:.0f} GFLOP/s")]
+    for kind, r in res["training"].items():
+        rows += [(f"{kind} training, 2 threads", f"{r['train_img_s']:.0f} img/s = {r['train_gflops']:.0f} GFLOP/s "
+                                                 f"= {100 * r['train_gflops'] / g2:.0f}% of the limit"),
+                 (f"{kind} measurement pass / training epoch", f"{r['measure_s']:.2f} s / {r['epoch_s']:.2f} s "
+                                                               f"= {100 * r['measure_share_every_epoch']:.0f}%"),
+                 (f"{kind} forward-pass rate / training rate", f"{r['forward_gflops']:.0f} / {r['train_gflops']:.0f} "
+                                                               f"GFLOP/s = {r['forward_gflops'] / r['train_gflops']:.2f}×")]
+    for kind, r in res["schedule"].items():
+        a, e = r["auto"], r["every"]
+        rows.append((f"{kind} run, metric time / training time",
+                     f"auto {100 * a['share']:.0f}% ({a['measured_epochs']} of {a['epochs'] + 1} epochs measured) · "
+                     f"every {100 * e['share']:.0f}%"))
+    for kind, r in res["sweep"].items():
+        rows.append((f"{r['models']} {kind}s × 1 epoch: loop / batched / 2 processes",
+                     f"{r['loop_s']:.1f} / {r['batched_s']:.1f} s ({r['batched_ratio']:.2f}×) / "
+                     f"{r['processes_s']:.1f} s ({r['processes_ratio']:.2f}×, {r['workers_that_trained']} workers trained)"))
+    m = res["metrics"]
+    rows.append((f"nc_metrics / accumulator vs reference float64, N = {m['N']}, d = {m['d']}, 1 thread",
+                 f"{m['nclib_nc_metrics_s']:.2f} / {m['nclib_accumulator_s']:.2f} s vs {m['reference_s']:.2f} s "
+                 f"({m['reference_s'] / m['nclib_nc_metrics_s']:.2f}× / {m['reference_s'] / m['nclib_accumulator_s']:.2f}×)"))
+    w = max(len(a) for a, _ in rows)
+    return "\n".join([f"{'measurement':{w}s}  result", "-" * (w + 60)] + [f"{a:{w}s}  {b}" for a, b in rows])
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size", choices=sorted(SIZES), default="cpu")
+    p.add_argument("--record", default="", help="folder for cpu_speed-<cpu>.json (e.g. results/bench)")
+    p.add_argument("--worker", default="", help=argparse.SUPPRESS)
+    p.add_argument("--store", default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.size, args.store)
+        return {}
+    size = SIZES[args.size]
+    t0 = time.perf_counter()
+    res = {"size": args.size,
+           "gemm_gflops": {str(t): gemm_gflops(size["gemm"], t, size["repeats"]) for t in (1, 2)},
+           "training": {k: training_and_measurement(k, size) for k in BACKBONES},
+           "schedule": {k: schedule_share(k, size) for k in BACKBONES},
+           "sweep": {k: sweep_schemes(k, args.size) for k in BACKBONES}}
+    torch.set_num_threads(1)
+    rec = metrics_speed.main(["--size", size["metrics"], "--repeats", str(size["repeats"])])
+    t = {r["method"]: r["seconds"] for r in rec["rows"]}
+    res["metrics"] = dict(N=rec["N"], d=rec["d"], C=rec["C"], agreement=rec["agreement"],
+                          reference_s=t["reference float64 (re-implementation)"],
+                          nclib_nc_metrics_s=t["nclib nc_metrics (in memory)"],
+                          nclib_accumulator_s=t["nclib NCAccumulator (keeps features)"])
+    res["wall_s"] = time.perf_counter() - t0
+    res["provenance"] = {**provenance("cpu"), "cpu_model": metrics_speed.cpu_model()}
+    print(f"CPU: {res['provenance']['cpu_model']}, torch {torch.__version__}")
+    print(table(res))
+    if args.record:
+        path = Path(args.record) / f"cpu_speed-{args.size}.json"
+        atomic_write_json(path, res)
+        print(f"recorded: {path}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
