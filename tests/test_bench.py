@@ -32,3 +32,23 @@ def test_benchmark_tiny_prints_its_table_and_records(tmp_path):
     assert [r["K"] for r in record["rows"]] == [1, 2] and record["agree"]
     assert all(r["ratio"] > 0 and r["gflop_per_training_image"] > 0 for r in record["rows"])
     assert record["provenance"]["device"] == "cpu"
+
+
+def test_cpu_speed_tiny_prints_every_ratio_and_records(tmp_path):
+    try:
+        fashion_mnist(download=False)
+    except DatasetNotFoundError as err:
+        pytest.skip(f"Fashion-MNIST not available: {err}")
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "cpu_speed.py"), "--size", "tiny",
+                           "--record", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for row in ("GEMM limit", "measurement pass / training epoch", "forward-pass rate / training rate",
+                "metric time / training time", "loop / batched / 2 processes", "vs reference float64"):
+        assert row in proc.stdout, row
+    record = json.loads((tmp_path / "cpu_speed-tiny.json").read_text())
+    for kind in ("mlp", "small_cnn"):
+        sweep = record["sweep"][kind]
+        # the worker processes trained every run exactly once between them
+        assert sweep["records"] == sweep["models"] and sweep["workers_that_trained"] >= 1
+        assert record["schedule"][kind]["auto"]["measured_epochs"] <= record["schedule"][kind]["every"]["measured_epochs"]
+    assert record["provenance"]["cpu_model"]
