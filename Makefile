@@ -136,7 +136,7 @@ clean:
 DEVICE ?= auto
 SCALE ?= paper
 EXPERIMENT ?= all
-WORKERS ?= 1
+WORKERS ?= auto
 EXPERIMENT_ARGS ?=
 EXP_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 

@@ -349,6 +349,21 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _workers_for(text, device: str) -> int:
+    """``--workers``: a count ≥ 1, or ``auto`` = one worker per core on a CPU (worker processes
+    with a thread each beat one process with every thread, and the batched sweep, on the 2-core
+    machines this is measured on: ``make bench``), one on an accelerator (the batched sweep's side)."""
+    if str(text) == "auto":
+        return _cores() if resolve_device(device).type == "cpu" else 1
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1 or str(n) != str(text).strip():
+        raise ParameterError(f"--workers: must be a whole number ≥ 1 or auto, got {text!r}")
+    return n
+
+
 def _run_workers(args, names: list[str], params: dict) -> int:
     """Start ``args.workers`` workers of the same command and wait for them; a failing worker stops
     the others. Returns the exit status."""
@@ -427,8 +442,9 @@ def main(argv=None) -> int:
     run.add_argument("--param", action="append", type=_parse_param, default=[],
                      help="override a notebook parameter, key=JSON (repeatable); quote lists for the shell: "
                           "--param 'backbones=[\"mlp\"]'")
-    run.add_argument("--workers", type=int, default=1,
-                     help="start this many local workers of the same run (torch threads = cores // workers)")
+    run.add_argument("--workers", default="auto",
+                     help="start this many local workers of the same run (torch threads = cores // workers); "
+                          "auto: one per core on a CPU (measured fastest there, see make bench), one on a GPU")
     run.add_argument("--worker-index", type=int, default=None,
                      help="this worker's index; 0 writes the canonical notebook (default: SLURM array index, else 0)")
     run.add_argument("--claim-timeout", type=float, default=None,
@@ -442,8 +458,7 @@ def main(argv=None) -> int:
     names = list(EXPERIMENTS) if args.experiment == "all" else [e.strip() for e in args.experiment.split(",")]
     params = dict(args.param)
     try:
-        if args.workers < 1:
-            raise ParameterError(f"--workers: must be ≥ 1, got {args.workers}")
+        args.workers = _workers_for(args.workers, args.device)
         if args.claim_timeout is not None and not args.claim_timeout > 0:
             raise ParameterError(f"--claim-timeout: must be a positive number of seconds, got {args.claim_timeout}")
         for exp in names:  # every experiment is checked before the first one starts

@@ -341,7 +341,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     rerun is also the papermill run of chapter 8 at tiny scale."""
     folder = tmp_path / "non_conservative" / "tiny"
     cmd = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", "non_conservative", "--scale", "tiny",
-           "--device", "cpu", "--results", str(tmp_path), "--param", "epochs=30"]
+           "--device", "cpu", "--workers", "1", "--results", str(tmp_path), "--param", "epochs=30"]
     log = open(tmp_path / "cli.log", "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -29,7 +29,7 @@ def _cli(*args):
     (["--param", "backbones=[mlp]"], "error: --param backbones: expected a list"),
     (["--param", 'backbones=["resnet"]'], "error: --param backbones: unknown name 'resnet'"),
     (["--param", "results_dir=/tmp/x"], "error: --param results_dir: set by the runner; use --results instead"),
-    (["--workers", "0"], "error: --workers: must be ≥ 1"),
+    (["--workers", "0"], "error: --workers: must be a whole number ≥ 1"),
     (["--device", "tpu"], "error: device 'tpu'"),
 ])
 def test_bad_arguments_stop_the_cli_before_anything_runs(tmp_path, capsys, args, message):
@@ -41,7 +41,7 @@ def test_bad_arguments_stop_the_cli_before_anything_runs(tmp_path, capsys, args,
 
 def test_a_dataset_that_cannot_be_loaded_is_an_error_not_a_run(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("NCLIB_CIFAR", raising=False)
-    rc = main(["run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", str(tmp_path),
+    rc = main(["run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", str(tmp_path), "--workers", "1",
                "--param", f"data_root={tmp_path / 'no-cifar'}", "--param", 'datasets=["fashion_mnist", "cifar10"]'])
     err = capsys.readouterr().err
     assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -57,7 +57,7 @@ def test_a_dataset_skipped_by_the_chapter_makes_the_run_incomplete(tmp_path, cap
     monkeypatch.setenv("NCLIB_CIFAR", str(cifar))
     results = tmp_path / "results"
     rc = main(["run", "--experiment", "margins_tpt", "--scale", "tiny", "--device", "cpu", "--runner", "script",
-               "--results", str(results), "--param", 'datasets=["fashion_mnist", "cifar10"]',
+               "--workers", "1", "--results", str(results), "--param", 'datasets=["fashion_mnist", "cifar10"]',
                "--param", "epochs=1", *FIXED])
     err = capsys.readouterr().err
     assert rc == 1 and "error: margins_tpt at tiny scale is incomplete: CIFAR-10" in err, err[-2000:]
@@ -138,3 +138,13 @@ def test_two_local_workers_split_the_runs_and_write_one_canonical_notebook(tmp_p
     assert json.loads((folder / "workers" / "1" / "provenance.json").read_text())["status"] == "complete"
     assert summarize(folder)["complete"]
     assert not list((folder / "claims").glob("*.lock"))
+
+
+def test_workers_auto_is_one_per_core_on_a_cpu():
+    from nclib.runner import _cores, _workers_for
+
+    assert _workers_for("auto", "cpu") == _cores()
+    assert _workers_for("3", "cpu") == 3
+    for bad in ("0", "-1", "2.5", "two"):
+        with pytest.raises(ValueError, match="whole number ≥ 1 or auto"):
+            _workers_for(bad, "cpu")
