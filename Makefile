@@ -111,7 +111,9 @@ publish: book-strict
 	@echo "publish: _build/html staged on the local branch $(PUBLISH_BRANCH); publish it with: git push origin $(PUBLISH_BRANCH)"
 
 # Robustness check (not part of `make test`: it builds the book twice more): every chapter's `seed`
-# parameter set to each of SEEDS, injected as papermill injects parameters, strict build each time.
+# parameter set to each of SEEDS, injected as papermill injects parameters, strict build each time;
+# then the verdicts of every build (seed 0: the last `make book`/`make test` build) are recorded in
+# results/stability/verdicts.json, which the book's stability page renders.
 SEEDS ?= 1 2
 .PHONY: book-seeds
 book-seeds: venv data assets
@@ -120,6 +122,8 @@ book-seeds: venv data assets
 	  $(BIN)/jupyter-book build _build/seed$$s/src -W -n --keep-going; \
 	  echo "book-seeds: seed $$s built: _build/seed$$s/src/_build/html/index.html"; \
 	done
+	$(BIN)/python -m nclib.stability record --build 0=_build $(foreach s,$(SEEDS),--build $(s)=_build/seed$(s)/src/_build) \
+	  --out results/stability/verdicts.json
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis

@@ -1,0 +1,109 @@
+"""Are the book's verdicts stable under the seed? Read them out of executed builds and record them.
+
+``make book-seeds`` builds the book again with every chapter's ``seed`` parameter set to 1 and to 2
+(:mod:`nclib.chapters`). Every verdict a chapter computes is glued (MyST-NB) under
+``verdict_<name>`` with its key number under ``key_<name>`` (:class:`nclib.verdicts.Verdict`), so the
+executed notebooks of each build hold all of them. :func:`record` reads them from each build and
+writes one JSON record (``results/stability/verdicts.json``) with the provenance of the machine and
+commit; the book's page on stability renders it, and the introduction's table says, per verdict,
+whether it came out the same at every seed::
+
+    python -m nclib.stability record --build 0=_build --build 1=_build/seed1/src/_build \\
+        --build 2=_build/seed2/src/_build --out results/stability/verdicts.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["glued_values", "build_verdicts", "record", "summarize"]
+
+
+def glued_values(notebook) -> dict[str, str]:
+    """``{name: text}`` of every value glued in an executed notebook (the ``text/plain`` of the
+    outputs MyST-NB's ``glue`` marks with ``scrapbook`` metadata)."""
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    out = {}
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            meta = (output.get("metadata") or {}).get("scrapbook")
+            if not meta:
+                continue
+            prefix = meta.get("mime_prefix", "")
+            text = (output.get("data") or {}).get(prefix + "text/plain")
+            if text is not None:
+                text = "".join(text) if isinstance(text, list) else text
+                out[meta["name"]] = text.strip("'\"") if text[:1] in "'\"" and text[-1:] == text[:1] else text
+    return out
+
+
+def build_verdicts(build_dir) -> dict[str, dict]:
+    """``{chapter: {name: {"verdict": label, "key": key}}}`` from a Jupyter Book build folder
+    (its ``jupyter_execute/`` holds the executed notebooks)."""
+    root = Path(build_dir) / "jupyter_execute"
+    if not root.is_dir():
+        raise FileNotFoundError(f"{build_dir} holds no executed notebooks (no jupyter_execute/ folder): "
+                                "build the book first (make book, or make book-seeds)")
+    out = {}
+    for nb in sorted(root.rglob("*.ipynb")):
+        values = glued_values(nb)
+        names = sorted(k[len("verdict_"):] for k in values if k.startswith("verdict_"))
+        if names:
+            out[nb.stem] = {n: {"verdict": values[f"verdict_{n}"], "key": values.get(f"key_{n}", "")} for n in names}
+    return out
+
+
+def summarize(per_seed: dict[str, dict]) -> list[dict]:
+    """One row per verdict: its label at each seed and whether they all agree."""
+    names = sorted({(ch, n) for v in per_seed.values() for ch, d in v.items() for n in d})
+    rows = []
+    for ch, n in names:
+        labels = {s: v.get(ch, {}).get(n, {}).get("verdict") for s, v in per_seed.items()}
+        seen = [x for x in labels.values() if x is not None]
+        rows.append({"chapter": ch, "name": n, "labels": labels,
+                     "stable": len(seen) == len(labels) and len(set(seen)) == 1})
+    return rows
+
+
+def record(builds: dict[str, str], out) -> dict:
+    """Read the verdicts of each ``{seed: build folder}`` and write the record to ``out``."""
+    from nclib.records import atomic_write_json, provenance
+
+    per_seed = {str(s): build_verdicts(b) for s, b in builds.items()}
+    rec = {"builds": {str(s): str(b) for s, b in builds.items()}, "verdicts": per_seed,
+           "summary": summarize(per_seed), "provenance": provenance("cpu")}
+    atomic_write_json(out, rec)
+    return rec
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m nclib.stability", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("record", help="read the verdicts of several builds and record them")
+    r.add_argument("--build", action="append", required=True, metavar="SEED=FOLDER",
+                   help="a build folder and the seed it was built with (repeatable)")
+    r.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    builds = {}
+    for item in args.build:
+        seed, sep, folder = item.partition("=")
+        if not sep or not seed.strip().isdigit():
+            p.error(f"--build takes SEED=FOLDER with an integer seed, got {item!r}")
+        if not Path(folder).is_dir():
+            print(f"skipping seed {seed}: {folder} does not exist", file=sys.stderr)
+            continue
+        builds[seed.strip()] = folder
+    if len(builds) < 2:
+        p.error("need at least two existing builds to compare")
+    rec = record(builds, args.out)
+    unstable = [f"{r['chapter']}::{r['name']} {r['labels']}" for r in rec["summary"] if not r["stable"]]
+    print(f"{args.out}: {len(rec['summary'])} verdicts at seeds {', '.join(builds)}; "
+          f"{len(unstable)} differ between seeds" + ("".join(f"\n  {u}" for u in unstable)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""nclib.stability: verdicts read back from executed notebooks, compared across seeds."""
+
+import json
+
+import pytest
+
+from nclib.stability import build_verdicts, glued_values, main, summarize
+
+
+def _glue_output(name, text):
+    return {"output_type": "display_data", "data": {"text/plain": text},
+            "metadata": {"scrapbook": {"name": name, "mime_prefix": ""}}}
+
+
+def _build(tmp_path, label, key="0.5"):
+    nb = {"cells": [{"cell_type": "code", "outputs": [
+        _glue_output("verdict_thm44", f"'{label}'"), _glue_output("key_thm44", f"'{key}'"),
+        {"output_type": "stream", "text": "not glued"}, _glue_output("other", "'x'")]}]}
+    folder = tmp_path / label.replace(" ", "_") / "jupyter_execute" / "book"
+    folder.mkdir(parents=True)
+    (folder / "ch04_margin_bound.ipynb").write_text(json.dumps(nb))
+    return folder.parent.parent
+
+
+def test_reads_glued_text_and_only_verdicts(tmp_path):
+    b = _build(tmp_path, "holds")
+    assert glued_values(b / "jupyter_execute" / "book" / "ch04_margin_bound.ipynb")["verdict_thm44"] == "holds"
+    assert build_verdicts(b) == {"ch04_margin_bound": {"thm44": {"verdict": "holds", "key": "0.5"}}}
+
+
+def test_a_verdict_that_flips_is_marked_unstable(tmp_path):
+    per_seed = {"0": build_verdicts(_build(tmp_path, "holds")), "1": build_verdicts(_build(tmp_path, "violated"))}
+    [row] = summarize(per_seed)
+    assert not row["stable"] and row["labels"] == {"0": "holds", "1": "violated"}
+    same = {"0": per_seed["0"], "1": per_seed["0"]}
+    assert summarize(same)[0]["stable"]
+    missing = {"0": per_seed["0"], "1": {}}
+    assert not summarize(missing)[0]["stable"]  # absent at one seed: not shown to be stable
+
+
+def test_cli_records_and_refuses_a_lone_build(tmp_path, capsys):
+    a, b = _build(tmp_path, "holds"), _build(tmp_path, "holds but vacuous")
+    out = tmp_path / "rec.json"
+    assert main(["record", "--build", f"0={a}", "--build", f"1={b}", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["summary"][0]["stable"] is False and rec["provenance"]["torch"]
+    with pytest.raises(SystemExit):
+        main(["record", "--build", f"0={a}", "--build", f"1={tmp_path / 'none'}", "--out", str(out)])
+    with pytest.raises(FileNotFoundError, match="no executed notebooks"):
+        build_verdicts(tmp_path)
