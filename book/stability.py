@@ -1,0 +1,59 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Do the verdicts depend on the seed?
+#
+# Every chapter that trains draws its data subsets, initializations and data order from one
+# `seed` parameter, and the book build runs each at seed 0. A verdict that holds at seed 0 only is a
+# lucky run, not a finding. `make book-seeds` therefore rebuilds the whole book with every chapter's
+# `seed` set to 1 and then to 2 (the value is injected after the parameters cell, as papermill does)
+# and records every verdict of the three builds. This page renders that record: it is read from
+# `results/stability/verdicts.json`, not recomputed in this build, so it shows the commit and the
+# machine it was made on. A verdict whose label differs between seeds is a finding about the claim
+# at these sizes, stated in its chapter, not a failure of the build.
+
+# %% tags=["parameters"]
+record_path = ""           # "" for the repository's results/stability/verdicts.json
+seed = 0                   # unused: this page trains nothing (every page has a seed parameter)
+
+# %% tags=["hide-input"]
+import json
+from pathlib import Path
+
+from myst_nb import glue
+
+from nclib.experiments import Table, repo_root
+
+path = Path(record_path) if record_path else repo_root() / "results" / "stability" / "verdicts.json"
+rec = json.loads(path.read_text()) if path.is_file() else None
+if rec is None:
+    print(f"No stability record at {path}: run `make book` (seed 0), then `make book-seeds`.")
+    glue("stability_summary", "not recorded yet (run make book-seeds)", display=False)
+else:
+    seeds = sorted(rec["builds"], key=int)
+    rows = [[r["chapter"], r["name"]] + [r["labels"].get(s) or "—" for s in seeds]
+            + ["yes" if r["stable"] else "no"] for r in rec["summary"]]
+    display(Table(["chapter", "verdict"] + [f"seed {s}" for s in seeds] + ["same at every seed"], rows,
+                  caption="Each verdict's label at every seed"))
+    prov = rec["provenance"]
+    n_stable = sum(r["stable"] for r in rec["summary"])
+    summary = f"{n_stable} of {len(rec['summary'])} verdicts identical at seeds {', '.join(seeds)}"
+    glue("stability_summary", summary, display=False)
+    for r in rec["summary"]:
+        glue(f"stable_{r['name']}", "same at seeds " + "/".join(seeds) if r["stable"] else
+             "differs: " + " / ".join(f"{r['labels'].get(s) or '—'}" for s in seeds), display=False)
+    print(f"{summary}; recorded at commit {str(prov.get('git_commit'))[:10]} on {prov.get('cpu_model') or prov.get('device_name')}, "
+          f"torch {prov.get('torch')}, {prov.get('time_utc') or prov.get('timestamp') or ''}")
+
+# %% [markdown]
+# Summary: {glue:text}`stability_summary`.
