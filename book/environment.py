@@ -19,8 +19,8 @@
 # reads the installed versions of the pinned requirements, the machine and the commit.
 #
 # The build: `make book` creates `.venv` from `requirements.txt`, obtains Fashion-MNIST, fetches
-# MathJax, require.js and the Jupyter widget manager from the npm registry into `_vendor/` (served
-# with the book, so that it renders offline), executes every chapter at its default CPU scale
+# MathJax from the npm registry into `_vendor/` (served with the book, so that it renders offline;
+# the explorers are precomputed HTML and need no widget manager), executes every chapter at its default CPU scale
 # (`execute_notebooks: force`, a 900-second limit per cell, any exception fails the build) and
 # writes `_build/html`. `make test` runs the test suite, the same build with warnings as errors, and
 # a browser test that loads every page in headless Chromium.
