@@ -149,13 +149,13 @@ def test_runs_held_by_a_live_worker_are_awaited_when_first_read(tmp_path):
     ours, theirs = RunStore(tmp_path, claim_timeout=2), RunStore(tmp_path, claim_timeout=2)
     held = specs[1]
     assert theirs.claims.claim(held.run_id)  # "another worker" holds run 1
-    out = run_group(specs, build, data, data, cfg, store=ours)
+    out = run_group(specs, build, data, data, cfg, store=ours, batched=True)
     assert ours.load(specs[0].run_id) and ours.load(specs[2].run_id)  # the free runs were trained and recorded
     assert ours.load(held.run_id) is None and isinstance(out[held.run_id], History)
 
     def other_worker():
         time.sleep(0.5)
-        run_group([held], build, data, data, cfg, store=theirs)  # trains its claim, records, releases
+        run_group([held], build, data, data, cfg, store=theirs, batched=True)  # trains its claim, records, releases
 
     t = threading.Thread(target=other_worker)
     t.start()
@@ -175,7 +175,7 @@ def test_an_awaited_run_whose_claim_goes_stale_is_trained_by_the_waiter(tmp_path
     specs, build, data, cfg = _setup()
     store = RunStore(tmp_path, claim_timeout=1)
     _fake_lock(store.claims, specs[0].run_id, "elsewhere", 4242)  # a fresh claim, then silence
-    out = run_group(specs, build, data, data, cfg, store=store)
+    out = run_group(specs, build, data, data, cfg, store=store, batched=True)
     assert store.load(specs[0].run_id) is None
     wait_for_others()  # the claim goes stale after 1 s: the waiter takes it over and trains the run
     assert store.load(specs[0].run_id) is not None and out[specs[0].run_id].records
@@ -221,7 +221,7 @@ while len(list(ready.iterdir())) < n_ready:  # start together
 out = {}
 for group in range(3):
     specs = [RunSpec(f"g{group}-h{i}", {"group": group, "i": i}, h.M) for i, h in enumerate(heads)]
-    out.update(run_group(specs, build, data, data, cfg, store=store))
+    out.update(run_group(specs, build, data, data, cfg, store=store, batched=True))
 wait_for_others()
 print(json.dumps({k: len(h.records) for k, h in out.items()}))
 '''

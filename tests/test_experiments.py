@@ -118,15 +118,15 @@ def test_run_group_skips_finished_and_redoes_corrupt(tmp_path, monkeypatch):
 
     monkeypatch.setattr(nclib.sweep, "train_sweep", counting)
     specs = _specs(3)
-    first = run_group(specs, _build, _data(), _data(1), CFG, store=store)
+    first = run_group(specs, _build, _data(), _data(1), CFG, store=store, batched=True)
     assert calls == [3] and len(list(store.runs.glob("*.json"))) == 3
     assert not list(store.checkpoints.glob("*"))  # the group's checkpoint is removed once recorded
-    again = run_group(specs, _build, _data(), _data(1), CFG, store=store)
+    again = run_group(specs, _build, _data(), _data(1), CFG, store=store, batched=True)
     assert calls == [3]  # nothing retrained
     for s in specs:
         assert again[s.run_id].records == [{k: v for k, v in r.items()} for r in first[s.run_id].records]
     store.path(specs[1].run_id).write_text("{not json")
-    third = run_group(specs, _build, _data(), _data(1), CFG, store=store)
+    third = run_group(specs, _build, _data(), _data(1), CFG, store=store, batched=True)
     assert calls == [3, 1]  # only the corrupt run
     # The retrained run repeats the original (same seed, same models; a subset trains alike).
     for a, b in zip(third[specs[1].run_id].records, first[specs[1].run_id].records):
@@ -221,7 +221,7 @@ def _reseal(record: dict) -> dict:
 def test_record_with_valid_checksum_but_wrong_schema_is_corrupt(tmp_path, damage, message):
     store = RunStore(tmp_path)
     specs = _specs(1)
-    run_group(specs, _build, _data(), _data(1), CFG, store=store)
+    run_group(specs, _build, _data(), _data(1), CFG, store=store, batched=True)
     run_id = specs[0].run_id
     good = json.loads(store.path(run_id).read_text())
     bad = json.loads(json.dumps(good))
@@ -234,7 +234,7 @@ def test_record_with_valid_checksum_but_wrong_schema_is_corrupt(tmp_path, damage
     s = summarize(tmp_path)  # status reads it without crashing, and calls it corrupt
     assert s["valid"] == 0 and run_id in s["corrupt"] and not s["complete"]
     assert store.load(run_id) is None and store.path(run_id).with_name(f"{run_id}.json.corrupt").is_file()
-    again = run_group(specs, _build, _data(), _data(1), CFG, store=store)  # and the run is redone
+    again = run_group(specs, _build, _data(), _data(1), CFG, store=store, batched=True)  # and the run is redone
     assert again[run_id].records and store.load(run_id) is not None
 
 
@@ -251,7 +251,7 @@ def test_checkpoints_are_removed_once_recorded_whatever_their_suffix(tmp_path, m
 
     monkeypatch.setattr(nclib.sweep, "train_sweep", spying)
     # chunks of two models: the trainer writes group-<key>.chunk0.pt and .chunk1.pt
-    run_group(specs, _build, _data(), _data(1), CFG, store=store, max_models=2, checkpoint_every=0)
+    run_group(specs, _build, _data(), _data(1), CFG, store=store, batched=True, max_models=2, checkpoint_every=0)
     assert any(".chunk1." in n for n in written), written  # there were checkpoints to remove
     assert all(store.load(s.run_id) for s in specs)
     assert not list(store.checkpoints.iterdir())
@@ -259,7 +259,7 @@ def test_checkpoints_are_removed_once_recorded_whatever_their_suffix(tmp_path, m
     left = store.checkpoint_for([s.run_id for s in specs[:2]])
     left.write_bytes(b"state")
     left.with_name(left.stem + ".chunk0.pt").write_bytes(b"state")
-    run_group(_specs(4)[3:], _build, _data(), _data(1), CFG, store=store)
+    run_group(_specs(4)[3:], _build, _data(), _data(1), CFG, store=store, batched=True)
     assert not list(store.checkpoints.iterdir())
 
 
@@ -267,7 +267,7 @@ def test_status_counts_records_against_the_manifest(tmp_path, capsys):
     folder = tmp_path / "margins_tpt" / "tiny"
     store = RunStore(folder)
     specs = _specs(3)
-    run_group(specs[:2], _build, _data(), _data(1), CFG, store=store)
+    run_group(specs[:2], _build, _data(), _data(1), CFG, store=store, batched=True)
     store.write_manifest([s.run_id for s in specs], {"scale": "tiny"})
     atomic_write_text(folder / "provenance.json", json.dumps({"status": "complete"}))
     s = summarize(folder)
@@ -275,7 +275,7 @@ def test_status_counts_records_against_the_manifest(tmp_path, capsys):
     assert main(["status", "--results", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "2/3 runs recorded, 1 missing" in out and "incomplete" in out
-    run_group(specs, _build, _data(), _data(1), CFG, store=store)
+    run_group(specs, _build, _data(), _data(1), CFG, store=store, batched=True)
     assert main(["status", "--results", str(tmp_path)]) == 0
     assert "3/3 runs recorded  complete" in capsys.readouterr().out
 
@@ -386,3 +386,26 @@ def test_table_renders_html_and_text():
     assert repr(t).splitlines() == ["cap", "a   bb", "--  ---", "1   x<y", "22  3.5"]
     with pytest.raises(ValueError):
         Table(["a"], [[1, 2]])
+
+
+def test_one_run_at_a_time_lets_workers_split_a_group(tmp_path, monkeypatch):
+    """batched=False (the CPU default): a worker claims and trains one run at a time, so a run that
+    another worker holds is left to it while this one trains the rest of the group."""
+    from nclib.claims import Claims
+
+    store = RunStore(tmp_path)
+    specs = _specs(3)
+    other = Claims(store.claims.folder, timeout=60)  # another live worker holds the middle run
+    assert other.claim(specs[1].run_id)
+    calls = []
+    import nclib.sweep as sweep
+    real = sweep.train_sweep
+    monkeypatch.setattr(sweep, "train_sweep", lambda models, *a, **k: calls.append(len(models)) or real(models, *a, **k))
+    out = run_group(specs, _build, _data(), _data(1), CFG, store=store)
+    assert calls == [1, 1]  # the two free runs, one by one
+    assert store.load(specs[0].run_id) and store.load(specs[2].run_id) and not store.load(specs[1].run_id)
+    import nclib.experiments as experiments
+
+    other.release_all()
+    experiments._AWAITING.clear()  # the held run is another worker's business: don't wait for it here
+    del out
