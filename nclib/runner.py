@@ -370,7 +370,8 @@ def _run_workers(args, names: list[str], params: dict) -> int:
     n = args.workers
     threads = max(1, _cores() // n)
     cmd = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", ",".join(names), "--scale", args.scale,
-           "--device", args.device, "--results", args.results, "--runner", args.runner]
+           "--device", args.device, "--results", args.results, "--runner", args.runner,
+           "--workers", "1"]  # each worker is one process (auto would make every worker start more)
     cmd += ["--deterministic"] if args.deterministic else []
     cmd += ["--claim-timeout", str(args.claim_timeout)] if args.claim_timeout else []
     given = dict(params)
