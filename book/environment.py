@@ -25,7 +25,7 @@
 # writes `_build/html`. `make test` runs the test suite, the same build with warnings as errors, and
 # a browser test that loads every page in headless Chromium.
 
-# %%
+# %% tags=["hide-input"]
 import datetime
 import os
 import platform

@@ -45,7 +45,7 @@ __all__ = [
     "EXPERIMENTS", "SCALES", "PRESETS", "DATASETS", "HEADS", "SCHEMA", "ParameterError", "chapter_parameters",
     "validate_parameters", "dataset_problem", "repo_root", "atomic_write_text", "atomic_write_json",
     "to_jsonable", "run_id_for", "provenance", "make_record", "validate_record", "RunSpec", "RunStore",
-    "run_group", "wait_for_others", "load_dataset", "resolve_device", "RecordedResults", "load_results",
+    "run_group", "wait_for_others", "load_dataset", "load_datasets", "resolve_device", "RecordedResults", "load_results",
     "execute", "ExperimentError", "summarize", "experiment_setup", "notebook_helpers", "Table", "main",
 ]
 
@@ -274,6 +274,28 @@ def load_dataset(name: str, *, data_root: str | None = None, per_class_train: in
         raise
     train, test = balanced_split(train, test, per_class_train, per_class_test, seed)
     return train.to(device), test.to(device)
+
+
+def load_datasets(names, **kwargs) -> dict:
+    """``{name: (train, test)}`` for each of ``names`` that can be loaded (:func:`load_dataset`,
+    same keyword arguments). A dataset that is not on this machine is skipped with a printed
+    reason (the paper scale lists CIFAR beside Fashion-MNIST); when none can be loaded this raises
+    :class:`~nclib.data.DatasetNotFoundError` with every reason, so an experiment never runs, and
+    reports, zero runs."""
+    names = list(names)
+    if not names:
+        raise ValueError("datasets is empty: name at least one of fashion_mnist, cifar10, cifar100")
+    out, missing = {}, []
+    for name in names:
+        try:
+            out[name] = load_dataset(name, **kwargs)
+        except DatasetNotFoundError as exc:
+            print(f"skipping {name}: {exc}")
+            missing.append(f"{name}: {exc}")
+    if not out:
+        raise DatasetNotFoundError("none of the datasets could be loaded, so there is nothing to run:\n"
+                                   + "\n".join(missing))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,6 +22,14 @@ bounded conditioning of the features entering the linear part.
 Wu & Mondelli (2025), "Neural Collapse Beyond the Unconstrained Features Model": a three-layer
 network (two mean-field layers, then a linear layer) trained on the mean squared error; points with
 small loss and small gradient norm are close to NC1.
+
+Beside the mathematics: batched trainers that run many small runs (seeds × weight decays) as one
+(:func:`train_linear_tails`, :func:`train_mean_fields`, tested against the one-model loops), the
+share of random starts a basin must draw to be met (:func:`basin_share`; the other intervals
+come from :mod:`nclib.stats`), the chapter's analysis of its runs, its figures, and one decision function per claim
+(:func:`decide_ufm_landscape`, :func:`decide_origin_saddle`, :func:`decide_fixed_etf`,
+:func:`decide_zhu`, :func:`decide_jacot`, :func:`decide_wu`), each returning a
+:class:`nclib.verdicts.Verdict` from a rule that could come out either way, beside its control.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from torch import nn
 
 from nclib._checks import check_features_labels
 from nclib.metrics import class_means, nc1, nc_metrics
+from nclib.stats import clopper_pearson, detectable_shift, log_t_interval, t_interval
 
 __all__ = [
     # Zhu et al. 2021
@@ -60,6 +69,41 @@ __all__ = [
     "mean_field_gradient_norm",
     "train_mean_field",
     "gaussian_mixture",
+    # batched runs
+    "train_linear_tails",
+    "train_mean_fields",
+    "linear_tail_sweep",
+    "mean_field_runs",
+    # how sure
+    "basin_share",
+    # decisions
+    "PRECEDENCE",
+    "decide_ufm_landscape",
+    "decide_origin_saddle",
+    "decide_fixed_etf",
+    "decide_zhu",
+    "decide_jacot",
+    "decide_wu",
+    # analysis
+    "ufm_run_summary",
+    "SaddleCheck",
+    "origin_saddle_check",
+    "decay_rate_ratio",
+    "unbalance_retained",
+    "linear_tail_summary",
+    "head_models",
+    "head_accuracies",
+    "head_memory",
+    "geometric_mean",
+    "loglog_slope",
+    "text_table",
+    # figures
+    "plot_ufm_landscape",
+    "plot_saddle",
+    "plot_fixed_etf",
+    "plot_jacot_grid",
+    "plot_balance_law",
+    "plot_wu",
 ]
 
 
@@ -678,3 +722,827 @@ def gaussian_mixture(C: int, per_class: int, dim: int, separation: float, *, noi
     x = centres[y] + noise * torch.randn(C * per_class, dim, generator=g, dtype=torch.float64)
     perm = torch.randperm(len(y), generator=g)
     return x[perm].float(), y[perm], centres
+
+
+# ================================================================================================
+# Batched training: many small runs as one (seeds × weight decays), same arithmetic per run
+# ================================================================================================
+#
+# The runs of chapter 9 are tiny full-batch problems where a step costs more in Python and autograd
+# bookkeeping than in arithmetic. Stacking R runs along a leading axis turns R small matrix
+# products into one batched product per layer; the tests check each run against its one-model
+# version.
+
+
+def _stack(tensors) -> torch.Tensor:
+    return torch.stack([t.detach() for t in tensors]).clone().requires_grad_(True)
+
+
+def _heavy_ball(params, bufs, lr, weight_decay, momentum):
+    """One step of ``torch.optim.SGD(lr, momentum, weight_decay)`` on stacked parameters, with a
+    weight decay per run (``weight_decay``: R values): g ← ∇ + λ_r θ, b ← β b + g (b = g at the
+    first step), θ ← θ − η b."""
+    with torch.no_grad():
+        for i, p in enumerate(params):
+            lam = weight_decay.reshape(-1, *([1] * (p.ndim - 1))).to(p.dtype)
+            g = p.grad + lam * p
+            if momentum:
+                bufs[i] = g.clone() if bufs[i] is None else bufs[i].mul_(momentum).add_(g)
+                g = bufs[i]
+            p -= lr * g
+            p.grad = None
+
+
+def _batched_unbalance(Ws):
+    """Per run, the relative and absolute unbalancedness of each consecutive pair of stacked
+    linear weights (R×out×in), as :func:`balancedness` computes them one pair at a time."""
+    rel, absolute = [], []
+    for A, B in zip(Ws[:-1], Ws[1:]):
+        A, B = A.detach().double(), B.detach().double()
+        upper, lower = B.transpose(1, 2) @ B, A @ A.transpose(1, 2)
+        num = (upper - lower).flatten(1).norm(dim=1)
+        den = upper.flatten(1).norm(dim=1) + lower.flatten(1).norm(dim=1)
+        rel.append(torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num)))
+        absolute.append(num)
+    return torch.stack(rel, 1).tolist(), torch.stack(absolute, 1).tolist()
+
+
+def train_linear_tails(models, x, y, *, lr: float, weight_decays, steps: int, momentum: float = 0.0,
+                       log_every: int = 0) -> list[list[dict]]:
+    """:func:`train_linear_tail` for R :class:`LinearTailMLP` of one architecture at once, each
+    with its own weight decay (``weight_decays``: one value, or one per model): full-batch gradient
+    descent (heavy-ball momentum optional) on ½·mean‖f(x_i) − e_{y_i}‖² + λ_r/2 ‖θ‖². The trained
+    weights are written back into the models. Returns one log per model, as
+    :func:`train_linear_tail` does (Jacot et al. 2024: weight decay balances the linear layers)."""
+    models = list(models)
+    if not models or not all(isinstance(m, LinearTailMLP) for m in models):
+        raise ValueError("models must be a non-empty list of LinearTailMLP")
+    shapes = [tuple(p.shape for p in m.parameters()) for m in models]
+    if len(set(shapes)) != 1:
+        raise ValueError("all models must share one architecture (same widths and depths)")
+    lr = _positive("lr", lr)
+    lam = torch.as_tensor(weight_decays, dtype=torch.float64).reshape(-1)
+    if lam.numel() == 1:
+        lam = lam.expand(len(models))
+    if lam.numel() != len(models) or not torch.isfinite(lam).all() or (lam < 0).any():
+        raise ValueError(f"weight_decays must be one value ≥ 0 or one per model ({len(models)}), got {lam.tolist()}")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    if steps < 0:
+        raise ValueError(f"steps must be ≥ 0, got {steps}")
+    x = torch.as_tensor(x)
+    y = torch.as_tensor(y, dtype=torch.int64)
+    check_features_labels(x, y)
+    lin_back = [layer for layer in models[0].backbone if isinstance(layer, nn.Linear)]
+    n_back = len(lin_back)
+    back_w = [_stack([[l for l in m.backbone if isinstance(l, nn.Linear)][i].weight for m in models])
+              for i in range(n_back)]
+    back_b = [_stack([[l for l in m.backbone if isinstance(l, nn.Linear)][i].bias for m in models])
+              for i in range(n_back)]
+    lin_w = [_stack([m.linear[i].weight for m in models]) for i in range(len(models[0].linear))]
+    params = back_w + back_b + lin_w
+    C = lin_w[-1].shape[1]
+    Y = F.one_hot(y, C).to(x.dtype)
+    bufs = [None] * len(params)
+    logs = [[] for _ in models]
+
+    def record(k):
+        rel, absolute = _batched_unbalance(lin_w)
+        for r, log in enumerate(logs):
+            log.append({"step": k, "balancedness": rel[r], "unbalance_norm": absolute[r]})
+
+    for k in range(steps):
+        if log_every and k % log_every == 0:
+            record(k)
+        z = x
+        for W, b in zip(back_w, back_b):
+            z = torch.relu(z @ W.transpose(-2, -1) + b.unsqueeze(-2))
+        for W in lin_w:
+            z = z @ W.transpose(-2, -1)
+        losses = 0.5 * (z - Y).pow(2).sum(-1).mean(-1)
+        total = losses.sum()
+        if not math.isfinite(total.item()):
+            raise FloatingPointError(f"training diverged at step {k}: lower lr")
+        total.backward()
+        _heavy_ball(params, bufs, lr, lam, momentum)
+    record(steps)
+    with torch.no_grad():
+        for r, m in enumerate(models):
+            lins = [l for l in m.backbone if isinstance(l, nn.Linear)]
+            for i, layer in enumerate(lins):
+                layer.weight.copy_(back_w[i][r])
+                layer.bias.copy_(back_b[i][r])
+            for i, layer in enumerate(m.linear):
+                layer.weight.copy_(lin_w[i][r])
+    return logs
+
+
+def train_mean_fields(models, xs, ys, xts, yts, *, lr: float, steps: int, weight_decay: float = 0.0,
+                      log_every: int = 10, log_at=None) -> list[dict[str, np.ndarray]]:
+    """:func:`train_mean_field` for R :class:`MeanFieldThreeLayer` of one architecture at once,
+    each on its own data (``xs``: R×N×d_in or a list of R N×d_in sets, ``ys`` the labels; likewise
+    the test sets). Same mean-field-time gradient descent on the regularized square loss of Wu &
+    Mondelli (2025), same records (one dict of arrays per model); trained weights are written back."""
+    models = list(models)
+    if not models or len({(m.w.shape, m.a.shape, m.W.shape) for m in models}) != 1:
+        raise ValueError("models must be a non-empty list of MeanFieldThreeLayer of one architecture")
+    lr, weight_decay = _positive("lr", lr), _positive("weight_decay", weight_decay, allow_zero=True)
+    if steps < 1 or log_every < 1:
+        raise ValueError(f"need steps ≥ 1 and log_every ≥ 1, got {steps}, {log_every}")
+    R, m, C = len(models), models[0].m, models[0].W.shape[0]
+    xs, xts = torch.stack([torch.as_tensor(v) for v in xs]), torch.stack([torch.as_tensor(v) for v in xts])
+    ys = torch.stack([torch.as_tensor(v, dtype=torch.int64) for v in ys])
+    yts = torch.stack([torch.as_tensor(v, dtype=torch.int64) for v in yts])
+    if xs.shape[0] != R or xts.shape[0] != R:
+        raise ValueError(f"need one training and one test set per model ({R}), got {xs.shape[0]} and {xts.shape[0]}")
+    for r in range(R):
+        check_features_labels(xs[r], ys[r])
+    marks = {int(k) for k in log_at} if log_at is not None else set(range(0, steps + 1, log_every))
+    act = models[0].activation
+    w, a, W = (_stack([getattr(mod, name) for mod in models]) for name in ("w", "a", "W"))
+    Y, Y_test = F.one_hot(ys, C).to(xs.dtype), F.one_hot(yts, C).to(xs.dtype)
+    keys = ("step", "time", "mse", "objective", "grad_norm", "nc1", "train_error", "test_error", "test_mse")
+    logs = [{k: [] for k in keys} for _ in models]
+
+    def forward(inputs):
+        h = act(inputs @ w.transpose(-2, -1)) @ a.transpose(-2, -1) / m
+        return h, h @ W.transpose(-2, -1)
+
+    for k in range(steps + 1):
+        h, out = forward(xs)
+        mse = 0.5 * (out - Y).pow(2).sum(-1).mean(-1)
+        reg = 0.5 * weight_decay * ((w.pow(2).sum((1, 2)) + a.pow(2).sum((1, 2))) / m + W.pow(2).sum((1, 2)))
+        objective = mse + reg
+        total = objective.sum()
+        if not math.isfinite(total.item()):
+            raise FloatingPointError(f"training diverged at step {k}: lower lr")
+        total.backward()
+        if k in marks or k == steps:
+            with torch.no_grad():
+                _, out_test = forward(xts)
+                gn = (m * (w.grad.pow(2).sum((1, 2)) + a.grad.pow(2).sum((1, 2)))
+                      + W.grad.pow(2).sum((1, 2))).sqrt()
+                err = (out.argmax(-1) != ys).double().mean(-1)
+                test_err = (out_test.argmax(-1) != yts).double().mean(-1)
+                test_mse = 0.5 * (out_test - Y_test).pow(2).sum(-1).mean(-1)
+                for r, log in enumerate(logs):
+                    for key, value in (("step", k), ("time", k * lr), ("mse", mse[r].item()),
+                                       ("objective", objective[r].item()), ("grad_norm", gn[r].item()),
+                                       ("nc1", nc1(h[r].detach().double(), ys[r], C)),
+                                       ("train_error", err[r].item()), ("test_error", test_err[r].item()),
+                                       ("test_mse", test_mse[r].item())):
+                        log[key].append(value)
+        if k == steps:
+            break
+        with torch.no_grad():
+            w -= lr * m * w.grad
+            a -= lr * m * a.grad
+            W -= lr * W.grad
+            w.grad = a.grad = W.grad = None
+    with torch.no_grad():
+        for r, mod in enumerate(models):
+            mod.w.copy_(w[r])
+            mod.a.copy_(a[r])
+            mod.W.copy_(W[r])
+    return [{k: np.asarray(v) for k, v in log.items()} for log in logs]
+
+
+# ================================================================================================
+# How sure: intervals over seeds, binomial intervals, detectable effects
+# ================================================================================================
+
+
+def basin_share(starts: int, probability: float) -> float:
+    """The share p of random starts that a region (a basin of attraction) must draw for at least
+    one of ``starts`` independent starts to land in it with the given probability:
+    1 − (1 − probability)^(1/starts). With probability 0.8, the smallest detectable basin; with
+    0.95, a 95% upper bound on the share of a basin that no start met."""
+    if starts < 1 or not 0 < probability < 1:
+        raise ValueError(f"need starts ≥ 1 and probability in (0, 1), got {starts}, {probability}")
+    return 1 - (1 - probability) ** (1 / starts)
+
+
+# ================================================================================================
+# Decision functions: one Verdict per claim, from the numbers a rule names
+# ================================================================================================
+
+#: Which part decides a combined verdict: the first label of this list that any part has.
+PRECEDENCE = ("violated", "untestable at this size", "not distinguishable from seed noise",
+              "holds but vacuous", "holds")
+
+
+def decide_ufm_landscape(gaps, grad_norms, etf_errors, nc1s, control_gaps, control_grad_norms,
+                         control_etf_errors, control_final, *, control_dim: int, tol: float = 1e-9,
+                         rest_tol: float = 1e-3, etf_tol: float = 1e-6, nc1_tol: float = 1e-8):
+    """Zhu et al. (2021), Theorems 3.1–3.2 on the UFM with weight decay, from gradient-descent runs.
+
+    Each run (f − f* ``gaps``, final gradient norms, ETF errors of M and of the class means, NC1)
+    is *global* if |f − f*| ≤ ``tol`` with ETF error ≤ ``etf_tol`` and NC1 ≤ ``nc1_tol``; *at rest
+    elsewhere* if its gradient norm is ≤ ``rest_tol`` but it is not global; *moving* otherwise.
+    Violated if any run rests elsewhere or reaches f* without an ETF; untestable if any run is
+    still moving, or if the control (the same descent with d = ``control_dim`` < C − 1, where no
+    simplex ETF fits and f* cannot be reached) comes within ``tol`` of f* (then the test could not
+    tell the cases apart); holds otherwise. Sureness: the smallest share of starts a spurious basin
+    must draw to be met with probability 0.8, and the 95% upper bound on the share of any basin
+    that no start met (:func:`basin_share`)."""
+    from nclib.verdicts import Verdict
+
+    gaps, grads = np.abs(np.asarray(gaps, float)), np.asarray(grad_norms, float)
+    etf, ncs = np.asarray(etf_errors, float), np.asarray(nc1s, float)
+    if not (gaps.shape == grads.shape == etf.shape == ncs.shape) or gaps.size == 0:
+        raise ValueError("gaps, grad_norms, etf_errors and nc1s must be non-empty and of one length")
+    cg, cgr = np.abs(np.asarray(control_gaps, float)), np.asarray(control_grad_norms, float)
+    cetf = np.asarray(control_etf_errors, float)
+    at_f = gaps <= tol
+    is_etf = (etf <= etf_tol) & (ncs <= nc1_tol)
+    glob = at_f & is_etf
+    resting = ~glob & (grads <= rest_tol)
+    moving = ~glob & ~resting
+    R = gaps.size
+    c_rest = int(((cg > tol) & (cgr <= rest_tol)).sum())
+    c_values = len(np.unique(np.round(np.asarray(control_final, float), 5)))
+    rule = (f"every start ends within {tol:.0e} of the closed-form f* at a simplex ETF "
+            f"(ETF error ≤ {etf_tol:.0e}, NC1 ≤ {nc1_tol:.0e}); a start resting elsewhere "
+            f"(‖∇f‖ ≤ {rest_tol:.0e}) violates it, a start still moving leaves it untestable")
+    control = (f"d = {control_dim} < C − 1 (no ETF fits): {c_rest}/{cg.size} starts rest ≥ {cg.min():.2f} "
+               f"above f*, ETF error ≥ {cetf.min():.2f}, at {c_values} different values")
+    p80, p95 = basin_share(R, 0.8), basin_share(R, 0.95)
+    sureness = (f"{R} random starts: a spurious basin drawing ≥ {100 * p80:.1f}% of starts would have "
+                f"been met with probability 0.8; 95% upper bound on the share of an unmet one "
+                f"{100 * p95:.1f}%")
+    key = f"{int(glob.sum())}/{R} starts reach the ETF minimum"
+    if resting.any() or (at_f & ~is_etf).any():
+        label = "violated"
+        detail = (f"{int(resting.sum())} start(s) rest at a critical point other than the global "
+                  f"minimum; {int((at_f & ~is_etf).sum())} reach f* without an ETF")
+    elif moving.any():
+        label = "untestable at this size"
+        detail = f"{int(moving.sum())} start(s) still moving: run more steps"
+    elif (cg <= tol).any():
+        label = "untestable at this size"
+        detail = "the control reached f* too: the tolerance cannot separate the cases"
+    else:
+        label = "holds"
+        detail = f"no spurious minimum met in {R} starts (max |f − f*| = {gaps.max():.0e}); evidence, not proof"
+    return Verdict(label, rule, control, sureness, key, detail)
+
+
+def decide_origin_saddle(hessian_min: float, closed_min: float, spectrum_err: float,
+                         escape_gap: float, minimizer_min: float, *, curvature_tol: float = 1e-6,
+                         tol: float = 1e-9):
+    """Zhu et al. (2021), Theorem 3.2 at the critical point M = Z = 0, b = 0 of a small instance
+    with C σ < 1 (where the origin is not the minimum): a strict saddle if the smallest Hessian
+    eigenvalue is below −``curvature_tol``, and gradient descent started a small step along its
+    eigenvector then reaches f* within ``tol``. Violated if the curvature is not negative or the
+    escape run stops above f*. Control: the Hessian at the global minimizer that run found, where
+    no negative curvature may appear (smallest eigenvalue ≥ −``curvature_tol``); if it does, the
+    computation cannot tell minima from saddles: untestable. The closed-form spectrum
+    (:func:`ufm_wd_origin_spectrum`) is the check on the arithmetic, reported in the sureness."""
+    from nclib.verdicts import Verdict
+
+    rule = (f"smallest Hessian eigenvalue at the origin < −{curvature_tol:.0e}, and descent from a "
+            f"step along its eigenvector reaches f* within {tol:.0e}")
+    control = f"at the minimum found: λ_min = {minimizer_min:.1e} (must be ≥ −{curvature_tol:.0e})"
+    sureness = (f"exact computation: the autograd spectrum agrees with the closed form "
+                f"({closed_min:.4f}) to {spectrum_err:.0e}; |λ_min| exceeds the tolerance "
+                f"{abs(hessian_min) / curvature_tol:.0e}-fold")
+    key = f"λ_min = {hessian_min:.3f} at the origin"
+    if minimizer_min < -curvature_tol:
+        return Verdict("untestable at this size", rule, control, sureness, key,
+                       "negative curvature at the minimizer too: the run did not converge")
+    if hessian_min >= -curvature_tol or not abs(escape_gap) <= tol:
+        return Verdict("violated", rule, control, sureness, key,
+                       "no negative curvature at the origin" if hessian_min >= -curvature_tol
+                       else f"the escape run stopped {escape_gap:.1e} above f*")
+    return Verdict("holds", rule, control, sureness, key, "the origin is a strict saddle, and descent leaves it")
+
+
+def _points(fraction: float) -> str:
+    pts = 100 * fraction
+    return f"{pts:g} point" + ("" if pts == 1 else "s")
+
+
+def decide_fixed_etf(acc_fixed, acc_learnable, acc_fixed_control, memory_fixed: int,
+                     memory_learnable: int, *, margin: float = 0.01, level: float = 0.95,
+                     power: float = 0.8):
+    """Zhu et al. (2021), the practical claim: a fixed simplex-ETF classifier with d = C saves
+    memory "without sacrificing the generalization performance".
+
+    Accuracies are per seed (the same seeds, in the same order, for both arms: paired).
+    Violated if the fixed-ETF network's training state is not smaller, or if the t interval of the
+    paired accuracy difference (fixed − learnable) lies entirely below −``margin``; holds if it lies
+    entirely above −``margin`` (no loss larger than the margin, the interval supports it);
+    otherwise not distinguishable from seed noise. Control: the same difference between the fixed
+    ETF and itself under other seeds (``acc_fixed_control``), zero by construction; if its interval
+    does not fit inside ±``margin`` the runs are too noisy to certify the margin at all, and the
+    verdict is "not distinguishable from seed noise". Fewer than 2 seeds: untestable."""
+    from nclib.verdicts import Verdict
+
+    a, b, c = (np.asarray(v, float).reshape(-1) for v in (acc_fixed, acc_learnable, acc_fixed_control))
+    if not (a.size == b.size == c.size):
+        raise ValueError("need one accuracy per seed in every arm")
+    saving = 1 - memory_fixed / memory_learnable
+    rule = (f"t interval ({100 * level:.0f}%) of the paired test-accuracy difference fixed − learnable "
+            f"above −{_points(margin)}: holds; below: violated; across: undecided; and "
+            f"the fixed-ETF training state must be smaller")
+    if a.size < 2:
+        return Verdict("untestable at this size", rule, "needs ≥ 2 seeds", "needs ≥ 2 seeds",
+                       f"{100 * saving:.0f}% less memory, one seed", "one seed gives no interval")
+    diff, ctrl = t_interval(a - b, level), t_interval(a - c, level)
+    control = f"fixed ETF against itself (other seeds): {ctrl.text('+.2f', 100)} points"
+    shift = detectable_shift(float(np.std(a - b, ddof=1)), a.size, level, power)
+    sureness = (f"{diff.n} seeds: difference {diff.text('+.2f', 100)} points; a true loss of "
+                f"{100 * shift:.2f} points would be caught with probability {power:g}")
+    key = f"−{100 * saving:.0f}% memory, accuracy {diff.text('+.1f', 100)} pts"
+    if saving <= 0:
+        return Verdict("violated", rule, control, sureness, key, "the fixed ETF saved no memory")
+    if not (-margin < ctrl.low and ctrl.high < margin):
+        return Verdict("not distinguishable from seed noise", rule, control, sureness, key,
+                       f"even identical models differ by up to ±{_points(margin)} at this size")
+    if diff.low > -margin:
+        return Verdict("holds", rule, control, sureness, key, f"no loss beyond {_points(margin)}")
+    if diff.high < -margin:
+        return Verdict("violated", rule, control, sureness, key, f"the fixed ETF loses more than {_points(margin)}")
+    return Verdict("not distinguishable from seed noise", rule, control, sureness, key,
+                   f"the interval crosses −{_points(margin)}")
+
+
+def decide_zhu(landscape, saddle, fixed):
+    """The row of Zhu et al. (2021): the worst of its three parts (:data:`PRECEDENCE`)."""
+    from nclib.verdicts import Verdict
+
+    parts = {"landscape": landscape, "saddle": saddle, "fixed ETF": fixed}
+    label = next(lab for lab in PRECEDENCE if any(v.label == lab for v in parts.values()))
+    return Verdict(
+        label,
+        "the worst of three parts decides: every random start reaches the closed-form ETF minimum; "
+        "the origin has negative curvature; a fixed ETF with d = C saves memory and loses "
+        "no accuracy beyond the margin",
+        "; ".join(f"{name}: {v.control}" for name, v in parts.items()),
+        "; ".join(f"{name}: {v.sureness}" for name, v in parts.items()),
+        f"{landscape.key}; {saddle.key}; fixed ETF: {fixed.key}",
+        "; ".join(f"{name} {v.label} ({v.detail})" for name, v in parts.items()),
+    )
+
+
+def decide_jacot(train_accuracy, unbalancedness, nc1_values, rate_ratio, control_unbalancedness,
+                 control_retained, control_nc1, *, weight_decay: float, bal_tol: float = 0.05,
+                 nc1_tol: float = 0.05, rate_tol: float = 0.25, level: float = 0.95):
+    """Jacot et al. (2024), claims (i) and (iii) for one wide network trained with weight decay λ,
+    over seeds: the training accuracies, the final relative unbalancedness of the worse linear
+    pair, the penultimate NC1, and the measured decay rate of ‖W_{l+1}ᵀW_{l+1} − W_lW_lᵀ‖ divided
+    by the gradient-flow rate 2λ·η/(1 − β) (:func:`decay_rate_ratio`).
+
+    Untestable if some seed does not fit its training set (the premise of (i) is not produced).
+    Violated if the unbalancedness interval lies above ``bal_tol``, the rate interval outside
+    1 ± ``rate_tol``, or the NC1 interval above ``nc1_tol``; holds if all three lie inside;
+    otherwise not distinguishable from seed noise. Control: the same network without weight decay,
+    where the imbalance is conserved by construction; it must stay unbalanced (interval above
+    ``bal_tol``), else balance is not attributable to weight decay and the verdict is untestable.
+    Its NC1 is reported: where it is small too, the run shows (i)'s conclusion but cannot show that
+    balancedness is needed for it."""
+    from nclib.verdicts import Verdict
+
+    acc = np.asarray(train_accuracy, float).reshape(-1)
+    bal, ncs = log_t_interval(unbalancedness, level), log_t_interval(nc1_values, level)
+    rate = t_interval(rate_ratio, level)
+    cbal, cnc1 = log_t_interval(control_unbalancedness, level), log_t_interval(control_nc1, level)
+    cret = float(np.min(control_retained))
+    rule = (f"with λ = {weight_decay:g} and every training label fitted: unbalancedness < {bal_tol:g}, "
+            f"decay rate of the imbalance within {100 * rate_tol:.0f}% of 2λη/(1−β), NC1 < {nc1_tol:g} "
+            f"({100 * level:.0f}% intervals over seeds decide)")
+    control = (f"λ = 0: unbalancedness {cbal.text('.2f')} (imbalance kept ≥ {100 * cret:.0f}%), "
+               f"NC1 {cnc1.text('.1e')}")
+    sureness = (f"{bal.n} seeds: unbalancedness {bal.text('.3f')}, rate/prediction {rate.text('.3f')}, "
+                f"NC1 {ncs.text('.1e')}")
+    key = f"unbalancedness {bal.estimate:.3f} (λ = 0: {cbal.estimate:.2f}), NC1 {ncs.estimate:.0e}"
+    nc1_note = (f"without weight decay NC1 is {cnc1.estimate:.0e} too: at this size the run shows "
+                f"(i)'s conclusion, not that balancedness is needed for it"
+                if cnc1.estimate < nc1_tol else f"without weight decay NC1 stays at {cnc1.estimate:.0e}")
+    if (acc < 1.0).any() or acc.size == 0:
+        return Verdict("untestable at this size", rule, control, sureness, key,
+                       "some seed does not fit its training set: the premise of (i) is not produced")
+    if not cbal.low > bal_tol:
+        return Verdict("untestable at this size", rule, control, sureness, key,
+                       "the control is balanced without weight decay: balance cannot be attributed to it")
+    if bal.low > bal_tol or rate.high < 1 - rate_tol or rate.low > 1 + rate_tol or ncs.low > nc1_tol:
+        return Verdict("violated", rule, control, sureness, key, nc1_note)
+    if bal.high < bal_tol and 1 - rate_tol < rate.low and rate.high < 1 + rate_tol and ncs.high < nc1_tol:
+        return Verdict("holds", rule, control, sureness, key, nc1_note)
+    return Verdict("not distinguishable from seed noise", rule, control, sureness, key, nc1_note)
+
+
+def decide_wu(mse, grad_norm, nc1_values, nc1_initial, test_error_rates, n_test_per_seed: int, *,
+              loss_tol: float = 1e-2, grad_tol: float = 1e-2, nc1_tol: float = 1e-2,
+              error_tol: float = 0.01, level: float = 0.95, overlap_nc1=None, overlap_error=None):
+    """Wu & Mondelli (2025) on well-separated data, over seeds: final training MSE and gradient
+    norm, final NC1 of the features h, NC1 at initialization (the control: the same network where
+    loss and gradient are not small), and the test error rates, each on ``n_test_per_seed`` test
+    points, pooled over seeds for an exact binomial interval.
+
+    Untestable if training did not reach MSE ≤ ``loss_tol`` and gradient norm ≤ ``grad_tol`` (the
+    premise). Violated if the NC1 interval lies above ``nc1_tol`` or the Clopper–Pearson interval of
+    the test error above ``error_tol``; holds if both lie below, but holds only vacuously if NC1
+    was already below ``nc1_tol`` at initialization; otherwise not distinguishable from seed
+    noise. ``overlap_nc1`` / ``overlap_error``: the same network on overlapping data (where (iii)
+    promises nothing), reported with the control."""
+    from nclib.verdicts import Verdict
+
+    mse, grad = np.asarray(mse, float), np.asarray(grad_norm, float)
+    ncs, init = log_t_interval(nc1_values, level), log_t_interval(nc1_initial, level)
+    rates = np.asarray(test_error_rates, float).reshape(-1)
+    test_errors = int(np.round(rates * n_test_per_seed).sum())
+    n_test = int(n_test_per_seed) * rates.size
+    err = clopper_pearson(test_errors, n_test, level)
+    rule = (f"where training MSE ≤ {loss_tol:g} and gradient norm ≤ {grad_tol:g}: NC1 < {nc1_tol:g} and "
+            f"test error < {100 * error_tol:g}% on separated data ({100 * level:.0f}% intervals decide)")
+    control = f"before training (loss and gradient not small): NC1 {init.text('.2f')}"
+    if overlap_nc1 is not None and overlap_error is not None:
+        control += (f"; overlapping data: NC1 {np.exp(np.mean(np.log(overlap_nc1))):.0e} with test error "
+                    f"{100 * float(np.mean(overlap_error)):.0f}%")
+    sureness = (f"{ncs.n} seeds: NC1 {ncs.text('.1e')}; test error {err.text('.2f', 100)}% "
+                f"({test_errors} of {n_test})")
+    key = f"NC1 {ncs.estimate:.0e} (before training {init.estimate:.2f}), test error {100 * err.estimate:.1f}%"
+    if mse.max() > loss_tol or grad.max() > grad_tol:
+        return Verdict("untestable at this size", rule, control, sureness, key,
+                       f"training ended at MSE {mse.max():.1e}, gradient {grad.max():.1e}: the premise is not reached")
+    if ncs.low > nc1_tol or err.low > error_tol:
+        return Verdict("violated", rule, control, sureness, key,
+                       "small loss and gradient without NC1" if ncs.low > nc1_tol else "NC1 without small test error")
+    if ncs.high < nc1_tol and err.high < error_tol:
+        if init.high < nc1_tol:
+            return Verdict("holds but vacuous", rule, control, sureness, key,
+                           "NC1 was below the threshold before training")
+        return Verdict("holds", rule, control, sureness, key, "small loss and gradient came with NC1 and a small test error")
+    return Verdict("not distinguishable from seed noise", rule, control, sureness, key,
+                   "an interval crosses its threshold")
+
+
+# ================================================================================================
+# Analysis of the runs (what the chapter measures, in one place)
+# ================================================================================================
+
+
+def ufm_run_summary(runs: UFMRuns, optimum: UFMOptimum) -> dict[str, np.ndarray]:
+    """Per gradient-descent run on the UFM (Zhu et al. 2021): f − f*, final gradient norm, NC1,
+    the ETF error (the larger of that of M and of the centred class means, Definition 3.1), NC3
+    self-duality, the largest relative deviation of ‖M_y‖ and ‖z_i‖ from :func:`ufm_wd_optimum`,
+    the largest |b| and the final objective."""
+    out = {k: [] for k in ("gap", "grad_norm", "nc1", "etf_error", "nc3", "norm_error", "bias", "final")}
+    for k in range(runs.M.shape[0]):
+        m = nc_metrics(runs.Z[k], runs.y, runs.M[k])
+        norm_err = max((runs.M[k].norm(dim=0) / optimum.class_norm - 1).abs().max().item(),
+                       (runs.Z[k].norm(dim=1) / optimum.feature_norm - 1).abs().max().item())
+        for key, value in (("gap", runs.final_loss[k].item() - optimum.value),
+                           ("grad_norm", runs.grad_norm[k].item()), ("nc1", m["nc1"]),
+                           ("etf_error", max(m["nc2_etf_error_classifier"], m["nc2_etf_error_means"])),
+                           ("nc3", m["nc3_self_duality"]), ("norm_error", norm_err),
+                           ("bias", runs.b[k].abs().max().item()), ("final", runs.final_loss[k].item())):
+            out[key].append(value)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+@dataclass
+class SaddleCheck:
+    """The origin of a small UFM instance (:func:`origin_saddle_check`): the autograd Hessian's
+    eigenvalues and the closed form's, the loss along the most negative direction, the escape run
+    started a small step along it, and the smallest Hessian eigenvalue at the point it reached."""
+
+    eigenvalues: np.ndarray
+    closed_form: np.ndarray
+    spectrum_err: float
+    eps: np.ndarray
+    drop: np.ndarray
+    quad_ratio: float
+    escape: UFMRuns
+    optimum: UFMOptimum
+    escape_gap: float
+    minimizer_min: float
+
+    @property
+    def lam_min(self) -> float:
+        return float(self.eigenvalues[0])
+
+
+def origin_saddle_check(C: int, d: int, n: int, lam: float, *, steps: int, lr: float,
+                        start: float = 1e-3, small: float = 1e-2) -> SaddleCheck:
+    """Theorem 3.2 of Zhu et al. (2021) at the critical point M = Z = 0, b = 0 (λ_M = λ_Z = λ_b =
+    ``lam``): the full Hessian (:func:`ufm_wd_hessian`) against :func:`ufm_wd_origin_spectrum`,
+    f(εv) − f(0) along the unit eigenvector v of the smallest eigenvalue (its ratio to ½λ_min ε² at
+    ε = ``small``), gradient descent started at ``start``·v, and the Hessian at its end point."""
+    y = torch.arange(C).repeat_interleave(n)
+    N, f64 = n * C, dict(dtype=torch.float64)
+    H = ufm_wd_hessian(torch.zeros(d, C, **f64), torch.zeros(N, d, **f64), torch.zeros(C, **f64), y, lam, lam, lam)
+    vals, vecs = torch.linalg.eigh(H)
+    closed = ufm_wd_origin_spectrum(C, d, n, lam, lam, lam)
+    v = vecs[:, 0]
+
+    def f_at(theta):
+        return ufm_wd_loss(*_ufm_unflatten(theta, d, C, N), y, lam, lam, lam).item()
+
+    f0 = f_at(torch.zeros_like(v))
+    eps = np.linspace(-1.5, 1.5, 61)
+    drop = np.array([f_at(e * v) - f0 for e in eps])
+    quad = (f_at(small * v) - f0) / (0.5 * vals[0].item() * small**2)
+    M0, Z0, b0 = _ufm_unflatten(start * v, d, C, N)
+    escape = ufm_wd_gradient_descent(y, d, lam, lam, lam, runs=1, steps=steps, lr=lr,
+                                     M0=M0[None], Z0=Z0[None], b0=b0[None])
+    optimum = ufm_wd_optimum(C, n, lam, lam)
+    H_end = ufm_wd_hessian(escape.M[0], escape.Z[0], escape.b[0], y, lam, lam, lam)
+    return SaddleCheck(vals.numpy(), closed, float(np.abs(vals.numpy() - closed).max()), eps, drop, quad,
+                       escape, optimum, escape.final_loss.item() - optimum.value,
+                       torch.linalg.eigvalsh(H_end)[0].item())
+
+
+def decay_rate_ratio(log: list[dict], weight_decay: float, lr: float, momentum: float,
+                     floor: float = 0.1) -> list[float]:
+    """Per consecutive linear pair, the decay rate of ‖D_k‖ = ‖W_{l+1}ᵀW_{l+1} − W_lW_lᵀ‖_F per step,
+    fitted by least squares to log ‖D_k‖ over the steps where the gradient-flow law
+    e^{−2λt}, t = k·η/(1 − β), has not yet fallen below ``floor`` (beyond, the steps' discreteness
+    sets a floor), divided by the law's rate 2λη/(1 − β) (Jacot et al. 2024). 1 means the law."""
+    if not weight_decay > 0:
+        raise ValueError(f"the law's rate is zero without weight decay (got {weight_decay}); "
+                         "use unbalance_retained for λ = 0")
+    steps = np.array([r["step"] for r in log], dtype=float)
+    D = np.array([r["unbalance_norm"] for r in log], dtype=float)
+    rate = 2 * weight_decay * lr / (1 - momentum)
+    window = np.exp(-rate * steps) >= floor
+    if window.sum() < 3:
+        raise ValueError("fewer than 3 logged steps before the law falls below the floor: log more often")
+    return [float(-np.polyfit(steps[window], np.log(D[window, p]), 1)[0] / rate) for p in range(D.shape[1])]
+
+
+def unbalance_retained(log: list[dict]) -> float:
+    """The smallest, over linear pairs, of ‖D_T‖/‖D_0‖ between the first and the last logged step:
+    1 where the imbalance is conserved (gradient flow without weight decay)."""
+    first, last = np.array(log[0]["unbalance_norm"]), np.array(log[-1]["unbalance_norm"])
+    return float((last / first).min())
+
+
+def head_models(kind: str, in_shape, num_classes: int, hidden: int, wide_dim: int, seed: int):
+    """The two networks compared for the fixed-classifier claim of Zhu et al. (2021): the same MLP
+    trunk (two hidden layers of ``hidden`` units, batch norm, ReLU) ending in ``"learnable"``, a
+    projection to ``wide_dim`` and a learnable bias-free classifier, or ``"fixed"``, a projection to
+    d = C and the fixed simplex ETF (no gradient). Initialized from ``seed``."""
+    from nclib.etf import simplex_etf
+    from nclib.models import FixedHead, LinearHead, NCModel, mlp
+
+    torch.manual_seed(seed)
+    if kind == "learnable":
+        return NCModel(mlp(in_shape, wide_dim, hidden, depth=2), LinearHead(wide_dim, num_classes))
+    if kind == "fixed":
+        head = FixedHead(simplex_etf(num_classes, num_classes, generator=seed))
+        return NCModel(mlp(in_shape, num_classes, hidden, depth=2), head)
+    if kind == "learnable, d = C":
+        return NCModel(mlp(in_shape, num_classes, hidden, depth=2), LinearHead(num_classes, num_classes))
+    raise ValueError(f"kind must be 'learnable', 'fixed' or 'learnable, d = C', got {kind!r}")
+
+
+def head_accuracies(kind: str, train_data, test_data, seeds, config, **model_args) -> np.ndarray:
+    """Final test accuracy of :func:`head_models` ``kind`` trained by :func:`nclib.train.train`
+    with ``config`` (its ``seed`` replaced by each seed, which also initializes the model)."""
+    import dataclasses
+
+    from nclib.train import train
+
+    out = []
+    for s in seeds:
+        model = head_models(kind, tuple(train_data.x.shape[1:]), train_data.num_classes, seed=s, **model_args)
+        history = train(model, train_data, test_data, dataclasses.replace(config, seed=int(s)), progress=False)
+        out.append(history.records[-1]["test_accuracy"])
+    return np.asarray(out)
+
+
+def head_memory(kind: str, batch, config, num_classes: int, **model_args) -> TrainingMemory:
+    """:func:`training_memory` of one SGD step (momentum and weight decay of ``config``) of
+    :func:`head_models` ``kind`` on ``batch`` = (x, y)."""
+    x, y = batch
+    model = head_models(kind, tuple(x.shape[1:]), num_classes, seed=0, **model_args)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return training_memory(model, opt, x.clone(), y)
+
+
+def geometric_mean(values) -> float:
+    """exp(mean(log v)) of positive values: the centre of quantities that vary by factors."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0 or not (v > 0).all():
+        raise ValueError(f"need positive values, got {v.tolist()}")
+    return float(np.exp(np.log(v).mean()))
+
+
+def loglog_slope(x, y, above: float = 10.0) -> float:
+    """Least-squares slope of log y against log x over the points with x > ``above`` × min x: for
+    NC1 against the training loss, the descent before the weight-decay floor (Wu & Mondelli
+    2025 bound NC1 by the loss; the summary gives no exponent, so this is descriptive)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = x > above * x.min()
+    if keep.sum() < 2:
+        raise ValueError("fewer than two points above the floor")
+    return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])
+
+
+def text_table(header, rows, formats) -> str:
+    """A plain-text table: ``header`` names, ``rows`` of values, ``formats`` one format spec per
+    column (e.g. ``"8.1e"``); the width of each column is that of its format or of its name."""
+    widths = [max([len(h)] + [len(format(r[i], f)) for r in rows]) for i, (h, f) in enumerate(zip(header, formats))]
+    lines = [" ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines += [" ".join(format(v, f).rjust(w) for v, f, w in zip(r, formats, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+# ================================================================================================
+# Figures (sized for the book's ~800 px column: at most 8 in wide at 100 dpi, fonts ≥ 10 pt)
+# ================================================================================================
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_ufm_landscape(curves: dict, tol: float):
+    """f − f* along gradient descent for every start, one colour per feature dimension:
+    ``curves`` maps a label to (steps, S×R excess values)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 3.4), constrained_layout=True)
+    for j, (label, (steps, excess)) in enumerate(curves.items()):
+        lines = ax.loglog(np.maximum(steps, 1), np.maximum(excess, 1e-17), color=f"C{j}", alpha=0.45, lw=1)
+        lines[0].set_label(label)
+    ax.axhline(tol, color="k", ls=":", lw=1, label=f"tolerance {tol:g}")
+    ax.set(xlabel="gradient-descent step", ylabel="f − f*  (f* in closed form)")
+    ax.legend(loc="lower left")
+    return fig
+
+
+def plot_saddle(check: SaddleCheck):
+    """Left: the loss along the most negative Hessian direction at the origin against the
+    quadratic prediction. Right: gradient descent started a small step along it."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    axes[0].plot(check.eps, check.drop, label="f(εv) − f(0)")
+    axes[0].plot(check.eps, 0.5 * check.lam_min * check.eps**2, "--", label="½ λ_min ε²")
+    axes[0].axhline(0, color="k", lw=0.5)
+    axes[0].set(xlabel="ε (unit eigenvector v of λ_min)", title="the origin: a strict saddle")
+    axes[0].legend()
+    excess = np.maximum(check.escape.loss_history[:, 0] - check.optimum.value, 1e-17)
+    axes[1].semilogy(np.maximum(check.escape.steps, 1), excess)
+    axes[1].set(xlabel="gradient-descent step", ylabel="f − f*", title="descent from 10⁻³·v")
+    return fig
+
+
+def plot_fixed_etf(memory: dict, accuracy: dict):
+    """Top: the bytes alive at the start of the backward pass, by category, per network. Bottom:
+    test accuracy per seed, on a ±2-point axis so that differences are not magnified."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5.2), constrained_layout=True)
+    kinds = list(memory)
+    cats = [c for c in memory[kinds[0]].as_dict() if c != "total"]
+    left = np.zeros(len(kinds))
+    for i, cat in enumerate(cats):
+        vals = np.array([memory[k].as_dict()[cat] for k in kinds]) / 2**20
+        axes[0].barh(kinds, vals, left=left, label=cat, color=f"C{i}")
+        left += vals
+    axes[0].set(xlabel="MiB alive at the start of the backward pass (batch 64)")
+    axes[0].legend(ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    arms = list(accuracy)
+    for i, arm in enumerate(arms):
+        axes[1].scatter(100 * np.asarray(accuracy[arm]), [i] * len(accuracy[arm]), s=40, color=f"C{i}")
+    axes[1].set_yticks(range(len(arms)), arms)
+    centre = 100 * np.mean([np.mean(v) for v in accuracy.values()])
+    axes[1].set(xlabel="test accuracy (%), one dot per seed", xlim=(centre - 2, centre + 2),
+                ylim=(-0.7, len(arms) - 0.3))
+    return fig
+
+
+def plot_jacot_grid(sweep: dict, widths, weight_decays):
+    """Four heat maps over (first-layer width, weight decay): NC1, the orthogonal-frame error
+    (NC2), the unbalancedness of the worse pair, and κ of the features entering the linear part."""
+    plt = _plt()
+    panels = [("NC1 (penultimate)", lambda m: m["nc1_penultimate"], True),
+              ("NC2: orthogonal-frame error", lambda m: m["nc2_orthogonal_error"], False),
+              ("unbalancedness (worse pair)", lambda m: max(m["balancedness"]), True),
+              ("κ entering the linear part", lambda m: m["kappa"], True)]
+    fig, axes = plt.subplots(2, 2, figsize=(8, 5.6), constrained_layout=True)
+    for ax, (title, get, logscale) in zip(axes.flat, panels):
+        grid = np.array([[get(sweep[w, wd]) for wd in weight_decays] for w in widths])
+        ax.imshow(np.log10(grid) if logscale else grid, cmap="viridis", aspect="auto")
+        for i in range(len(widths)):
+            for j in range(len(weight_decays)):
+                ax.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", color="w", fontsize=10)
+        ax.set_xticks(range(len(weight_decays)), [f"{wd:g}" for wd in weight_decays])
+        ax.set_yticks(range(len(widths)), [str(w) for w in widths])
+        ax.set(xlabel="weight decay λ", ylabel="width w", title=title)
+    return fig
+
+
+def plot_balance_law(logs: dict, lr: float, momentum: float):
+    """‖W_{l+1}ᵀW_{l+1} − W_lW_lᵀ‖_F along training, one colour per weight decay (``logs`` maps λ
+    to a log of :func:`train_linear_tail`), dashed: the gradient-flow law e^{−2λt}."""
+    plt = _plt()
+    n_pairs = len(next(iter(logs.values()))[0]["unbalance_norm"])
+    fig, axes = plt.subplots(1, n_pairs, figsize=(8, 3.2), constrained_layout=True, sharey=True)
+    axes = np.atleast_1d(axes)
+    for pair, ax in enumerate(axes):
+        for j, (wd, log) in enumerate(logs.items()):
+            steps = np.array([r["step"] for r in log])
+            D = np.array([r["unbalance_norm"][pair] for r in log])
+            ax.semilogy(steps, D, color=f"C{j}", label=f"λ = {wd:g}")
+            ax.semilogy(steps, D[0] * np.exp(-2 * wd * lr / (1 - momentum) * steps), color=f"C{j}", ls="--", lw=1)
+        ax.set(xlabel="step", title=f"pair {pair + 1}–{pair + 2}")
+    axes[0].set_ylabel("‖W₊ᵀW₊ − WWᵀ‖_F")
+    axes[-1].legend(loc="lower left")
+    return fig
+
+
+def plot_wu(histories: dict):
+    """Top: NC1 of h against training MSE and against the gradient norm. Bottom: NC1 (solid)
+    and test error (dashed, 0 drawn at 10⁻⁴) against time. ``histories`` maps a label (one colour)
+    to a list of :func:`train_mean_field` records (one line each)."""
+    plt = _plt()
+    fig = plt.figure(figsize=(8, 6.4), constrained_layout=True)
+    grid = fig.add_gridspec(2, 2)
+    ax_mse, ax_grad, ax_time = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+    for j, (label, runs) in enumerate(histories.items()):
+        for k, h in enumerate(runs):
+            lab = label if k == 0 else None
+            ax_mse.loglog(h["mse"], h["nc1"], color=f"C{j}", lw=1, label=lab)
+            ax_grad.loglog(h["grad_norm"], h["nc1"], color=f"C{j}", lw=1, label=lab)
+            ax_time.loglog(h["time"][1:], h["nc1"][1:], color=f"C{j}", lw=1,
+                           label=f"NC1, {label}" if k == 0 else None)
+            ax_time.loglog(h["time"][1:], np.maximum(h["test_error"][1:], 1e-4), color=f"C{j}", ls="--", lw=1,
+                           label=f"test error, {label}" if k == 0 else None)
+    ax_mse.set(xlabel="training MSE", ylabel="NC1 of h")
+    ax_grad.set(xlabel="gradient norm (mean-field)")
+    ax_time.set(xlabel="time (step × η)", ylabel="NC1 / test error")
+    ax_mse.legend()
+    ax_time.legend(ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+    return fig
+
+
+# ================================================================================================
+# The chapter's experiments as one call each
+# ================================================================================================
+
+
+def linear_tail_sweep(x, y, num_classes: int, configs, *, steps: int, lr: float, momentum: float,
+                      hidden: int = 64, linear_depth: int = 3, log_every: int = 25) -> dict:
+    """Train one :class:`LinearTailMLP` (one ReLU layer of width w, then ``linear_depth`` bias-free
+    linear layers) per (w, λ, seed) in ``configs`` with :func:`train_linear_tails`, the runs of one
+    width batched together; the seed initializes the model. Returns {(w, λ, seed): (metrics of
+    :func:`linear_tail_metrics`, log)} (Jacot et al. 2024)."""
+    configs = [(int(w), float(wd), int(s)) for w, wd, s in configs]
+    out = {}
+    for width in sorted({c[0] for c in configs}):
+        group = [c for c in configs if c[0] == width]
+        models = []
+        for _, _, s in group:
+            torch.manual_seed(s)
+            models.append(LinearTailMLP(x.shape[1], width, num_classes, depth=1,
+                                        linear_depth=linear_depth, hidden=hidden))
+        logs = train_linear_tails(models, x, y, lr=lr, weight_decays=[c[1] for c in group], steps=steps,
+                                  momentum=momentum, log_every=log_every)
+        for c, model, log in zip(group, models, logs):
+            out[c] = (linear_tail_metrics(model, x, y), log)
+    return out
+
+
+def mean_field_runs(C: int, dim: int, per_class_train: int, per_class_test: int, separations, seeds, *,
+                    neurons: int, feature_dim: int, lr: float, steps: int, weight_decay: float,
+                    log_points: int = 60) -> dict:
+    """Wu & Mondelli (2025) on Gaussian mixtures: for every (separation, seed), a training and a
+    test set from :func:`gaussian_mixture` (data drawn from the seed) and a
+    :class:`MeanFieldThreeLayer` initialized from it, all trained at once by
+    :func:`train_mean_fields` with records at ``log_points`` log-spaced steps.
+    Returns {(separation, seed): record}."""
+    keys, models, data = [], [], []
+    for sep in separations:
+        for s in seeds:
+            x, y, centres = gaussian_mixture(C, per_class_train, dim, sep, generator=2 * int(s))
+            xt, yt, _ = gaussian_mixture(C, per_class_test, dim, sep, generator=2 * int(s) + 1, centres=centres)
+            keys.append((float(sep), int(s)))
+            models.append(MeanFieldThreeLayer(dim, neurons, feature_dim, C, generator=int(s)))
+            data.append((x, y, xt, yt))
+    xs, ys, xts, yts = zip(*data)
+    log_at = np.unique(np.r_[0, np.geomspace(1, steps, log_points).astype(int)])
+    runs = train_mean_fields(models, xs, ys, xts, yts, lr=lr, steps=steps, weight_decay=weight_decay, log_at=log_at)
+    return dict(zip(keys, runs))
+
+
+def linear_tail_summary(runs, weight_decay: float, lr: float, momentum: float) -> dict[str, list]:
+    """Per run of :func:`linear_tail_sweep` (a list of (metrics, log)): training accuracy, the
+    unbalancedness of the worse linear pair, penultimate NC1, and — with weight decay — the
+    decay-rate ratio of the pair farthest from the law (:func:`decay_rate_ratio`), or without it
+    the share of the imbalance retained (:func:`unbalance_retained`). The inputs of
+    :func:`decide_jacot`."""
+    out = {"train_accuracy": [], "unbalancedness": [], "nc1": [], "rate": [], "retained": []}
+    for metrics, log in runs:
+        out["train_accuracy"].append(metrics["train_accuracy"])
+        out["unbalancedness"].append(max(metrics["balancedness"]))
+        out["nc1"].append(metrics["nc1_penultimate"])
+        out["retained"].append(unbalance_retained(log))
+        if weight_decay > 0:
+            ratios = decay_rate_ratio(log, weight_decay, lr, momentum)
+            out["rate"].append(max(ratios, key=lambda r: abs(r - 1)))
+    return out

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["glued_values", "build_verdicts", "record", "summarize"]
+__all__ = ["glued_values", "build_verdicts", "record", "summarize", "seed_agreement"]
 
 
 def glued_values(notebook) -> dict[str, str]:
@@ -66,6 +66,21 @@ def summarize(per_seed: dict[str, dict]) -> list[dict]:
         rows.append({"chapter": ch, "name": n, "labels": labels,
                      "stable": len(seen) == len(labels) and len(set(seen)) == 1})
     return rows
+
+
+def seed_agreement(rec: dict | None, chapter: str, name: str) -> str:
+    """The introduction's stability cell for one verdict: "same at seeds 0/1/2", "differs:
+    holds / violated / holds" (label per seed, "—" where absent), or "not recorded" when the
+    record is missing or does not hold this verdict (recorded before the verdict existed)."""
+    if not rec:
+        return "not recorded"
+    row = next((r for r in rec.get("summary", []) if (r["chapter"], r["name"]) == (chapter, name)), None)
+    if row is None:
+        return "not recorded"
+    seeds = sorted(row["labels"], key=int)
+    if row["stable"]:
+        return "same at seeds " + "/".join(seeds)
+    return "differs: " + " / ".join(row["labels"][s] or "—" for s in seeds)
 
 
 def record(builds: dict[str, str], out) -> dict:

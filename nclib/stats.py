@@ -14,16 +14,39 @@ effect of a permutation shows up in every seed's column, while path noise is the
   rows within each column (seed), the exchangeability that "permutation has no effect" implies.
 - :func:`spread_comparison`: the two boxes side by side (spread across classifiers at one seed vs
   across seeds at one classifier) with the Brown–Forsythe test for equal spread.
+
+How sure a grid's answer is (the model: classifier effects α_i drawn with sd τ, path noise with
+sd σ, see the section below):
+
+- :func:`f_test_power` (exact) and :func:`permutation_power` (simulated) give the power against
+  τ/σ; :func:`detectable_effect` the smallest τ/σ detected with probability 0.8, which, times the
+  measured residual sd, is the sureness of a null result ("an effect with sd above X would have
+  been detected with probability 0.8");
+- :func:`effect_ratio_interval`: a confidence interval (or one-sided upper bound) for τ/σ from
+  the grid's F, the sureness of a detection and the only basis for an equivalence statement;
+- :func:`bootstrap_mean_ci`: a percentile bootstrap interval for a mean over runs.
+
+Intervals and detectable effects used by every chapter's verdicts (one place for them):
+:class:`Interval` with :func:`t_interval` (Student t over seeds), :func:`log_t_interval` (the same
+on logarithms, for quantities that vary by factors), :func:`clopper_pearson` (exact binomial, for
+accuracies on a test set), :func:`detectable_shift` (the smallest mean shift a t interval of n
+runs detects with probability 0.8), :func:`detectable_sd_ratio` (the same for a larger spread,
+Brown–Forsythe) and :func:`mantel_test` (association of two class × class matrices).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["AnovaTable", "two_way_anova", "permutation_test_rows", "SpreadComparison", "spread_comparison"]
+__all__ = ["AnovaTable", "two_way_anova", "permutation_test_rows", "SpreadComparison", "spread_comparison",
+           "f_test_power", "permutation_power", "Detectable", "detectable_effect", "effect_ratio_interval",
+           "bootstrap_mean_ci", "Interval", "t_interval", "log_t_interval", "clopper_pearson",
+           "detectable_shift", "detectable_sd_ratio", "mantel_test"]
 
 
 @dataclass(frozen=True)
@@ -121,23 +144,13 @@ def permutation_test_rows(values, n_resamples: int = 9999, seed: int = 0) -> tup
         return float("nan"), 1.0
     a, b = y.shape
     rng = np.random.default_rng(seed)
-
-    def row_F(tables):  # vectorized two-way F of rows for a stack of tables (m×a×b)
-        grand = tables.mean(axis=(1, 2), keepdims=True)
-        r = tables.mean(axis=2, keepdims=True)
-        c = tables.mean(axis=1, keepdims=True)
-        ss_r = b * ((r - grand) ** 2).sum(axis=(1, 2))
-        ss_e = ((tables - r - c + grand) ** 2).sum(axis=(1, 2))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (ss_r / (a - 1)) / (ss_e / ((a - 1) * (b - 1)))
-
     count = 0
     done = 0
     while done < n_resamples:
         m = min(2000, n_resamples - done)
         idx = np.argsort(rng.random((m, a, b)), axis=1)  # an independent shuffle per column
         shuffled = np.take_along_axis(np.broadcast_to(y, (m, a, b)), idx, axis=1)
-        count += int(np.sum(row_F(shuffled) >= observed * (1 - 1e-12)))
+        count += int(np.sum(_row_F(shuffled) >= observed * (1 - 1e-12)))
         done += m
     return float(observed), (1 + count) / (1 + n_resamples)
 
@@ -170,3 +183,301 @@ def spread_comparison(a, b) -> SpreadComparison:
     else:
         stat, p = _st.levene(a, b, center="median")
     return SpreadComparison(sd_a, sd_b, sd_a / sd_b if sd_b > 0 else np.inf, float(stat), float(p))
+
+
+# ----------------------------------------------------------------------------------------------
+# How sure a grid is: power, the smallest detectable effect, an interval for the effect
+# ----------------------------------------------------------------------------------------------
+#
+# The model behind all three (a two-way mixed model, e.g. Searle, Casella & McCulloch 1992, §4.4):
+# y_ij = μ + α_i + β_j + ε_ij with classifier (row) effects α_i ~ N(0, τ²) drawn at random, as
+# the permutations are, seed (column) effects β_j, and path noise ε_ij ~ N(0, σ²). The row F of
+# the additive two-way ANOVA then satisfies F / (1 + b τ²/σ²) ~ F(a − 1, (a − 1)(b − 1)) exactly,
+# and, being a ratio of sums of squares, depends on τ and σ only through the ratio r = τ/σ.
+
+
+def _row_F(tables: np.ndarray) -> np.ndarray:
+    """The two-way row F of a stack of a×b tables (…×a×b), vectorized; NaN for a table whose
+    residual is zero."""
+    a, b = tables.shape[-2:]
+    grand = tables.mean(axis=(-2, -1), keepdims=True)
+    r = tables.mean(axis=-1, keepdims=True)
+    c = tables.mean(axis=-2, keepdims=True)
+    ss_r = b * ((r - grand) ** 2).sum(axis=(-2, -1))
+    ss_e = ((tables - r - c + grand) ** 2).sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (ss_r / (a - 1)) / (ss_e / ((a - 1) * (b - 1)))
+
+
+def _check_grid(a, b) -> tuple[int, int]:
+    if int(a) != a or int(b) != b or a < 2 or b < 2:
+        raise ValueError(f"a grid needs at least 2 rows and 2 columns, got {a}×{b}")
+    return int(a), int(b)
+
+
+def f_test_power(a: int, b: int, ratio, alpha: float = 0.05):
+    """Exact power of the row F-test of an a×b grid at level ``alpha`` when the row effects have
+    sd τ = ``ratio`` · σ (the model above): P(F(a−1, (a−1)(b−1)) ≥ F_crit / (1 + b·ratio²))."""
+    a, b = _check_grid(a, b)
+    df1, df2 = a - 1, (a - 1) * (b - 1)
+    crit = _st.f.isf(alpha, df1, df2)
+    return _st.f.sf(crit / (1 + b * np.asarray(ratio, dtype=np.float64) ** 2), df1, df2)
+
+
+@lru_cache(maxsize=32)
+def _power_curve(a, b, ratios, n_sim, n_resamples, alpha, seed) -> tuple:
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((n_sim, a, b))
+    effect = rng.standard_normal((n_sim, a, 1))
+    reject = np.zeros(len(ratios))
+    chunk = max(1, 400_000 // (n_resamples * a * b))
+    # A shuffle within columns leaves the column means and the total sum of squares unchanged, so
+    # the row F is an increasing function of the sum of squared row sums: compare that instead.
+    stat = lambda t: (t.sum(axis=-1) ** 2).sum(axis=-1)
+    for s in range(0, n_sim, chunk):
+        m = min(chunk, n_sim - s)
+        # one independent shuffle of the rows per column, per resample (common to every ratio)
+        idx = np.argsort(rng.random((m, n_resamples, a, b)), axis=2)
+        for k, r in enumerate(ratios):
+            y = r * effect[s : s + m] + noise[s : s + m]
+            observed = stat(y)
+            shuffled = np.take_along_axis(np.broadcast_to(y[:, None], idx.shape), idx, axis=2)
+            count = (stat(shuffled) >= observed[:, None] - 1e-9 * np.abs(observed[:, None])).sum(axis=1)
+            reject[k] += np.sum((1 + count) / (1 + n_resamples) <= alpha)
+    return tuple(reject / n_sim)
+
+
+def permutation_power(a: int, b: int, ratios, *, n_sim: int = 1000, n_resamples: int = 199,
+                      alpha: float = 0.05, seed: int = 0) -> np.ndarray:
+    """Power of :func:`permutation_test_rows` (rejecting at p ≤ ``alpha``) on an a×b grid, by
+    simulation: ``n_sim`` grids y = τ·α_i + σ·ε_ij with α, ε standard normal, for each τ/σ in
+    ``ratios`` (common random numbers across ratios, so the curve is smooth in the ratio). The
+    test's F is scale-free, so the power depends only on τ/σ: multiply by the measured residual sd
+    σ to read it in the data's units. ``ratios`` = 0 gives the test's size (its false-positive
+    rate). Results are cached per arguments."""
+    a, b = _check_grid(a, b)
+    if n_sim < 1 or n_resamples < 1:
+        raise ValueError(f"n_sim and n_resamples must be ≥ 1, got {n_sim}, {n_resamples}")
+    r = tuple(float(x) for x in np.atleast_1d(np.asarray(ratios, dtype=np.float64)))
+    if any(not np.isfinite(x) or x < 0 for x in r):
+        raise ValueError(f"ratios τ/σ must be finite and ≥ 0, got {r}")
+    return np.array(_power_curve(a, b, r, int(n_sim), int(n_resamples), float(alpha), int(seed)))
+
+
+@dataclass(frozen=True)
+class Detectable:
+    """The smallest effect a grid detects with probability ``power``: ``ratio`` = τ/σ (inf when
+    no ratio on the searched curve reaches it), the curve (``ratios``, ``powers``) it was read
+    from, and ``size``: the simulated rejection rate with no effect (the control: ≈ α)."""
+
+    ratio: float
+    power: float
+    ratios: tuple
+    powers: tuple
+    size: float
+
+    def power_at(self, ratio: float) -> float:
+        """The power at τ/σ = ``ratio``, interpolated on the curve (the last value past its end)."""
+        return float(np.interp(ratio, self.ratios, self.powers))
+
+
+def detectable_effect(a: int, b: int, power: float = 0.8, *, max_ratio: float = 2.4, steps: int = 13,
+                      n_sim: int = 1000, n_resamples: int = 199, alpha: float = 0.05,
+                      seed: int = 0) -> Detectable:
+    """The ratio τ/σ that :func:`permutation_test_rows` detects with probability ``power`` on an
+    a×b grid, read by linear interpolation from :func:`permutation_power` on ``steps`` ratios
+    between 0 and ``max_ratio``. Multiplied by the measured residual sd it says "a classifier
+    effect with sd above X would have been detected with probability ``power``"."""
+    if not 0 < power < 1:
+        raise ValueError(f"power must be in (0, 1), got {power}")
+    ratios = np.linspace(0.0, max_ratio, steps)
+    powers = np.maximum.accumulate(permutation_power(a, b, ratios, n_sim=n_sim, n_resamples=n_resamples,
+                                                     alpha=alpha, seed=seed))
+    above = np.nonzero(powers >= power)[0]
+    if above.size == 0:
+        ratio = float("inf")
+    elif above[0] == 0:
+        ratio = 0.0
+    else:
+        k = above[0]
+        ratio = float(np.interp(power, powers[k - 1 : k + 1], ratios[k - 1 : k + 1]))
+    return Detectable(ratio, float(power), tuple(ratios), tuple(powers), float(powers[0]))
+
+
+def effect_ratio_interval(F: float, a: int, b: int, level: float = 0.95, one_sided: bool = False):
+    """Confidence interval for τ/σ from the row F of an a×b grid (the model above): since
+    F / (1 + bθ) ~ F(a−1, (a−1)(b−1)) with θ = τ²/σ², inverting its quantiles gives
+    θ ∈ [(F/q_hi − 1)/b, (F/q_lo − 1)/b], clipped at 0 (Searle, Casella & McCulloch 1992,
+    §3.5). ``one_sided``: the interval [0, upper] at ``level``. Returns (lower, upper) for τ/σ."""
+    a, b = _check_grid(a, b)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if not np.isfinite(F) or F < 0:
+        raise ValueError(f"F must be finite and ≥ 0, got {F}")
+    df1, df2 = a - 1, (a - 1) * (b - 1)
+    tail = 1 - level if one_sided else (1 - level) / 2
+    q_lo, q_hi = _st.f.ppf(tail, df1, df2), _st.f.isf(tail, df1, df2)
+    upper = np.sqrt(max(0.0, (F / q_lo - 1) / b))
+    lower = 0.0 if one_sided else np.sqrt(max(0.0, (F / q_hi - 1) / b))
+    return float(lower), float(upper)
+
+
+def bootstrap_mean_ci(values, level: float = 0.95, n_boot: int = 10000, seed: int = 0):
+    """Percentile bootstrap interval for the mean of ``values`` (resampling the values with
+    replacement; Efron & Tibshirani 1993, §13.3), with the mean: (mean, lower, upper). Needs at
+    least two finite values."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size < 2 or not np.all(np.isfinite(x)):
+        raise ValueError(f"need at least two finite values, got {x.tolist()}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return float(x.mean()), float(lo), float(hi)
+
+
+# --- intervals and detectable effects for a handful of runs ------------------------------------
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with a two-sided confidence interval [low, high] at ``level`` from ``n``
+    observations (low = −inf, high = +inf when n is too small to say anything)."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    n: int
+
+    def text(self, fmt: str = ".3g", scale: float = 1.0) -> str:
+        """'estimate [low, high]' with the given format, values multiplied by ``scale``."""
+        e, lo, hi = (v * scale for v in (self.estimate, self.low, self.high))
+        return f"{e:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+    def __iter__(self):
+        """Unpacks as ``estimate, low, high``."""
+        return iter((self.estimate, self.low, self.high))
+
+
+def t_interval(values, level: float = 0.95) -> Interval:
+    """Mean of ``values`` with its Student-t interval (independent runs, e.g. one per seed)."""
+    v = np.asarray(values, dtype=float).reshape(-1)
+    if v.size == 0 or not np.isfinite(v).all():
+        raise ValueError(f"need finite values, got {v.tolist()}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    mean = float(v.mean())
+    if v.size < 2:
+        return Interval(mean, -math.inf, math.inf, level, 1)
+    half = _st.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+    return Interval(mean, mean - half, mean + half, level, int(v.size))
+
+
+def log_t_interval(values, level: float = 0.95) -> Interval:
+    """Geometric mean of positive ``values`` with the t interval of their logarithms, mapped back:
+    the natural interval for quantities that vary by factors (NC1, unbalancedness)."""
+    v = np.asarray(values, dtype=float).reshape(-1)
+    if v.size == 0 or not (np.isfinite(v).all() and (v > 0).all()):
+        raise ValueError(f"need finite positive values, got {v.tolist()}")
+    i = t_interval(np.log(v), level)
+    return Interval(math.exp(i.estimate), math.exp(i.low) if i.n > 1 else 0.0,
+                    math.exp(i.high) if i.n > 1 else math.inf, level, i.n)
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> Interval:
+    """Exact (Clopper–Pearson) interval for a rate of k events in n trials, e.g. test errors."""
+    if int(k) != k or int(n) != n or n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need integers 0 ≤ k ≤ n, n ≥ 1, got k = {k}, n = {n}")
+    a = 1 - level
+    low = 0.0 if k == 0 else float(_st.beta.ppf(a / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(_st.beta.ppf(1 - a / 2, k + 1, n - k))
+    return Interval(k / n, low, high, level, int(n))
+
+
+def detectable_shift(sd: float, n: int, level: float = 0.95, power: float = 0.8,
+                     sims: int = 4000, seed: int = 0) -> float:
+    """The smallest true mean shift Δ > 0 that the t interval of n runs with residual standard
+    deviation ``sd`` puts entirely on one side of zero with probability ``power``, by simulation
+    (normal residuals, common random numbers so the answer is deterministic). For a null result
+    this is the effect the experiment could have detected."""
+    if not (math.isfinite(sd) and sd >= 0) or n < 2:
+        raise ValueError(f"need sd ≥ 0 and n ≥ 2 runs, got sd = {sd}, n = {n}")
+    if sd == 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal((sims, n))
+    q = _st.t.ppf(0.5 + level / 2, n - 1)
+    centred = e.mean(1), e.std(1, ddof=1) / math.sqrt(n)
+
+    def hit_rate(delta):  # in units of sd
+        return np.mean(centred[0] + delta - q * centred[1] > 0)
+
+    lo, hi = 0.0, 1.0
+    while hit_rate(hi) < power:
+        hi *= 2
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if hit_rate(mid) < power else (lo, mid)
+    return hi * sd
+
+
+def detectable_sd_ratio(n_a: int, n_b: int, power: float = 0.8, alpha: float = 0.05,
+                        sims: int = 1000, seed: int = 0) -> float:
+    """Smallest ratio k = sd_a/sd_b at which the Brown–Forsythe test (Levene about medians) on
+    samples of sizes n_a and n_b detects the larger spread of sample a at level ``alpha`` with
+    probability ≥ ``power`` (simulated with normal samples; ratios on a grid from 1 to 20)."""
+    if n_a < 2 or n_b < 2:
+        return math.inf
+    rng = np.random.default_rng(seed)
+    a0 = rng.standard_normal((sims, n_a))
+    b0 = rng.standard_normal((sims, n_b))
+
+    def bf_p(a, b):  # vectorized Brown–Forsythe: one-way ANOVA on |x − median|, two groups
+        da = np.abs(a - np.median(a, axis=1, keepdims=True))
+        db = np.abs(b - np.median(b, axis=1, keepdims=True))
+        ma, mb = da.mean(1), db.mean(1)
+        grand = (da.sum(1) + db.sum(1)) / (n_a + n_b)
+        between = n_a * (ma - grand) ** 2 + n_b * (mb - grand) ** 2
+        within = ((da - ma[:, None]) ** 2).sum(1) + ((db - mb[:, None]) ** 2).sum(1)
+        F = between / np.maximum(within / (n_a + n_b - 2), 1e-300)
+        return _st.f.sf(F, 1, n_a + n_b - 2), ma > mb
+
+    for k in np.concatenate([np.arange(1.1, 5.0, 0.1), np.arange(5.0, 20.5, 0.5)]):
+        p, larger = bf_p(k * a0, b0)
+        if np.mean((p < alpha) & larger) >= power:
+            return float(k)
+    return math.inf
+
+
+def _offdiag_upper(A) -> np.ndarray:
+    A = np.asarray(A, dtype=float)
+    return A[np.triu_indices(A.shape[0], k=1)]
+
+
+def mantel_test(A, B, n_perm: int = 9999, seed: int = 0) -> tuple[float, float, np.ndarray]:
+    """Mantel test (Mantel 1967) of the association of two symmetric C×C matrices: Spearman's ρ
+    of their upper triangles, and the p-value of ρ ≥ observed under a random relabelling of the
+    classes of B (rows and columns permuted together, which keeps B's internal dependence; a
+    plain correlation test over the C(C−1)/2 pairs would treat them as independent, which they
+    are not). Returns (ρ, one-sided p, the permutation distribution of ρ)."""
+    A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
+    C = A.shape[0]
+    if A.shape != (C, C) or B.shape != (C, C) or C < 3:
+        raise ValueError(f"need two C×C matrices with C ≥ 3, got {A.shape} and {B.shape}")
+    a = _st.rankdata(_offdiag_upper(A))
+    iu = np.triu_indices(C, k=1)
+    rng = np.random.default_rng(seed)
+
+    def rho(Bp):
+        b = _st.rankdata(Bp[iu])
+        return float(np.corrcoef(a, b)[0, 1])
+
+    observed = rho(B)
+    null = np.empty(n_perm)
+    for k in range(n_perm):
+        p = rng.permutation(C)
+        null[k] = rho(B[np.ix_(p, p)])
+    pval = (1 + np.sum(null >= observed - 1e-12)) / (1 + n_perm)
+    return observed, float(pval), null

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-__all__ = ["LABELS", "Verdict"]
+__all__ = ["LABELS", "BOOK_VERDICTS", "Verdict"]
 
 #: The vocabulary (DESIGN.md, "Verdicts"), each with the CSS class of its coloured label.
 LABELS = {
@@ -27,6 +27,29 @@ LABELS = {
     "untestable at this size": "untestable",
     "not distinguishable from seed noise": "indistinct",
 }
+
+#: The rows of the introduction's verdict table, in the book's order: (chapter, verdict name).
+#: The stability page glues, for each, whether it came out the same at every recorded seed;
+#: tests/test_verdicts.py checks that each chapter glues its names and the introduction shows them.
+BOOK_VERDICTS = (
+    ("ch02_neural_collapse", "nc"),
+    ("ch03_ce_svm", "thm41"),
+    ("ch03_ce_svm", "rem42"),
+    ("ch04_margin_bound", "thm44"),
+    ("ch04_margin_bound", "rem46"),
+    ("ch04_margin_bound", "margsim"),
+    ("ch05_covering", "thm48"),
+    ("ch05_covering", "rem49"),
+    ("ch06_hoeffding", "thm410"),
+    ("ch06_hoeffding", "rem411"),
+    ("ch07_margins_tpt", "fig3"),
+    ("ch08_non_conservative", "nc_gen"),
+    ("ch08_non_conservative", "nc_rot"),
+    ("ch08_non_conservative", "nc_gen_small"),
+    ("ch09_related", "zhu"),
+    ("ch09_related", "jacot"),
+    ("ch09_related", "wu"),
+)
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,23 @@ def test_missing_cifar_root_gives_a_clear_error(tmp_path, monkeypatch):
         load_dataset("mnist")
 
 
+def test_load_datasets_skips_a_missing_one_and_refuses_to_run_on_none(tmp_path, monkeypatch, capsys):
+    from nclib import experiments
+
+    def fake(name, **kw):
+        if name == "cifar10":
+            raise DatasetNotFoundError("cifar10: not here")
+        return ("train", "test")
+
+    monkeypatch.setattr(experiments, "load_dataset", fake)
+    assert experiments.load_datasets(["fashion_mnist", "cifar10"]) == {"fashion_mnist": ("train", "test")}
+    assert "skipping cifar10" in capsys.readouterr().out
+    with pytest.raises(DatasetNotFoundError, match="nothing to run:\ncifar10: cifar10: not here"):
+        experiments.load_datasets(["cifar10"])
+    with pytest.raises(ValueError, match="datasets is empty"):
+        experiments.load_datasets([])
+
+
 def test_execute_rejects_bad_arguments():
     with pytest.raises(ValueError, match="unknown experiment"):
         execute("figure9", "tiny")

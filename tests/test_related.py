@@ -385,3 +385,265 @@ def test_gaussian_mixture_geometry_and_errors():
         gaussian_mixture(5, 3, 4, 1.0)
     with pytest.raises(ValueError, match="noise"):
         gaussian_mixture(3, 3, 4, 1.0, noise=0.0)
+
+
+# --- batched training against the one-model loops ---------------------------------------------
+
+def test_train_linear_tails_matches_one_model_at_a_time(one_thread):
+    import copy
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 6, generator=g), torch.arange(4).repeat(10)
+    models = []
+    for s in range(3):
+        torch.manual_seed(s)
+        models.append(LinearTailMLP(6, 16, 4, depth=2, linear_depth=3, hidden=8))
+    reference = [copy.deepcopy(m) for m in models]
+    lams = [0.0, 0.01, 0.05]
+    logs = related.train_linear_tails(models, x, y, lr=0.05, weight_decays=lams, steps=120,
+                                      momentum=0.9, log_every=40)
+    for model, ref, lam, log in zip(models, reference, lams, logs):
+        ref_log = train_linear_tail(ref, x, y, lr=0.05, weight_decay=lam, steps=120, momentum=0.9,
+                                    log_every=40)
+        for p, q in zip(model.parameters(), ref.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+        assert [r["step"] for r in log] == [r["step"] for r in ref_log] == [0, 40, 80, 120]
+        np.testing.assert_allclose([r["unbalance_norm"] for r in log],
+                                   [r["unbalance_norm"] for r in ref_log], rtol=1e-4)
+    with pytest.raises(ValueError, match="one architecture"):
+        related.train_linear_tails([models[0], LinearTailMLP(6, 8, 4)], x, y, lr=0.1,
+                                   weight_decays=0.0, steps=1)
+    with pytest.raises(ValueError, match="weight_decays"):
+        related.train_linear_tails(models, x, y, lr=0.1, weight_decays=[0.1, 0.2], steps=1)
+
+
+def test_train_mean_fields_matches_one_model_at_a_time(one_thread):
+    import copy
+
+    nets, data = [], []
+    for s in range(2):
+        x, y, c = gaussian_mixture(3, 10, 8, 2.0, generator=s)
+        xt, yt, _ = gaussian_mixture(3, 20, 8, 2.0, generator=s + 5, centres=c)
+        data.append((x, y, xt, yt))
+        nets.append(MeanFieldThreeLayer(8, 16, 5, 3, generator=s))
+    reference = [copy.deepcopy(n) for n in nets]
+    xs, ys, xts, yts = zip(*data)
+    hs = related.train_mean_fields(nets, xs, ys, xts, yts, lr=0.5, steps=60, weight_decay=1e-3,
+                                   log_every=20)
+    for net, ref, (x, y, xt, yt), h in zip(nets, reference, data, hs):
+        h_ref = train_mean_field(ref, x, y, xt, yt, lr=0.5, steps=60, weight_decay=1e-3, log_every=20)
+        for key in h_ref:
+            np.testing.assert_allclose(h[key], h_ref[key], rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(net.W, ref.W, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="one training and one test set"):
+        related.train_mean_fields(nets, xs[:1], ys[:1], xts[:1], yts[:1], lr=0.5, steps=1)
+
+
+def test_linear_tail_sweep_and_mean_field_runs_return_every_configuration(one_thread):
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(24, 5, generator=g), torch.arange(3).repeat(8)
+    out = related.linear_tail_sweep(x, y, 3, [(8, 0.0, 0), (8, 0.01, 0), (4, 0.01, 1)], steps=5,
+                                    lr=0.05, momentum=0.9, hidden=4, log_every=2)
+    assert set(out) == {(8, 0.0, 0), (8, 0.01, 0), (4, 0.01, 1)}
+    metrics, log = out[8, 0.01, 0]
+    assert "nc1_penultimate" in metrics and log[-1]["step"] == 5
+    runs = related.mean_field_runs(3, 6, 5, 5, (2.0, 0.5), [0, 1], neurons=8, feature_dim=4, lr=0.5,
+                                   steps=4, weight_decay=1e-3, log_points=3)
+    assert set(runs) == {(2.0, 0), (2.0, 1), (0.5, 0), (0.5, 1)}
+    assert runs[2.0, 0]["step"][0] == 0 and runs[2.0, 0]["step"][-1] == 4
+
+
+def test_basin_share():
+    assert related.basin_share(1, 0.8) == pytest.approx(0.8)
+    p = related.basin_share(40, 0.8)
+    assert 1 - (1 - p) ** 40 == pytest.approx(0.8)
+    assert related.basin_share(40, 0.95) > p
+    with pytest.raises(ValueError):
+        related.basin_share(0, 0.8)
+
+
+# --- decision functions: each outcome on constructed inputs ------------------------------------
+
+def _landscape(**changes):
+    base = dict(gaps=[1e-16] * 4, grad_norms=[1e-14] * 4, etf_errors=[1e-13] * 4, nc1s=[1e-32] * 4,
+                control_gaps=[0.5, 0.51], control_grad_norms=[1e-4, 1e-4], control_etf_errors=[1.0, 1.0],
+                control_final=[1.2, 1.21])
+    base.update(changes)
+    args = [base.pop(k) for k in ("gaps", "grad_norms", "etf_errors", "nc1s", "control_gaps",
+                                  "control_grad_norms", "control_etf_errors", "control_final")]
+    return related.decide_ufm_landscape(*args, control_dim=2)
+
+
+def test_decide_ufm_landscape_every_outcome():
+    held = _landscape()
+    assert held.label == "holds" and "4/4" in held.key and "2 different values" in held.control
+    assert _landscape(gaps=[1e-16, 1e-16, 0.3, 1e-16], grad_norms=[1e-14, 1e-14, 1e-6, 1e-14]).label == "violated"
+    # reaching f* without an ETF contradicts Theorem 3.1
+    assert _landscape(etf_errors=[1e-13, 1e-2, 1e-13, 1e-13]).label == "violated"
+    moving = _landscape(gaps=[1e-16, 0.3, 1e-16, 1e-16], grad_norms=[1e-14, 0.5, 1e-14, 1e-14])
+    assert moving.label == "untestable at this size" and "moving" in moving.detail
+    blind = _landscape(control_gaps=[1e-12, 0.5])
+    assert blind.label == "untestable at this size" and "control" in blind.detail
+    with pytest.raises(ValueError, match="one length"):
+        _landscape(nc1s=[0.0])
+
+
+def test_decide_origin_saddle_every_outcome():
+    ok = related.decide_origin_saddle(-0.23, -0.23, 1e-16, 1e-17, -1e-17)
+    assert ok.label == "holds" and "-0.230" in ok.key
+    assert related.decide_origin_saddle(-1e-9, -0.23, 1e-16, 1e-17, 0.0).label == "violated"
+    assert related.decide_origin_saddle(-0.23, -0.23, 1e-16, 0.4, 0.0).label == "violated"
+    assert related.decide_origin_saddle(-0.23, -0.23, 1e-16, 1e-17, -0.01).label == "untestable at this size"
+
+
+def test_decide_fixed_etf_every_outcome():
+    base = np.array([0.80, 0.81, 0.79, 0.80, 0.805, 0.795])
+    jitter = np.array([0.001, -0.001, 0.0005, -0.0005, 0.0, 0.001])
+    other = np.array([-0.001, 0.0005, 0.001, 0.0, -0.0005, 0.0005])  # the control's own noise
+
+    def decide(fixed, control_noise=other, mem=(3, 5)):
+        # the control arm is the fixed ETF again under other seeds
+        return related.decide_fixed_etf(fixed, base, fixed + control_noise, *mem)
+
+    assert decide(base + 0.002 + jitter).label == "holds"
+    assert decide(base - 0.05 + jitter).label == "violated"
+    assert decide(base + jitter, mem=(5, 5)).label == "violated"
+    crossing = decide(base - 0.01 + np.array([0.004, -0.004, 0.003, -0.003, 0.002, -0.002]))
+    assert crossing.label == "not distinguishable from seed noise"
+    noisy = decide(base + jitter, control_noise=np.array([0.03, -0.03, 0.02, -0.02, 0.03, -0.03]))
+    assert noisy.label == "not distinguishable from seed noise" and "identical" in noisy.detail
+    one = related.decide_fixed_etf([0.8], [0.8], [0.8], 3, 5)
+    assert one.label == "untestable at this size"
+    assert "caught with probability 0.8" in decide(base + jitter).sureness
+
+
+def test_decide_zhu_takes_the_worst_part():
+    from nclib.verdicts import Verdict
+
+    def v(label):
+        return Verdict(label, "r", "c", "s", "k", "d")
+
+    assert related.decide_zhu(v("holds"), v("holds"), v("holds")).label == "holds"
+    assert related.decide_zhu(v("holds"), v("not distinguishable from seed noise"), v("holds")).label \
+        == "not distinguishable from seed noise"
+    assert related.decide_zhu(v("untestable at this size"), v("holds"), v("violated")).label == "violated"
+
+
+def _jacot(**changes):
+    base = dict(train_accuracy=[1.0, 1.0, 1.0], unbalancedness=[0.030, 0.031, 0.031],
+                nc1_values=[4e-3, 4.5e-3, 4.3e-3], rate_ratio=[1.02, 1.03, 1.02],
+                control_unbalancedness=[0.47, 0.46, 0.47], control_retained=[0.95, 0.96, 0.95],
+                control_nc1=[1e-2, 6e-3, 7e-3])
+    base.update(changes)
+    return related.decide_jacot(**base, weight_decay=3e-3)
+
+
+def test_decide_jacot_every_outcome():
+    held = _jacot()
+    assert held.label == "holds" and "not that balancedness is needed" in held.detail
+    assert "stays" in _jacot(control_nc1=[0.3, 0.4, 0.35]).detail
+    assert _jacot(unbalancedness=[0.2, 0.21, 0.2]).label == "violated"
+    assert _jacot(rate_ratio=[0.5, 0.52, 0.51]).label == "violated"
+    assert _jacot(nc1_values=[0.2, 0.3, 0.25]).label == "violated"
+    assert _jacot(train_accuracy=[1.0, 0.99, 1.0]).label == "untestable at this size"
+    assert _jacot(control_unbalancedness=[0.01, 0.01, 0.012]).label == "untestable at this size"
+    assert _jacot(unbalancedness=[0.02, 0.06, 0.04]).label == "not distinguishable from seed noise"
+
+
+def _wu(**changes):
+    base = dict(mse=[2e-4] * 3, grad_norm=[3e-3] * 3, nc1_values=[2e-4, 2.5e-4, 3e-4],
+                nc1_initial=[0.11, 0.13, 0.12], test_error_rates=[0.0, 0.0, 0.0], n_test_per_seed=2000)
+    base.update(changes)
+    return related.decide_wu(**base)
+
+
+def test_decide_wu_every_outcome():
+    held = _wu(overlap_nc1=[1e-3, 2e-3], overlap_error=[0.35, 0.36])
+    assert held.label == "holds" and "0 of 6000" in held.sureness and "overlapping" in held.control
+    assert _wu(nc1_initial=[1e-3, 2e-3, 1.5e-3]).label == "holds but vacuous"
+    assert _wu(nc1_values=[0.2, 0.3, 0.25]).label == "violated"
+    assert _wu(test_error_rates=[0.1, 0.12, 0.11]).label == "violated"
+    assert _wu(mse=[0.2, 1e-4, 1e-4]).label == "untestable at this size"
+    assert _wu(grad_norm=[3e-3, 0.5, 3e-3]).label == "untestable at this size"
+    assert _wu(nc1_values=[1e-3, 5e-2, 1e-2]).label == "not distinguishable from seed noise"
+
+
+# --- analysis helpers --------------------------------------------------------------------------
+
+def test_decay_rate_ratio_recovers_the_law_and_retained_share():
+    lam, lr, beta = 3e-3, 0.05, 0.9
+    rate = 2 * lam * lr / (1 - beta)
+    log = [{"step": k, "unbalance_norm": [2.0 * math.exp(-rate * k), 1.0 * math.exp(-1.1 * rate * k)]}
+           for k in range(0, 1001, 25)]
+    ratios = related.decay_rate_ratio(log, lam, lr, beta)
+    assert ratios == pytest.approx([1.0, 1.1], rel=1e-9)
+    assert related.unbalance_retained(log) == pytest.approx(math.exp(-1.1 * rate * 1000))
+    with pytest.raises(ValueError, match="zero without weight decay"):
+        related.decay_rate_ratio(log, 0.0, lr, beta)
+    with pytest.raises(ValueError, match="log more often"):
+        related.decay_rate_ratio(log[:2], lam, lr, beta)
+    summary = related.linear_tail_summary(
+        [({"train_accuracy": 1.0, "balancedness": [0.1, 0.2], "nc1_penultimate": 1e-3}, log)], lam, lr, beta)
+    assert summary["rate"] == [pytest.approx(1.1)] and summary["unbalancedness"] == [0.2]
+
+
+def test_ufm_run_summary_and_origin_saddle_check(one_thread):
+    C, n, lam = 3, 2, 5e-3
+    y = torch.arange(C).repeat_interleave(n)
+    runs = ufm_wd_gradient_descent(y, 3, lam, lam, lam, runs=2, steps=1500, lr=4.0, generator=0)
+    s = related.ufm_run_summary(runs, ufm_wd_optimum(C, n, lam, lam))
+    assert np.abs(s["gap"]).max() < 1e-9 and s["etf_error"].max() < 1e-6 and s["norm_error"].max() < 1e-6
+    check = related.origin_saddle_check(C, 3, n, lam, steps=1500, lr=4.0)
+    assert check.lam_min == pytest.approx(check.closed_form[0], abs=1e-12)
+    assert check.lam_min < 0 and abs(check.escape_gap) < 1e-9 and check.minimizer_min > -1e-6
+    assert check.quad_ratio == pytest.approx(1.0, abs=1e-3)
+
+
+def test_small_helpers():
+    x = np.geomspace(1e-4, 1.0, 20)
+    assert related.loglog_slope(x, 3 * x**0.7) == pytest.approx(0.7)
+    assert related.geometric_mean([1e-2, 1.0]) == pytest.approx(0.1)
+    table = related.text_table(("a", "bb"), [(1, 2.5), (10, 0.25)], ("d", ".2f"))
+    assert table.splitlines() == [" a   bb", " 1 2.50", "10 0.25"]
+    with pytest.raises(ValueError):
+        related.geometric_mean([0.0])
+
+
+def test_head_models_and_memory():
+    from nclib.models import FixedHead
+    from nclib.train import TrainConfig
+
+    shape, C = (1, 4, 4), 3
+    fixed = related.head_models("fixed", shape, C, hidden=8, wide_dim=16, seed=0)
+    assert isinstance(fixed.head, FixedHead)
+    with pytest.raises(ValueError, match="kind"):
+        related.head_models("other", shape, C, hidden=8, wide_dim=16, seed=0)
+    batch = (torch.randn(6, *shape), torch.arange(C).repeat(2))
+    config = TrainConfig(epochs=1)
+    mem = {k: related.head_memory(k, batch, config, C, hidden=8, wide_dim=16)
+           for k in ("learnable", "learnable, d = C", "fixed")}
+    assert mem["fixed"].total < mem["learnable, d = C"].total < mem["learnable"].total
+
+
+def test_figures_fit_the_column():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([0, 1, 10, 100])
+    figs = [related.plot_ufm_landscape({"d = 3": (steps, np.abs(np.random.randn(4, 2)))}, 1e-9)]
+    check = related.origin_saddle_check(3, 3, 2, 5e-3, steps=50, lr=4.0)
+    figs.append(related.plot_saddle(check))
+    log = [{"step": k, "unbalance_norm": [1.0 / (k + 1), 2.0], "balancedness": [0.1, 0.1]} for k in range(5)]
+    figs.append(related.plot_balance_law({0.0: log, 1e-3: log}, 0.05, 0.9))
+    m = {"nc1_penultimate": 1e-2, "nc2_orthogonal_error": 0.5, "balancedness": [0.1, 0.2], "kappa": 10.0}
+    figs.append(related.plot_jacot_grid({(w, wd): m for w in (4, 8) for wd in (0.1, 0.2)}, (4, 8), (0.1, 0.2)))
+    h = {"mse": np.array([1.0, 0.1]), "nc1": np.array([1.0, 0.01]), "grad_norm": np.array([1.0, 0.1]),
+         "time": np.array([0.0, 1.0]), "test_error": np.array([0.5, 0.0])}
+    figs.append(related.plot_wu({"a": [h, h]}))
+    mem = related.TrainingMemory(10, 10, 10, 1, 5, 5)
+    figs.append(related.plot_fixed_etf({"a": mem, "b": mem}, {"a": [0.8, 0.81], "b": [0.8, 0.79]}))
+    for fig in figs:
+        assert fig.get_size_inches()[0] <= 8.0
+        plt.close(fig)

@@ -48,3 +48,16 @@ def test_cli_records_and_refuses_a_lone_build(tmp_path, capsys):
         main(["record", "--build", f"0={a}", "--build", f"1={tmp_path / 'none'}", "--out", str(out)])
     with pytest.raises(FileNotFoundError, match="no executed notebooks"):
         build_verdicts(tmp_path)
+
+
+def test_seed_agreement_reads_one_row(tmp_path):
+    from nclib.stability import seed_agreement
+
+    per_seed = {s: build_verdicts(_build(tmp_path / s, label))
+                for s, label in (("0", "holds"), ("1", "violated"), ("2", "holds"))}
+    rec = {"summary": summarize(per_seed)}
+    assert seed_agreement(rec, "ch04_margin_bound", "thm44") == "differs: holds / violated / holds"
+    same = {"summary": summarize({"0": per_seed["0"], "2": per_seed["2"]})}
+    assert seed_agreement(same, "ch04_margin_bound", "thm44") == "same at seeds 0/2"
+    assert seed_agreement(rec, "ch04_margin_bound", "rem46") == "not recorded"
+    assert seed_agreement(None, "ch04_margin_bound", "thm44") == "not recorded"

@@ -1,10 +1,14 @@
 """nclib.stats: the two-way ANOVA against a hand-worked table, scipy's one-way ANOVA and least
-squares; the permutation test; the spread comparison."""
+squares; the permutation test; the spread comparison; the intervals and detectable effects
+against scipy, closed forms and published values."""
+
+import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from nclib import stats as S
 from nclib.stats import permutation_test_rows, spread_comparison, two_way_anova
 
 # Worked by hand: rows 1 3 / 2 6 / 6 8. Grand mean 13/3; row means 2, 4, 7; column means 3, 17/3.
@@ -88,3 +92,151 @@ def test_spread_comparison_matches_brown_forsythe():
     assert s.ratio == pytest.approx(np.std(a, ddof=1) / np.std(b, ddof=1))
     with pytest.raises(ValueError):
         spread_comparison([1.0], [1.0, 2.0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Power, the smallest detectable effect and the effect interval (the random-row-effect model
+# y_ij = τ α_i + β_j + σ ε_ij, under which F / (1 + b τ²/σ²) ~ F(a − 1, (a − 1)(b − 1)))
+# ----------------------------------------------------------------------------------------------
+
+from nclib.stats import (_row_F, bootstrap_mean_ci, detectable_effect, effect_ratio_interval, f_test_power,
+                         permutation_power)
+
+
+def test_row_F_of_a_stack_matches_the_anova():
+    rng = np.random.default_rng(7)
+    tables = rng.normal(size=(4, 5, 3))
+    np.testing.assert_allclose(_row_F(tables), [two_way_anova(t).F["rows"] for t in tables])
+
+
+def test_permutation_power_is_calibrated_and_tracks_the_exact_f_test_power():
+    sim = permutation_power(5, 5, [0.0, 0.5, 1.0], n_sim=1000, n_resamples=199)
+    exact = f_test_power(5, 5, [0.0, 0.5, 1.0])
+    assert exact[0] == pytest.approx(0.05)
+    assert 0.03 < sim[0] < 0.07  # the control: no effect, rejected at about the level α
+    np.testing.assert_allclose(sim, exact, atol=0.05)
+    # the grid of chapter 8 before this check was sized (5 × 5): power 0.73 against τ = σ; 7 × 5: 0.86
+    assert f_test_power(5, 5, 1.0) == pytest.approx(0.735, abs=0.005)
+    assert f_test_power(7, 5, 1.0) == pytest.approx(0.86, abs=0.005)
+    assert permutation_power(5, 5, [2.5], n_sim=200, n_resamples=99)[0] > 0.95
+
+
+def test_detectable_effect_reads_the_power_curve():
+    det = detectable_effect(7, 5, 0.8, n_sim=600, n_resamples=99)
+    assert det.power_at(det.ratio) == pytest.approx(0.8, abs=0.02)
+    from scipy.optimize import brentq
+
+    exact_ratio = brentq(lambda r: f_test_power(7, 5, r) - 0.8, 0.1, 3.0)
+    assert abs(det.ratio - exact_ratio) < 0.2
+    assert list(det.powers) == sorted(det.powers) and 0.02 < det.size < 0.09
+    weak = detectable_effect(2, 2, 0.99, max_ratio=1.0, steps=3, n_sim=100, n_resamples=19)
+    assert weak.ratio == float("inf")  # a 2 × 2 grid never reaches that power on the searched range
+    with pytest.raises(ValueError):
+        detectable_effect(5, 5, 1.5)
+    with pytest.raises(ValueError):
+        permutation_power(1, 5, [1.0])
+    with pytest.raises(ValueError):
+        permutation_power(5, 5, [-1.0])
+
+
+def test_effect_ratio_interval_covers_the_true_ratio():
+    rng = np.random.default_rng(8)
+    a, b, ratio = 5, 5, 1.0
+    hits = upper_hits = 0
+    n = 1000
+    for _ in range(n):
+        y = ratio * rng.standard_normal((a, 1)) + rng.standard_normal((a, b)) + rng.standard_normal((1, b))
+        F = two_way_anova(y).F["rows"]
+        lo, hi = effect_ratio_interval(F, a, b, 0.9)
+        hits += lo <= ratio <= hi
+        upper_hits += ratio <= effect_ratio_interval(F, a, b, 0.9, one_sided=True)[1]
+    assert 0.87 < hits / n < 0.93 and 0.87 < upper_hits / n < 0.93
+    lo, hi = effect_ratio_interval(0.1, 5, 5)
+    assert lo == 0.0 and hi >= 0.0  # an F below 1 gives no lower bound above 0
+    with pytest.raises(ValueError):
+        effect_ratio_interval(float("nan"), 5, 5)
+
+
+def test_bootstrap_mean_ci():
+    m, lo, hi = bootstrap_mean_ci([1.0, 2.0, 3.0, 4.0])
+    assert m == 2.5 and 1.0 <= lo < m < hi <= 4.0
+    assert bootstrap_mean_ci([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
+    with pytest.raises(ValueError):
+        bootstrap_mean_ci([1.0])
+
+
+# --- intervals and detectable effects for a handful of runs ------------------------------------------------------------
+
+def test_t_interval_against_scipy_and_small_samples():
+    from scipy import stats
+
+    v = np.array([1.0, 2.0, 4.0, 7.0])
+    i = S.t_interval(v, 0.9)
+    lo, hi = stats.t.interval(0.9, 3, loc=v.mean(), scale=stats.sem(v))
+    assert (i.estimate, i.n) == (3.5, 4)
+    assert i.low == pytest.approx(lo) and i.high == pytest.approx(hi)
+    one = S.t_interval([2.0])
+    assert one.low == -math.inf and one.high == math.inf
+    g = S.log_t_interval([1e-3, 1e-2, 1e-1])
+    assert g.estimate == pytest.approx(1e-2) and g.low < 1e-2 < g.high
+    assert S.log_t_interval([5.0]).high == math.inf
+    assert "[" in i.text(".2f") and i.text(".1f", 10).startswith("35.0")
+    with pytest.raises(ValueError, match="positive"):
+        S.log_t_interval([1.0, 0.0])
+    with pytest.raises(ValueError, match="finite"):
+        S.t_interval([1.0, float("nan")])
+
+
+def test_clopper_pearson_edges_and_known_values():
+    zero = S.clopper_pearson(0, 100, 0.95)
+    assert zero.low == 0.0 and zero.high == pytest.approx(1 - 0.025 ** (1 / 100))
+    full = S.clopper_pearson(10, 10)
+    assert full.high == 1.0 and full.low == pytest.approx(0.025 ** (1 / 10))
+    mid = S.clopper_pearson(5, 10)
+    assert mid.low < 0.5 < mid.high
+    with pytest.raises(ValueError, match="integers"):
+        S.clopper_pearson(11, 10)
+
+
+def test_detectable_shift_against_the_noncentral_t_power():
+    from scipy import stats
+
+    sd, n = 0.5, 6
+    shift = S.detectable_shift(sd, n, level=0.95, power=0.8, sims=20000)
+    q = stats.t.ppf(0.975, n - 1)
+    power = 1 - stats.nct.cdf(q, n - 1, shift / (sd / math.sqrt(n)))
+    assert power == pytest.approx(0.8, abs=0.02)
+    assert S.detectable_shift(2 * sd, n, sims=20000) == pytest.approx(2 * shift, rel=1e-9)
+    assert S.detectable_shift(0.0, 3) == 0.0
+    with pytest.raises(ValueError, match="n ≥ 2"):
+        S.detectable_shift(1.0, 1)
+
+
+def test_clopper_pearson_matches_known_values_and_edges():
+    estimate, lo, hi = S.clopper_pearson(5, 10)  # published values (e.g. R's binom.test)
+    assert estimate == 0.5
+    assert lo == pytest.approx(0.187086, abs=1e-5) and hi == pytest.approx(0.812914, abs=1e-5)
+    assert S.clopper_pearson(0, 20).low == 0.0 and S.clopper_pearson(20, 20).high == 1.0
+
+
+def test_t_interval_unpacks_as_estimate_low_high():
+    m, lo, hi = S.t_interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)
+    assert m == 2.0 and lo == pytest.approx(2 - half) and hi == pytest.approx(2 + half)
+    assert S.t_interval([5.0]).low == -math.inf
+
+
+def test_detectable_sd_ratio_falls_with_sample_size():
+    small, large = S.detectable_sd_ratio(6, 6, sims=400), S.detectable_sd_ratio(30, 30, sims=400)
+    assert 1 < large < small
+
+
+def test_mantel_detects_a_planted_association_and_not_a_random_one():
+    rng = np.random.default_rng(0)
+    P = rng.normal(size=(8, 2))
+    A = np.linalg.norm(P[:, None] - P[None], axis=2)
+    rho, p, _ = S.mantel_test(A, A + 0.01 * rng.random(A.shape) * (A > 0), n_perm=999)
+    assert rho > 0.9 and p < 0.01
+    Q = rng.normal(size=(8, 2))
+    B = np.linalg.norm(Q[:, None] - Q[None], axis=2)
+    assert S.mantel_test(A, B, n_perm=999)[1] > 0.01

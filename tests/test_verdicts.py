@@ -30,3 +30,27 @@ def test_a_verdict_needs_a_known_label_and_every_field():
         _v(label="holds, loose")
     with pytest.raises(ValueError, match="Verdict.control must be a non-empty phrase"):
         _v(control=" ")
+
+
+def test_every_label_is_styled_by_the_book():
+    from pathlib import Path
+
+    css = (Path(__file__).resolve().parents[1] / "book" / "static" / "nclib.css").read_text()
+    for cls in LABELS.values():
+        assert f".verdict-{cls} " in css or f".verdict-{cls}{{" in css, f"no CSS rule for verdict-{cls}"
+
+
+def test_the_introduction_shows_every_book_verdict_and_no_other():
+    """The strict build fails on a glue key a chapter does not paste, so this pins the other
+    direction: the table in intro.md has exactly the rows of BOOK_VERDICTS, in that order."""
+    import re
+    from pathlib import Path
+
+    from nclib.verdicts import BOOK_VERDICTS
+
+    intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text()
+    for field in ("badge", "rule", "control"):
+        shown = re.findall(rf"(ch\d\d_\w+)\.py::{field}_(\w+)", intro)
+        assert shown == list(BOOK_VERDICTS), f"the introduction's {field} column"
+    stable = re.findall(r"stability\.py::stable_(ch\d\d_\w+)__(\w+)", intro)
+    assert stable == list(BOOK_VERDICTS), "the introduction's stability column"

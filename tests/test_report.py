@@ -1,0 +1,299 @@
+"""nclib.report: the analysis of Section 5 runs on constructed inputs, where each verdict must come
+out (holds, holds but vacuous, violated, not distinguishable, untestable), the design of the
+Section 5.2 runs, and the two float64 checks of the machinery on a tiny model."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nclib import report
+from nclib.data import TensorDataset
+from nclib.models import build_backbone
+from nclib.sweep import equivalent_classifiers
+from nclib.train import History, TrainConfig
+
+# ----------------------------------------------------------------------------------------------
+# Section 5.1
+# ----------------------------------------------------------------------------------------------
+
+
+def _tpt_run(p_hat, rho, norm=None, t0=10, t1=30, head="etf", seed=0, delta=1.0):
+    """A history whose terminal phase runs from t0 to t1, with p̂ and ρ̄ given as functions of the
+    epoch and p_min = δ·ρ̄·p̂ (exact for an equal-difference classifier)."""
+    norm = norm or (lambda e: 1.0)
+    h = History()
+    for e in range(0, t1 + 1):
+        acc = 1.0 if e >= t0 else 0.9
+        sf, r, n = p_hat(e), rho(e), norm(e)
+        h.observe({"epoch": e, "train_accuracy": acc, "train_loss": 1.0 / (1 + e), "test_accuracy": 0.7,
+                   "test_loss": 1.0, "train_p_min": delta * n * r * sf if acc == 1.0 else -0.1,
+                   "train_scale_free_margin": sf if acc == 1.0 else -0.01, "train_feature_rms": r,
+                   "train_classifier_norm": n}, [])
+    return ({"backbone": "mlp", "dataset": "toy", "head": head, "seed": seed}, h)
+
+
+def test_margin_growth_splits_log_p_min_exactly_for_an_etf_like_head():
+    (row,) = report.margin_growth([_tpt_run(lambda e: 0.01 * math.exp(0.05 * e), lambda e: 1 + 0.1 * e)])
+    assert row.reached and row.t == (10, 20, 30) and row.window == tuple(range(20, 31))
+    for late in (True, False):
+        assert row.log_growth("p_min", late) == pytest.approx(row.scale_part(late) + row.log_growth("scale_free", late))
+    assert row.log_growth("scale_free") == pytest.approx(0.05 * 10)  # the fitted line of log p̂ over 20..30
+    assert row.log_growth("scale_free", late=False) == pytest.approx(0.05 * 20)
+
+
+def test_a_run_that_leaves_the_terminal_phase_is_still_counted():
+    runs = _runs(lambda e, j: 0.01 * e, lambda e: 1.0, n=4)
+    runs[0][1].records[25]["train_p_min"] = -0.01
+    runs[0][1].records[25]["train_scale_free_margin"] = -0.001
+    rows = report.margin_growth(runs)
+    assert rows[0].left_terminal_phase and math.isnan(rows[0].log_growth("p_min"))
+    assert np.isfinite(rows[0].change("p_min"))  # still counted: the change is defined below 0
+    v = report.decide_fig3(rows)
+    assert v.label == "holds" and "fell below 0 again" in v.detail and "4 runs" in v.sureness
+
+
+def test_a_run_that_never_fits_is_not_reached():
+    p, h = _tpt_run(lambda e: 0.1, lambda e: 1.0, t0=10, t1=30)
+    for r in h.records:
+        r["train_accuracy"] = 0.9
+    h.terminal_epoch = None
+    (row,) = report.margin_growth([(p, h)])
+    assert not row.reached and math.isnan(row.log_growth("p_min"))
+
+
+def _runs(p_hat, rho, n=5, jitter=0.0):
+    rng = np.random.default_rng(0)
+    out = []
+    for s in range(n):
+        j = 1 + jitter * rng.standard_normal()
+        out.append(_tpt_run(lambda e, j=j: p_hat(e, j), rho, seed=s))
+    return out
+
+
+def test_fig3_holds_when_the_scale_free_margin_grows():
+    rows = report.margin_growth(_runs(lambda e, j: 0.01 * e * j, lambda e: 1 + 0.01 * e))
+    v = report.decide_fig3(rows)
+    assert v.label == "holds"
+    # the control, decided by the same rule, fails the claim: its growth is rescaling only
+    assert "rescaled copies" in v.control and "holds but vacuous" in v.control
+    assert report.decide_fig3(report.rescaled_control(rows)).label == "holds but vacuous"
+
+
+def test_fig3_holds_but_vacuous_when_only_the_features_grow():
+    v = report.decide_fig3(report.margin_growth(_runs(lambda e, j: 0.1, lambda e: 1 + 0.05 * e)))
+    assert v.label == "holds but vacuous"
+
+
+def test_fig3_violated_when_the_margin_falls():
+    v = report.decide_fig3(report.margin_growth(_runs(lambda e, j: 0.5 - 0.01 * e, lambda e: 1.0)))
+    assert v.label == "violated"
+
+
+def test_fig3_not_distinguishable_when_runs_disagree():
+    ups = _runs(lambda e, j: 0.1 + 0.002 * e, lambda e: 1.0, n=3)
+    downs = _runs(lambda e, j: 0.2 - 0.002 * e, lambda e: 1.0, n=3)
+    v = report.decide_fig3(report.margin_growth(ups + downs))
+    assert v.label == "not distinguishable from seed noise"
+
+
+def test_fig3_untestable_with_too_few_runs_in_the_terminal_phase():
+    v = report.decide_fig3(report.margin_growth(_runs(lambda e, j: 0.01 * e, lambda e: 1.0, n=2)))
+    assert v.label == "untestable at this size" and "2 of 2" in v.key
+
+
+def test_rescaled_control_grows_p_min_by_the_scales_only():
+    rows = report.margin_growth(_runs(lambda e, j: 0.01 * e, lambda e: 1 + 0.05 * e, n=3))
+    for r, c in zip(rows, report.rescaled_control(rows)):
+        assert abs(c.log_growth("scale_free")) < 1e-12
+        assert c.log_growth("p_min") == pytest.approx(r.scale_part())
+
+
+def test_growth_table_and_numbers():
+    rows = report.margin_growth(_runs(lambda e, j: 0.01 * e, lambda e: 1.0, n=3))
+    t = report.growth_table(rows, "caption")
+    assert len(t.rows) == 3 and "10 / 20 / 30" in t.rows[0]
+    nums = report.chapter7_numbers(rows)
+    assert nums["n_tpt"] == "3 of 3" and nums["etf_share_late"] == "0%"
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 5.2
+# ----------------------------------------------------------------------------------------------
+
+
+def test_design_trains_each_classifier_once_per_seed():
+    _, heads = equivalent_classifiers(4, 3, 5, 5, 0, 10)
+    plan = report.design(heads, 0, control_seeds=range(4), grid_seeds=range(3), grid_permutations=2,
+                         grid_rotations=3)
+    assert len(plan[0]) == 11  # every head at the main seed, no duplicates
+    assert [(h.kind, h.index) for h in plan[1]] == [("base", 0), ("permutation", 1), ("permutation", 2),
+                                                    ("rotation", 1), ("rotation", 2), ("rotation", 3)]
+    assert [(h.kind, h.index) for h in plan[3]] == [("base", 0)]
+
+
+def _final(acc, train_acc=1.0):
+    h = History()
+    h.observe({"epoch": 0, "train_accuracy": 0.1, "train_loss": 2.0, "test_accuracy": 0.1, "test_loss": 2.0}, [])
+    h.observe({"epoch": 20, "train_accuracy": train_acc, "train_loss": 1e-3, "test_accuracy": acc / 100,
+               "test_loss": 0.5}, [])
+    return h
+
+
+def _nc_runs(table, kind="permutation", extra_seeds=(), seed_noise=1.0, main_seed=0, rng=None):
+    """Runs whose final test accuracies (points) are ``table`` (rows: M*, then kind 1, 2, …; columns:
+    seeds 0, 1, …), plus M* at ``extra_seeds`` and ten more classifiers of each kind at the main
+    seed (values around the table's mean)."""
+    rng = rng or np.random.default_rng(0)
+    runs = []
+    mk = lambda k, i, s, acc: ({"backbone": "mlp", "dataset": "toy", "d": 9, "structure": "simplex_etf",
+                                "kind": k, "index": i, "seed": s}, _final(acc))
+    a, b = table.shape
+    for i in range(a):
+        for j in range(b):
+            runs.append(mk("base" if i == 0 else kind, i, j, table[i, j]))
+    mean = table.mean()
+    for s in extra_seeds:
+        runs.append(mk("base", 0, s, mean + seed_noise * rng.standard_normal()))
+    for k in ("permutation", "rotation"):
+        for i in range(1, 11):
+            if k == kind and i < a:
+                continue
+            runs.append(mk(k, i, main_seed, mean + seed_noise * rng.standard_normal()))
+    return runs
+
+
+def test_grid_reads_back_the_table_and_drops_incomplete_rows():
+    rng = np.random.default_rng(1)
+    table = 70 + rng.standard_normal((4, 3))
+    runs = _nc_runs(table)
+    runs = [(p, h) for p, h in runs if not (p["kind"] == "permutation" and p["index"] == 3 and p["seed"] == 2)]
+    cells = report.settings(runs)[("mlp", "toy", 9)]
+    g = report.grid(cells, "permutation")
+    assert g.shape == (4, 2) and g.seeds == (0, 1)  # row 3 is still at two seeds: the column goes
+    np.testing.assert_allclose(g.values, table[:, :2], atol=1e-9)
+    g2 = report.grid({k: v for k, v in cells.items() if not (k[0] == "permutation" and k[1] == 3)}, "permutation")
+    np.testing.assert_allclose(g2.values, table[:3], atol=1e-9)
+    assert g2.row_labels() == ["M*", "M* P1", "M* P2"]
+    assert report.grid(cells, "rotation") is None  # no rotation at a second seed
+    with pytest.raises(ValueError):
+        report.grid(cells, "shuffle")
+
+
+def _summary(table, **kw):
+    runs = _nc_runs(table, **kw)
+    return report.summarise(runs, main_seed=0, n_resamples=999, power_sims=400)[("mlp", "toy", 9)]
+
+
+def test_nc_gen_holds_with_a_consistent_classifier_effect():
+    rng = np.random.default_rng(2)
+    table = 70 + rng.standard_normal((7, 5)) + 3 * np.arange(7)[:, None]
+    S = _summary(table, extra_seeds=range(5, 10))
+    v = report.decide_nc_gen(S, "permutation")
+    assert v.label == "holds" and "interval" in v.sureness
+    lo, hi = S.grids["permutation"].effect_interval
+    assert lo < np.std(3 * np.arange(7), ddof=1) < hi
+
+
+def test_nc_gen_not_distinguishable_with_a_powerful_grid_and_no_effect():
+    rng = np.random.default_rng(3)
+    table = 70 + rng.standard_normal((7, 6))
+    S = _summary(table, extra_seeds=range(6, 10), rng=np.random.default_rng(4))
+    ga = S.grids["permutation"]
+    assert ga.p > 0.05 and ga.power_at(ga.seed_sd) >= 0.8
+    pooled = np.sqrt(((table - table.mean(axis=1, keepdims=True)) ** 2).sum() / (7 * 5))
+    assert ga.seed_sd == pytest.approx(pooled)
+    v = report.decide_nc_gen(S, "permutation")
+    assert v.label == "not distinguishable from seed noise"
+    assert "detected with probability 0.8" in v.sureness
+    assert ("upper bound" in v.sureness) == (ga.effect_upper < ga.seed_sd)  # equivalence only when supported
+    assert 0.02 < ga.detectable.size < 0.09  # the control: the test's false-positive rate is about α
+
+
+def test_nc_gen_untestable_with_a_weak_grid_or_none():
+    rng = np.random.default_rng(5)
+    S = _summary(70 + rng.standard_normal((3, 2)))
+    ga = S.grids["permutation"]
+    assert ga.p > 0.05 and ga.power_at(ga.seed_sd) < 0.8
+    assert report.decide_nc_gen(S, "permutation").label == "untestable at this size"
+    v = report.decide_nc_gen(S, "rotation")
+    assert v.label == "untestable at this size" and "no grid" in v.key
+    assert report.decide_nc_gen(None).label == "untestable at this size"
+
+
+def test_summary_groups_and_numbers():
+    rng = np.random.default_rng(6)
+    S = _summary(70 + rng.standard_normal((4, 3)), extra_seeds=range(3, 6))
+    assert set(S.groups) == {"permutations", "rotations", "seeds (M* fixed)"}
+    assert len(S.groups["seeds (M* fixed)"]) == 6 and len(S.groups["rotations"]) == 10
+    assert S.n_tpt == S.n_models and S.epochs == (20, 20)
+    nums = report.chapter8_numbers(S)
+    assert nums["n_models"] == str(S.n_models) and nums["interpretation"]
+    assert report.chapter8_numbers(None, prefix="small_")["small_sd_perm"] == "n/a"
+    t = report.anova_table(S.grids["permutation"], "toy")
+    assert t.rows[0][0].startswith("classifier") and "permutation test" in t.rows[0][-1]
+    table = report.summary_table({S.setting: S}, {S.setting: {"permutation": report.decide_nc_gen(S)}}, "cap")
+    assert len(table.rows) == 1
+
+
+def test_describe_structure_finds_a_cross_polytope():
+    M = torch.cat([torch.eye(3), -torch.eye(3)], dim=1)
+    assert "3 antipodal class pairs" in report.describe_structure(M)
+    assert "cross-polytope" in report.describe_structure(M)
+
+
+# ----------------------------------------------------------------------------------------------
+# The machinery's checks
+# ----------------------------------------------------------------------------------------------
+
+
+def test_decide_batched_outcomes():
+    chaos = report.decide_batched([1e-7, 3e-2], [1e-7, 5e-2], [1e-15, 2e-15])
+    assert chaos.label == "holds" and "2 models" in chaos.sureness
+    fault = report.decide_batched([1e-2, 3e-2], [1e-7, 1e-7], [1e-2, 2e-15])
+    assert fault.label == "violated"
+    assert report.decide_batched([], [], []).label == "untestable at this size"
+
+
+def test_decide_identity_outcomes():
+    assert report.decide_identity(1e-15, 0.3).label == "holds"
+    assert report.decide_identity(1e-3, 0.3).label == "violated"
+    assert report.decide_identity(1e-15, 1e-15).label == "untestable at this size"
+    assert report.decide_identity(float("nan"), float("nan")).label == "untestable at this size"
+
+
+def test_history_gap():
+    a, b = _final(70.0), _final(71.0)
+    assert report.history_gap(a, b, keys=("test_accuracy", "test_loss")) == pytest.approx(0.01)
+    with pytest.raises(ValueError):
+        report.history_gap(a, History())
+
+
+def _toy_data(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 4
+    x = torch.randn(n, 1, 4, 4, generator=g) + y.view(-1, 1, 1, 1).float()
+    return TensorDataset(x, y, [str(c) for c in range(4)])
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine: a second thread only spins (10× slower here)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_checks_on_a_tiny_model_batched_equals_sequential_and_a_rotated_head_is_a_rotated_init(one_thread):
+    tr, te = _toy_data(48, 0), _toy_data(32, 1)
+    _, heads = equivalent_classifiers(4, 3, 1, 1, 0, 10)
+    fn = lambda: build_backbone("mlp", (1, 4, 4), 3, 8)
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.05, seed=0)
+    check = report.batched_check(fn, heads, 0, tr, te, cfg)
+    assert max(check["batched64"]) < 1e-10 and len(check["batched32"]) == len(heads)
+    assert report.decide_batched(check["batched32"], check["noise32"], check["batched64"]).label == "holds"
+    R = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    gaps = report.identity_check(fn, heads[0].M, R, 0, tr, te, cfg)
+    assert gaps["identity"] < 1e-10 < 1e-3 < gaps["control"]
