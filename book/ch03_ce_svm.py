@@ -54,7 +54,7 @@ feature_dim = 6
 per_class = 10
 init_scale = 0.1
 step = 0.05               # gradient-descent step (checked by halving it)
-steps = 12_000            # flow time t = step · steps = 600
+steps = 12_000            # flow time t: step · steps, here 600
 num_inits = 5             # initializations of the joint flow (Theorem 4.1, Remark 4.2 b)
 control_weight_decay = 0.05
 num_controls = 3          # initializations of the weight-decay control

@@ -62,8 +62,8 @@ per_class_test = 200
 label_noise = (0.0, 0.5, 1.0)
 hidden_width = 512
 net_feature_dim = 32
-feature_radius = 0.01    # ‖f(x; w)‖ = r for every x and every w, fixed before training
-temperature = 10.0       # logits = (temperature / r)·⟨M*_y, f(x)⟩, M* a fixed ETF
+feature_radius = 0.01    # ‖f(x; w)‖ is r for every x and every w, fixed before training
+temperature = 10.0       # logits: (temperature / r)·⟨M*_y, f(x)⟩, M* a fixed ETF
 epochs = 120
 max_epochs = 600         # cap: training goes on past `epochs` until every label fits
 lr = 0.05

@@ -63,7 +63,7 @@ n_seeds = 6                # M* under seeds seed, seed + 1, and so on
 grid_permutations = 6      # permutation grid rows: M* and the first P_i
 grid_rotations = 6         # rotation grid rows: M* and the first R_i
 small_grid_rotations = 0   # rotation grid rows in the C > d case (0: none)
-grid_seeds = 6             # grid columns: the first seeds (7 × 6: power 0.91 at τ = σ)
+grid_seeds = 6             # grid columns, the first seeds (7 × 6 grid, power 0.91 at τ equal to σ)
 control_small_dim = True   # also run the seed control and the grid for C > d
 head_seed = 0              # draws M*, the P_i and the R_i
 logit_scale = 1.0

@@ -39,7 +39,7 @@
 # 1. Zhu et al.: the UFM with weight decay
 ufm_classes = 10
 ufm_per_class = 10
-ufm_lambda = 5e-3            # λ_M = λ_Z = λ_b
+ufm_lambda = 5e-3            # λ_M, λ_Z and λ_b (all equal)
 ufm_inits = 20               # random initializations per feature dimension
 ufm_steps = 2000
 ufm_lr = 4.0

@@ -34,6 +34,7 @@ HEADS = ("etf", "learnable")  # chapter 7: the fixed simplex ETF and the learnab
 RUNNER_KEYS = {"scale": "--scale", "device": "--device", "results_dir": "--results", "deterministic": "--deterministic"}
 # Parameters whose values (or list entries, or dict keys) must come from a fixed set of names.
 _CHOICES = {"backbones": BACKBONES, "datasets": DATASETS, "heads": HEADS, "widths": BACKBONES,
+            "seeds_per_backbone": BACKBONES,
             "augment": ("", "crop", "crop_flip"), "recorded_scale": SCALES}
 
 _PAPER_TRAINING = dict(
@@ -50,7 +51,8 @@ _PAPER_TRAINING = dict(
 PRESETS: dict[str, dict[str, dict]] = {
     "margins_tpt": {
         "tiny": dict(backbones=["mlp"], heads=["etf", "learnable"], per_class_train=8, per_class_test=8,
-                     feature_dim=16, widths={"mlp": 32}, epochs=3, batch_size=32),
+                     feature_dim=16, widths={"mlp": 32}, epochs=3, batch_size=32,
+                     seeds_per_backbone={"mlp": 1}),
         "cpu": {},
         "paper": dict(backbones=["vgg11", "resnet32", "densenet121"],
                       datasets=["fashion_mnist", "cifar10", "cifar100"], heads=["etf", "learnable"],
@@ -63,7 +65,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "cpu": {},
         "paper": dict(backbones=["vgg11", "resnet32", "densenet121"],
                       datasets=["cifar10", "cifar100", "fashion_mnist"], small_dim=0, n_seeds=10,
-                      grid_permutations=4, grid_seeds=5, compare_epochs=2, max_models=7,
+                      compare_epochs=2, max_models=7,
                       ufm_steps=3000, **_PAPER_TRAINING),
     },
 }
