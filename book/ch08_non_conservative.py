@@ -62,8 +62,9 @@ n_rotations = 10           # R_i M* at the main seed
 n_seeds = 6                # M* under seeds seed, seed + 1, and so on
 grid_permutations = 6      # permutation grid rows: M* and the first P_i
 grid_rotations = 6         # rotation grid rows: M* and the first R_i
+small_grid_permutations = 6  # permutation grid rows in the C > d case (0: none)
 small_grid_rotations = 0   # rotation grid rows in the C > d case (0: none)
-grid_seeds = 6             # grid columns, the first seeds (7 × 6 grid, power 0.91 at τ equal to σ)
+grid_seeds = 6             # grid columns: first seeds (7 × 6, power 0.91 at τ equal to σ)
 control_small_dim = True   # also run the seed control and the grid for C > d
 head_seed = 0              # draws M*, the P_i and the R_i
 logit_scale = 1.0
@@ -214,9 +215,11 @@ def specs_for(backbone, dataset, train_set, test_set, d, with_control):
     C = train_set.num_classes
     structure, heads = equivalent_classifiers(C, d, n_permutations, n_rotations,
                                               head_seed, ufm_steps)
-    rot_rows = grid_rotations if structure == "simplex_etf" else small_grid_rotations
+    etf = structure == "simplex_etf"
+    perm_rows = grid_permutations if etf else small_grid_permutations
+    rot_rows = grid_rotations if etf else small_grid_rotations
     control, grid = (seeds[:n_seeds], seeds[:grid_seeds]) if with_control else ([], [])
-    plan = report.design(heads, seed, control, grid, grid_permutations, rot_rows)
+    plan = report.design(heads, seed, control, grid, perm_rows, rot_rows)
     common = dict(experiment="non_conservative", backbone=backbone, dataset=dataset,
                   C=C, d=d, structure=structure, head_seed=head_seed,
                   width=widths.get(backbone), logit_scale=logit_scale,
@@ -266,6 +269,8 @@ for name, value in dict(
         d=feature_dim or "the backbone's width", small_d=small_dim or "(skipped)",
         n_perm=n_permutations, n_rot=n_rotations, seed=seed, n_seeds=n_seeds,
         grid_perm=grid_permutations, grid_rot=grid_rotations, grid_seeds=grid_seeds,
+        small_grid_shape=(f"{small_grid_permutations + 1} × {grid_seeds}"
+                          if small_grid_permutations else "none: seed control only"),
         n_runs=len(runs), n_groups=len(groups), live_minutes=f"{live_seconds / 60:.1f}",
         batched_mode="batched" if batched else "one after the other").items():
     glue(f"ch8_{name}", str(value), display=False)
@@ -449,8 +454,8 @@ if S is not None and S.grids:
 # {glue:text}`ch8_ufm_shape`. Unlike a simplex ETF it treats class pairs unequally, so a permutation
 # decides which classes get the largest separation, and it is no rotation (Procrustes residual
 # above). If permutations matter anywhere, it should be here; the same rule decides, on a grid of
-# the same {glue:text}`ch8_grid_shape` shape (no rotation grid by default, `small_grid_rotations`
-# = 0: a rotation is a re-drawn last layer here too).
+# $M^*$ and its first permutations × seeds ({glue:text}`ch8_small_grid_shape`; no rotation grid by
+# default, `small_grid_rotations` = 0: a rotation is a re-drawn last layer here too).
 
 # %% tags=["hide-input"]
 v_small = report.decide_nc_gen(S2, "permutation")

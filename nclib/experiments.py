@@ -28,7 +28,7 @@ import dataclasses
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -313,6 +313,7 @@ class RecordedResults:
     records: list[dict]
     planned: int
     provenance: dict | None
+    missing: list[str] = field(default_factory=list)  # planned run ids without a valid record
 
     def runs(self) -> list[tuple[dict, History]]:
         """``(params, history)`` per recorded run, the form the chapters analyse."""
@@ -356,7 +357,8 @@ def load_results(experiment: str, scale: str = "paper", root=None) -> RecordedRe
     store = RunStore.view(folder)
     manifest = store.manifest()
     ids = manifest["run_ids"] if manifest else sorted(p.stem for p in store.runs.glob("*.json"))
-    records = [r for r in (store.check(i)[0] for i in ids) if r is not None]
+    checked = {i: store.check(i)[0] for i in ids}
+    records = [r for r in checked.values() if r is not None]
     if not records:
         return None
     import json
@@ -365,7 +367,8 @@ def load_results(experiment: str, scale: str = "paper", root=None) -> RecordedRe
         prov = json.loads((folder / "provenance.json").read_text())
     except (OSError, ValueError):
         prov = None
-    return RecordedResults(experiment, scale, folder, records, len(ids), prov if isinstance(prov, dict) else None)
+    return RecordedResults(experiment, scale, folder, records, len(ids), prov if isinstance(prov, dict) else None,
+                           [i for i, r in checked.items() if r is None])
 
 
 # ----------------------------------------------------------------------------------------------

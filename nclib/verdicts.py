@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-__all__ = ["LABELS", "BOOK_VERDICTS", "Verdict"]
+__all__ = ["LABELS", "BOOK_VERDICTS", "REFERENCE_VERDICTS", "Verdict"]
 
 #: The vocabulary (DESIGN.md, "Verdicts"), each with the CSS class of its coloured label.
 LABELS = {
@@ -50,6 +50,11 @@ BOOK_VERDICTS = (
     ("ch09_related", "jacot"),
     ("ch09_related", "wu"),
 )
+
+#: The rows of that table that have a reference-scale verdict too (chapter 10, read from recorded
+#: runs): {CPU-scale name: reference-scale name}. The other rows are theorem checks, not run twice.
+REFERENCE_VERDICTS = {"fig3": "ref_fig3", "nc_gen": "ref_nc_gen", "nc_rot": "ref_nc_rot",
+                      "nc_gen_small": "ref_nc_gen_small"}
 
 
 @dataclass(frozen=True)

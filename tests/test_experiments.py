@@ -320,7 +320,7 @@ def _check_folder(folder: Path, experiment: str, output: str = "notebook.ipynb")
         assert rec["history"]["records"][-1]["epoch"] >= rec["params"]["config"]["epochs"]  # trained until fit
     assert (folder / "records.csv").is_file()
     res = load_results(experiment, "tiny", folder.parent.parent)
-    assert res is not None and len(res.records) == len(manifest["run_ids"])
+    assert res is not None and len(res.records) == len(manifest["run_ids"]) and res.missing == []
     assert dict(res.provenance_rows())["status"] == "complete"
     runs = res.runs()
     assert [p for p, _ in runs] == [r["params"] for r in res.records]
@@ -342,6 +342,9 @@ def test_papermill_run_of_chapter_7_at_tiny_scale(tmp_path, capsys):
     _check_folder(folder, "margins_tpt")
     _recorded_section_ran(folder, 2)
     assert main(["status", "--results", str(tmp_path)]) == 0
+    gone = json.loads((folder / "manifest.json").read_text())["run_ids"][0]
+    (folder / "runs" / f"{gone}.json").unlink()  # a run lost: the chapters must name it
+    assert load_results("margins_tpt", "tiny", tmp_path).missing == [gone]
     assert "margins_tpt" in capsys.readouterr().out
 
 
