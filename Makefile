@@ -131,7 +131,7 @@ clean:
 # Paper-scale experiments: chapters 7–8 run under papermill (or as plain scripts where papermill is
 # not installed) and record every run, resumably, under results/<experiment>/<scale>/.
 # On a GPU machine:  make experiments DEVICE=cuda
-# Variables: DEVICE (auto|cpu|cuda), SCALE (paper|cpu|tiny), EXPERIMENT (all|margins_tpt|
+# Variables: DEVICE (auto|cpu|cuda), SCALE (paper|reference|cpu|tiny), EXPERIMENT (all|margins_tpt|
 # non_conservative), WORKERS (local worker processes sharing the runs through claims, each with
 # cores/WORKERS torch threads; a cluster runs the same command once per task, see README),
 # EXPERIMENT_ARGS (e.g. --deterministic, --param epochs=100, --claim-timeout 300). Uses .venv when it

@@ -7,11 +7,11 @@ head, d = 32) on all 60 000 training images, one thread, with chapter 8's optimi
 training label fits (capped), and records the wall time and, at every epoch the metric schedule
 measured, the training accuracy and cross-entropy and the test accuracy.
 
-    python bench/reference_pilot.py --width 128 --record results/bench
-    python bench/reference_pilot.py --width 128 --lr 0.05 --max-epochs 80
+    python bench/reference_pilot.py --width 256 --weight-decay 0 --record results/bench
+    python bench/reference_pilot.py --backbone small_cnn --width 16 --max-epochs 3
 
-The record (``results/bench/reference_pilot-w<width>-lr<lr>.json``) holds the provenance of the
-machine, so chapter 10 can show where its budget arithmetic came from.
+The record (``results/bench/reference_pilot-<backbone>-w<width>-n<images>-lr<lr>-wd<wd>.json``)
+holds the provenance of the machine, so chapter 10 can show where its budget arithmetic came from.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nclib.data import fashion_mnist  # noqa: E402
+from nclib.data import balanced_split, fashion_mnist  # noqa: E402
 from nclib.etf import simplex_etf  # noqa: E402
 from nclib.experiments import atomic_write_json, provenance  # noqa: E402
 from nclib.models import FixedHead, NCModel, build_backbone  # noqa: E402
@@ -34,15 +34,18 @@ from nclib.train import TrainConfig, TrainingDidNotConverge, train  # noqa: E402
 
 
 def pilot(width: int, lr: float, batch_size: int, epochs: int, max_epochs: int,
-          milestones: tuple[int, ...], seed: int = 0, threads: int = 1) -> dict:
+          milestones: tuple[int, ...], weight_decay: float = 5e-4, backbone: str = "mlp",
+          per_class_train: int = 0, seed: int = 0, threads: int = 1) -> dict:
     """One run as chapter 8 would train it at reference scale; returns its timeline."""
     torch.set_num_threads(threads)
     train_set, test_set = fashion_mnist()
+    if per_class_train:
+        train_set, test_set = balanced_split(train_set, test_set, per_class_train, None, seed)
     torch.manual_seed(seed)
-    backbone = build_backbone("mlp", tuple(train_set.x.shape[1:]), 32, width)
-    model = NCModel(backbone, FixedHead(simplex_etf(10, 32, generator=0), 1.0))
+    net = build_backbone(backbone, tuple(train_set.x.shape[1:]), 32, width)
+    model = NCModel(net, FixedHead(simplex_etf(10, 32, generator=0), 1.0))
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9,
-                         weight_decay=5e-4, milestones=milestones, seed=seed,
+                         weight_decay=weight_decay, milestones=milestones, seed=seed,
                          until_accuracy=1.0, max_epochs=max_epochs)
     timeline = []  # the measured epochs (nclib.schedule's "auto": dense near the fit)
     start = time.perf_counter()
@@ -60,7 +63,8 @@ def pilot(width: int, lr: float, batch_size: int, epochs: int, max_epochs: int,
         status = f"not fitted: {exc}"
     seconds = time.perf_counter() - start
     epochs_run = timeline[-1]["epoch"]
-    return dict(width=width, lr=lr, batch_size=batch_size, epochs=epochs, max_epochs=max_epochs,
+    return dict(backbone=backbone, n_train=len(train_set), width=width, lr=lr,
+                weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, max_epochs=max_epochs,
                 milestones=list(milestones), threads=threads, status=status,
                 terminal_epoch=terminal_epoch, epochs_trained=epochs_run,
                 seconds=round(seconds, 1), seconds_per_epoch=round(seconds / max(1, epochs_run), 2),
@@ -69,8 +73,11 @@ def pilot(width: int, lr: float, batch_size: int, epochs: int, max_epochs: int,
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--backbone", default="mlp", choices=["mlp", "small_cnn"])
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--per-class-train", type=int, default=0, help="0: the full split")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--epochs", type=int, default=30, help="the schedule; then on until fit")
     p.add_argument("--max-epochs", type=int, default=100)
@@ -79,13 +86,17 @@ def main(argv=None) -> int:
     p.add_argument("--record", help="folder for the JSON record (results/bench)")
     args = p.parse_args(argv)
     out = pilot(args.width, args.lr, args.batch_size, args.epochs, args.max_epochs,
-                tuple(args.milestones), threads=args.threads)
-    print(f"width {out['width']}, lr {out['lr']}: {out['status']}; terminal phase from epoch "
+                tuple(args.milestones), args.weight_decay, args.backbone, args.per_class_train,
+                threads=args.threads)
+    print(f"{out['backbone']} width {out['width']}, lr {out['lr']}, weight decay "
+          f"{out['weight_decay']:g}, {out['n_train']} images: {out['status']}; terminal phase from epoch "
           f"{out['terminal_epoch']}, {out['epochs_trained']} epochs in {out['seconds']:.0f} s "
           f"({out['seconds_per_epoch']:.1f} s per epoch, {out['threads']} thread)")
     if args.record:
         out["provenance"] = provenance("cpu")
-        path = Path(args.record) / f"reference_pilot-w{args.width}-lr{args.lr:g}.json"
+        name = (f"reference_pilot-{args.backbone}-w{args.width}-n{out['n_train']}-lr{args.lr:g}"
+                f"-wd{args.weight_decay:g}.json")
+        path = Path(args.record) / name
         atomic_write_json(path, out)
         print(f"recorded {path}")
     return 0

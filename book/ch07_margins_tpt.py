@@ -57,7 +57,7 @@
 # {ref}`ch7-recorded`).
 
 # %% tags=["parameters"]
-scale = "cpu"              # label of this run: cpu (book build), tiny (tests) or paper
+scale = "cpu"              # label of this run: cpu (book build), tiny, reference or paper
 device = "cpu"
 results_dir = ""           # "" keeps runs in memory; `make experiments` sets a folder
 recorded_scale = "paper"   # recorded results shown at the end of the chapter
@@ -94,6 +94,7 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
+from tqdm.auto import tqdm
 
 from nclib import report
 from nclib.etf import simplex_etf
@@ -141,26 +142,30 @@ def spec_for(backbone, dataset, head, s, train_set, test_set):
 
 
 # %%
-t_start = time.perf_counter()
-runs, planned = [], []  # (params, History) of every live run; run ids for the manifest
 data = load_datasets(datasets, data_root=data_root or None, seed=seed, device=dev,
                      per_class_train=per_class_train, per_class_test=per_class_test)
-for dataset, (train_set, test_set) in data.items():
+plan = [(dataset, backbone, s, head)  # every run, one model each
+        for dataset in data for backbone in backbones
+        for s in range(seed, seed + seeds_per_backbone.get(backbone, 1))
+        for head in heads]
+specs = [spec_for(b, ds, h, s, *data[ds]) for ds, b, s, h in plan]
+if store is not None:
+    store.write_manifest([sp.run_id for sp in specs], {"scale": scale})
+
+# %%
+t_start = time.perf_counter()
+runs = []  # (params, History) of every live run
+recorded_sweep = scale in ("reference", "paper")  # long sweeps show progress and ETA
+for (dataset, backbone, s, head), spec in tqdm(list(zip(plan, specs)), desc="runs",
+                                               disable=not recorded_sweep):
+    train_set, test_set = data[dataset]
     shape, C = tuple(train_set.x.shape[1:]), train_set.num_classes
-    for backbone in backbones:
-        for s in range(seed, seed + seeds_per_backbone.get(backbone, 1)):
-            for head in heads:
-                spec = spec_for(backbone, dataset, head, s, train_set, test_set)
-                planned.append(spec.run_id)
-                if store is not None:
-                    store.write_manifest(planned, {"scale": scale})
-                build = lambda _, b=backbone, h=head, s=s: [make_model(b, shape, C, h, s)]
-                out = run_group([spec], build, train_set, test_set, config_for(s),
-                                store=store, progress=scale == "paper", prov=prov)
-                h = out[spec.run_id]
-                runs.append((spec.params, h))
-                print(f"{spec.name}: first epoch at 100% train accuracy: "
-                      f"{h.terminal_epoch}, trained {h.epochs_trained} epochs")
+    build = lambda _, b=backbone, h=head, s=s: [make_model(b, shape, C, h, s)]
+    out = run_group([spec], build, train_set, test_set, config_for(s), store=store,
+                    progress=recorded_sweep, prov=prov)
+    runs.append((spec.params, out[spec.run_id]))
+    print(f"{spec.name}: first epoch at 100% train accuracy: "
+          f"{runs[-1][1].terminal_epoch}, trained {runs[-1][1].epochs_trained} epochs")
 live_seconds = time.perf_counter() - t_start
 if store is not None:
     store.write_csv()

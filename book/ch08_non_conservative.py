@@ -42,7 +42,7 @@
 # permutation test whose power is computed before its verdict is read.
 
 # %% tags=["parameters"]
-scale = "cpu"              # label of this run: cpu (book build), tiny (tests) or paper
+scale = "cpu"              # label of this run: cpu (book build), tiny, reference or paper
 device = "cpu"
 results_dir = ""           # "" keeps runs in memory; `make experiments` sets a folder
 recorded_scale = "paper"   # recorded results shown at the end of the chapter
@@ -94,6 +94,7 @@ import dataclasses
 import time
 
 import matplotlib.pyplot as plt
+from tqdm.auto import tqdm
 
 from nclib import report
 from nclib.etf import random_permutation, random_rotation, simplex_etf, ufm_structure
@@ -252,13 +253,18 @@ if store is not None:
     store.write_manifest([sp.run_id for g in groups for sp in g[-1]], {"scale": scale})
 t_start = time.perf_counter()
 runs = []  # (params, History) of every live run
+recorded_sweep = scale in ("reference", "paper")  # long sweeps show progress and ETA
+sweep = tqdm(total=sum(len(g[-1]) for g in groups), desc="runs",
+             disable=not recorded_sweep)
 for train_set, test_set, backbone, d, s, specs in groups:
     build = lambda pending, f=backbone_fn(backbone, train_set, d), s=s: sweep_models(
         f, [sp.head for sp in pending], s, logit_scale)
     out = run_group(specs, build, train_set, test_set, config_for(s), store=store,
                     batched=batched, max_models=max_models or None,
-                    progress=scale == "paper", prov=prov)
+                    progress=recorded_sweep, prov=prov)
     runs += [(sp.params, out[sp.run_id]) for sp in specs]
+    sweep.update(len(specs))
+sweep.close()
 live_seconds = time.perf_counter() - t_start
 if store is not None:
     store.write_csv()

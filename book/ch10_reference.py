@@ -105,7 +105,8 @@ if pilots:
     for path in pilots:
         p = json.loads(path.read_text())
         cpu = p.get("provenance", {}).get("cpu_model") or p.get("provenance", {}).get("device_name")
-        rows.append((f"width {p['width']}, lr {p['lr']:g}", p["status"].split(":")[0],
+        rows.append((f"{p.get('backbone', 'mlp')} {p['width']}, {p.get('n_train', 60000):,} images, "
+                     f"lr {p['lr']:g}, wd {p.get('weight_decay', 5e-4):g}", p["status"].split(":")[0],
                      str(p["terminal_epoch"]), str(p["epochs_trained"]),
                      f"{p['seconds_per_epoch']:.1f} s", f"{p['seconds'] / 60:.1f} min", str(cpu)))
     display(Table(["pilot", "status", "fit at epoch", "epochs", "per epoch", "run", "CPU"], rows,

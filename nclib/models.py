@@ -143,11 +143,15 @@ class NCModel(nn.Module):
         """Logits with the backbone under bf16 autocast when ``amp`` is set and ``x`` is on CUDA,
         and the head always in fp32 (outside autocast), so that the fixed ETF's logits and the
         loss keep full precision (DESIGN.md, Speed). With ``amp=False`` this is ``forward``."""
-        use_amp = amp and x.device.type == "cuda"
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        if not (amp and x.device.type == "cuda"):  # bf16 on a CPU without AMX only costs time
+            return self.head(self.backbone(x))
+        return self._mixed_logits(x)
+
+    def _mixed_logits(self, x):
+        """The accelerator path of :meth:`logits`: backbone under bf16 autocast on ``x``'s device,
+        head in fp32. Split out so that a CPU test runs the same code a GPU reader's run does."""
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
             z = self.backbone(x)
-        if not use_amp:
-            return self.head(z)
         with torch.autocast(device_type=x.device.type, enabled=False):
             return self.head(z.float())
 

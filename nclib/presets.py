@@ -27,7 +27,7 @@ EXPERIMENTS = {
     "margins_tpt": "book/ch07_margins_tpt.py",
     "non_conservative": "book/ch08_non_conservative.py",
 }
-SCALES = ("tiny", "cpu", "paper")
+SCALES = ("tiny", "cpu", "reference", "paper")
 DATASETS = ("fashion_mnist", "cifar10", "cifar100")
 HEADS = ("etf", "learnable")  # chapter 7: the fixed simplex ETF and the learnable linear head
 #: Parameters the runner sets itself (from --scale, --device, --results, --deterministic).
@@ -43,6 +43,16 @@ _PAPER_TRAINING = dict(
     channels_last=True, eval_batch_size=500,
 )
 
+# The reference scale (chapter 10): the full Fashion-MNIST split on 2-core CPUs, within 6 hours of
+# such a machine (two workers, one thread each). Training as measured by bench/reference_pilot.py
+# (results/bench/reference_pilot-*.json): the MLP of chapter 8, until every one of the 60 000
+# training labels fits.
+_REFERENCE_TRAINING = dict(
+    per_class_train=0, per_class_test=0, backbones=["mlp"], datasets=["fashion_mnist"],
+    widths={"mlp": 256}, feature_dim=32, batch_size=128, lr=0.05, momentum=0.9, weight_decay=0.0,
+    epochs=60, milestones=[40], fit_until=1.0, max_epochs=200, eval_batch_size=1000, cpu_threads=1,
+)
+
 #: Parameter overrides per experiment and scale; "cpu" is the notebooks' own defaults (the scale
 #: the book build executes). Paper scale: the three backbones of Section 5 on full Fashion-MNIST
 #: and on CIFAR-10/100 where their files are present (``data_root`` or ``NCLIB_CIFAR``); the
@@ -54,6 +64,9 @@ PRESETS: dict[str, dict[str, dict]] = {
                      feature_dim=16, widths={"mlp": 32}, epochs=3, batch_size=32,
                      seeds_per_backbone={"mlp": 1}),
         "cpu": {},
+        # Figure 3 on the full split: both heads under three seeds, 20 epochs into the terminal phase.
+        "reference": dict(_REFERENCE_TRAINING, heads=["etf", "learnable"],
+                          seeds_per_backbone={"mlp": 3}, terminal_epochs=20),
         "paper": dict(backbones=["vgg11", "resnet32", "densenet121"],
                       datasets=["fashion_mnist", "cifar10", "cifar100"], heads=["etf", "learnable"],
                       **_PAPER_TRAINING),
@@ -63,6 +76,16 @@ PRESETS: dict[str, dict[str, dict]] = {
                      epochs=3, batch_size=32, n_permutations=3, n_rotations=3, n_seeds=3,
                      grid_permutations=2, grid_seeds=2, compare_epochs=1, ufm_steps=200),
         "cpu": {},
+        # Section 5.2's boxes (10 permutations, 10 rotations at the main seed), M* under 10 seeds
+        # and the 11 × 10 grid of M* and the permutations × seeds: power 0.85 against an effect
+        # half the residual sd (nclib.stats.f_test_power(11, 10, 0.5)). No rotation grid (for a
+        # backbone ending in a linear layer a rotated head is a re-drawn last layer: chapter 8's
+        # identity), and the C > d case (d = 5) with its boxes and its own seed control, no grid.
+        # The checks of the batched path and of the identity are CPU-scale checks (0: skipped).
+        "reference": dict(_REFERENCE_TRAINING, small_dim=5, n_permutations=10, n_rotations=10,
+                          n_seeds=10, grid_permutations=10, grid_rotations=0, grid_seeds=10,
+                          small_grid_permutations=0, control_small_dim=True, batched=False,
+                          compare_epochs=0, identity_epochs=0),
         "paper": dict(backbones=["vgg11", "resnet32", "densenet121"],
                       datasets=["cifar10", "cifar100", "fashion_mnist"], small_dim=0, n_seeds=10,
                       compare_epochs=2, max_models=7,

@@ -429,3 +429,15 @@ def test_one_run_at_a_time_lets_workers_split_a_group(tmp_path, monkeypatch):
     other.release_all()
     experiments._AWAITING.clear()  # the held run is another worker's business: don't wait for it here
     del out
+
+
+def test_the_reference_grid_is_sized_for_power_against_half_the_residual_sd():
+    """Issue-level design rule of the reference scale: the permutation grid detects a classifier
+    effect with sd half the path-noise sd with probability ≥ 0.8 (random-effects F test)."""
+    from nclib.stats import f_test_power
+
+    ref = PRESETS["non_conservative"]["reference"]
+    a, b = ref["grid_permutations"] + 1, ref["grid_seeds"]
+    assert f_test_power(a, b, 0.5) >= 0.8
+    assert ref["n_permutations"] >= ref["grid_permutations"] and ref["n_seeds"] >= b
+    assert ref["per_class_train"] == 0 and ref["backbones"] == ["mlp"]  # the full split

@@ -94,6 +94,21 @@ def test_logits_without_amp_equal_forward():
     assert torch.equal(model.logits(x, amp=True), model(x))  # amp only acts on CUDA
 
 
+def test_the_bf16_path_of_a_gpu_run_runs_on_the_cpu_too():
+    """The paper scale's amp=True path (bf16 backbone, fp32 head), run through CPU autocast: the
+    logits come out in fp32, within bf16 rounding of the fp32 logits, for an MLP and a CNN."""
+    from nclib.models import small_cnn
+
+    torch.manual_seed(0)
+    for backbone, x in ((mlp((1, 8, 8), 6, width=16), torch.randn(5, 1, 8, 8)),
+                        (small_cnn(1, 6, 4), torch.randn(5, 1, 8, 8))):
+        model = NCModel(backbone, FixedHead(simplex_etf(4, 6, generator=0), logit_scale=2.5)).eval()
+        mixed, full = model._mixed_logits(x), model(x)
+        assert mixed.dtype == torch.float32 and mixed.shape == full.shape
+        assert torch.allclose(mixed, full, rtol=0.05, atol=0.05 * full.abs().max().item())
+        assert not torch.equal(mixed, full)  # bf16 did run: the logits are rounded differently
+
+
 def test_fixed_head_is_a_buffer_with_explicit_scale():
     M = simplex_etf(5, 7, generator=1)
     head = FixedHead(M, logit_scale=3.0)
