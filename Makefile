@@ -64,7 +64,7 @@ book-strict: venv data assets
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 pytest: venv data
-	$(BIN)/python -m pytest -q --ignore=tests/browser
+	$(BIN)/python -m pytest -q --ignore=tests/browser --durations=15
 
 # Debian's Chromium and ChromeDriver drive the built book headless (tests/browser). Installed like
 # the data: with apt-get when it may be used; otherwise the test says what is missing.

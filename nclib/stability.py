@@ -3,7 +3,10 @@
 ``make book-seeds`` builds the book again with every chapter's ``seed`` parameter set to 1 and to 2
 (:mod:`nclib.chapters`). Every verdict a chapter computes is glued (MyST-NB) under
 ``verdict_<name>`` with its key number under ``key_<name>`` (:class:`nclib.verdicts.Verdict`), so the
-executed notebooks of each build hold all of them. :func:`record` reads them from each build and
+build holds all of them: MyST-NB moves every glued value out of the executed notebook into a
+``<page>.glue.json`` beside it in ``_build/jupyter_execute/``, and a notebook executed outside the
+book (papermill) keeps them in its outputs; :func:`build_verdicts` reads either. :func:`record`
+reads them from each build and
 writes one JSON record (``results/stability/verdicts.json``) with the provenance of the machine and
 commit; the book's page on stability renders it, and the introduction's table says, per verdict,
 whether it came out the same at every seed::
@@ -19,7 +22,20 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["glued_values", "build_verdicts", "record", "summarize", "seed_agreement"]
+__all__ = ["glued_values", "glue_file_values", "build_verdicts", "record", "summarize", "seed_agreement"]
+
+
+def _plain(text) -> str:
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return text[1:-1] if len(text) >= 2 and text[0] in "'\"" and text[-1] == text[0] else text
+
+
+def glue_file_values(path) -> dict[str, str]:
+    """``{name: text}`` from the ``<page>.glue.json`` that MyST-NB writes for each executed page
+    (``{name: output}``, the output's ``data`` without its mime prefix)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {name: _plain(out["data"]["text/plain"]) for name, out in data.items()
+            if "text/plain" in (out.get("data") or {})}
 
 
 def glued_values(notebook) -> dict[str, str]:
@@ -35,8 +51,7 @@ def glued_values(notebook) -> dict[str, str]:
             prefix = meta.get("mime_prefix", "")
             text = (output.get("data") or {}).get(prefix + "text/plain")
             if text is not None:
-                text = "".join(text) if isinstance(text, list) else text
-                out[meta["name"]] = text.strip("'\"") if text[:1] in "'\"" and text[-1:] == text[:1] else text
+                out[meta["name"]] = _plain(text)
     return out
 
 
@@ -49,7 +64,8 @@ def build_verdicts(build_dir) -> dict[str, dict]:
                                 "build the book first (make book, or make book-seeds)")
     out = {}
     for nb in sorted(root.rglob("*.ipynb")):
-        values = glued_values(nb)
+        glue_file = nb.with_name(nb.stem + ".glue.json")
+        values = glue_file_values(glue_file) if glue_file.is_file() else glued_values(nb)
         names = sorted(k[len("verdict_"):] for k in values if k.startswith("verdict_"))
         if names:
             out[nb.stem] = {n: {"verdict": values[f"verdict_{n}"], "key": values.get(f"key_{n}", "")} for n in names}

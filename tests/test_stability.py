@@ -61,3 +61,18 @@ def test_seed_agreement_reads_one_row(tmp_path):
     assert seed_agreement(same, "ch04_margin_bound", "thm44") == "same at seeds 0/2"
     assert seed_agreement(rec, "ch04_margin_bound", "rem46") == "not recorded"
     assert seed_agreement(None, "ch04_margin_bound", "thm44") == "not recorded"
+
+
+def test_reads_the_glue_file_myst_nb_writes_beside_the_executed_notebook(tmp_path):
+    """A real build: MyST-NB moves the glued values out of the notebook into <page>.glue.json
+    (mime prefix stripped), so the notebook itself has none; the glue file wins."""
+    folder = tmp_path / "_build" / "jupyter_execute" / "book"
+    folder.mkdir(parents=True)
+    (folder / "ch05_covering.ipynb").write_text(json.dumps({"cells": []}))
+    glue = {"verdict_thm48": {"output_type": "display_data", "data": {"text/plain": "'untestable at this size'"},
+                              "metadata": {"scrapbook": {"name": "verdict_thm48", "mime_prefix": "x/"}}},
+            "key_thm48": {"output_type": "display_data", "data": {"text/plain": "'bound 0.6'"}, "metadata": {}},
+            "badge_thm48": {"output_type": "display_data", "data": {"text/html": "<span/>"}, "metadata": {}}}
+    (folder / "ch05_covering.glue.json").write_text(json.dumps(glue))
+    assert build_verdicts(tmp_path / "_build") == {
+        "ch05_covering": {"thm48": {"verdict": "untestable at this size", "key": "bound 0.6"}}}
