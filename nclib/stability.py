@@ -85,18 +85,20 @@ def summarize(per_seed: dict[str, dict]) -> list[dict]:
 
 
 def seed_agreement(rec: dict | None, chapter: str, name: str) -> str:
-    """The introduction's stability cell for one verdict: "same at seeds 0/1/2", "differs:
-    holds / violated / holds" (label per seed, "—" where absent), or "not recorded" when the
+    """The introduction's stability cell for one verdict: "same at 0/1/2", "differs: holds /
+    violated / holds" (short label per seed, "—" where absent), or "not recorded" when the
     record is missing or does not hold this verdict (recorded before the verdict existed)."""
     if not rec:
         return "not recorded"
     row = next((r for r in rec.get("summary", []) if (r["chapter"], r["name"]) == (chapter, name)), None)
     if row is None:
         return "not recorded"
+    from nclib.verdicts import SHORT
+
     seeds = sorted(row["labels"], key=int)
     if row["stable"]:
-        return "same at seeds " + "/".join(seeds)
-    return "differs: " + " / ".join(row["labels"][s] or "—" for s in seeds)
+        return "same at " + "/".join(seeds)
+    return "differs: " + " / ".join(SHORT.get(row["labels"][s], row["labels"][s] or "—") for s in seeds)
 
 
 def record(builds: dict[str, str], out) -> dict:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-__all__ = ["LABELS", "BOOK_VERDICTS", "REFERENCE_VERDICTS", "Verdict"]
+__all__ = ["LABELS", "SHORT", "BOOK_VERDICTS", "REFERENCE_VERDICTS", "Verdict"]
 
 #: The vocabulary (DESIGN.md, "Verdicts"), each with the CSS class of its coloured label.
 LABELS = {
@@ -26,6 +26,15 @@ LABELS = {
     "violated": "violated",
     "untestable at this size": "untestable",
     "not distinguishable from seed noise": "indistinct",
+}
+#: The short form of each label, for badges and table cells (the full label is the badge's tooltip
+#: and is spelled out in the introduction's legend).
+SHORT = {
+    "holds": "holds",
+    "holds but vacuous": "vacuous",
+    "violated": "violated",
+    "untestable at this size": "untestable",
+    "not distinguishable from seed noise": "not distinguishable",
 }
 
 #: The rows of the introduction's verdict table, in the book's order: (chapter, verdict name).
@@ -83,8 +92,10 @@ class Verdict:
                                  f"its {name} cannot be judged by a reader")
 
     def badge_html(self) -> str:
-        """The label as a short coloured badge (styled by the book's CSS)."""
-        return f'<span class="verdict verdict-{LABELS[self.label]}">{html.escape(self.label)}</span>'
+        """The label as a short coloured badge (styled by the book's CSS), the full label as its
+        tooltip."""
+        return (f'<span class="verdict verdict-{LABELS[self.label]}" title="{html.escape(self.label)}">'
+                f'{html.escape(SHORT[self.label])}</span>')
 
     def glue(self, name: str, glue_fn=None) -> None:
         """Paste the verdict under ``verdict_<name>`` (label), ``badge_<name>`` (coloured HTML),

@@ -423,14 +423,6 @@ def image_dpi(src: str, base: str) -> float:
     return (png_dpi(data) if data else None) or 100.0
 
 
-# Pages whose figures were drawn for a wider column than the theme's (15-inch four-panel figures):
-# known failures of the reader issue, being redrawn; a page leaves this list when its figures pass
-# (an unexpected pass is reported as XPASS). New pages are held to the check at once.
-NOT_YET_READABLE = {f"book/{name}.html" for name in (
-    "ch02_neural_collapse", "ch03_ce_svm", "ch04_margin_bound", "ch05_covering", "ch06_hoeffding",
-    "ch07_margins_tpt", "ch08_non_conservative", "ch09_related")}
-
-
 @pytest.mark.parametrize("page", PAGES)
 def test_no_figure_is_scaled_below_a_readable_size(browser, site, page):
     browser.set_window_size(*WINDOW)
@@ -452,13 +444,9 @@ def test_no_figure_is_scaled_below_a_readable_size(browser, site, page):
                          f"{10 * dpi / 72 * scale:.1f} px)")
     message = (f"{page}: figures shown below {MIN_SCALE_AT_100_DPI} of their width at 100 dpi "
                f"in a {WINDOW[0]} px window:\n  " + "\n  ".join(small))
-    if small and page in NOT_YET_READABLE:  # measured and reported, not yet a failure
-        pytest.xfail("known (reader issue, being redrawn): " + message)
     assert not small, message
 
 
-@pytest.mark.xfail(reason="known: the verdict table is being reduced to label, key number and link "
-                          "(reader issue); the check reports its width meanwhile", strict=False)
 def test_verdict_table_fits_its_column(browser, site):
     """The introduction's table (the section "… what this book found") must not be wider than the
     element that holds it at a 1280 px window: a reader should not have to scroll it sideways."""
