@@ -41,12 +41,17 @@ def chapter_parameters(path) -> dict:
     start, end = parameters_span(source, str(path))
     out = {}
     for node in ast.parse(source[start:end]).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                out[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError as exc:
-                raise ValueError(f"{path}: parameter {node.targets[0].id!r} is not a literal "
-                                 f"({ast.unparse(node.value)}); the parameters cell holds literals only") from exc
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)):
+            # papermill and the runner see only `name = literal` lines: anything else (a, b = 1, 2;
+            # an import; a call) would be a parameter nobody can set, so it is refused
+            raise ValueError(f"{path}: the parameters cell holds `name = literal` lines only, got "
+                             f"{ast.unparse(node)!r} (line {node.lineno} of the cell): move it below")
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError as exc:
+            raise ValueError(f"{path}: parameter {node.targets[0].id!r} is not a literal "
+                             f"({ast.unparse(node.value)}); the parameters cell holds literals only") from exc
     return out
 
 

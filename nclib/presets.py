@@ -9,10 +9,8 @@ error before anything trains, not a run of the defaults that reports success.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
-from functools import lru_cache
 from pathlib import Path
 
 from nclib.models import BACKBONES
@@ -107,30 +105,16 @@ def _check_experiment(experiment: str) -> None:
         raise ParameterError(f"--experiment: unknown experiment {experiment!r}; choose one of {sorted(EXPERIMENTS)}")
 
 
-@lru_cache(maxsize=None)
-def _parse_cell(path: str, mtime: float) -> tuple:
-    src = Path(path).read_text(encoding="utf-8")
-    marker = '# %% tags=["parameters"]'
-    if marker not in src:
-        raise ParameterError(f"{path} has no parameters cell ({marker})")
-    start = src.index(marker) + len(marker)
-    end = src.find("\n# %%", start)
-    cell = src[start:] if end < 0 else src[start:end]
-    out = {}
-    for node in ast.parse(cell).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                out[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                raise ParameterError(f"{path}: parameter {node.targets[0].id} is not a literal value") from None
-    return tuple(out.items())
-
-
 def chapter_parameters(experiment: str) -> dict:
-    """The defaults of ``experiment``'s parameters cell, ``{name: value}``."""
+    """The defaults of ``experiment``'s parameters cell, ``{name: value}`` (read by
+    :func:`nclib.chapters.chapter_parameters`, the parser that also injects values)."""
+    from nclib.chapters import chapter_parameters as read_cell
+
     _check_experiment(experiment)
-    path = _repo_root() / EXPERIMENTS[experiment]
-    return dict(_parse_cell(str(path), path.stat().st_mtime))
+    try:
+        return read_cell(_repo_root() / EXPERIMENTS[experiment])
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
 
 
 def _type_name(v) -> str:

@@ -75,3 +75,11 @@ def test_book_copy_sets_the_seed_only_where_a_chapter_has_one(tmp_path):
         text = p.read_text()
         assert "seed = 7" in text and "not_a_parameter" not in text
     assert (tmp_path / "copy" / "_toc.yml").is_file()
+
+
+def test_a_statement_other_than_name_equals_literal_is_refused(tmp_path):
+    p = tmp_path / "ch.py"
+    for line in ("a, b = 1, 2", "import math", "x: int = 3"):
+        p.write_text(CHAPTER.replace("seed = 0", f"seed = 0\n{line}"))
+        with pytest.raises(ValueError, match="`name = literal` lines only"):
+            chapter_parameters(p)
