@@ -52,8 +52,11 @@ else:
     n_stable = sum(r["stable"] for r in rec["summary"])
     summary = f"{n_stable} of {len(rec['summary'])} verdicts identical at seeds {', '.join(seeds)}"
     glue("stability_summary", summary, display=False)
-    print(f"{summary}; recorded at commit {str(prov.get('git_commit'))[:10]} on {prov.get('cpu_model') or prov.get('device_name')}, "
-          f"torch {prov.get('torch')}, {prov.get('time_utc') or prov.get('timestamp') or ''}")
+    commits = sorted({str(c)[:10] for c in rec.get("build_commits", {}).values() if c})
+    built = ", ".join(commits) or str(prov.get("git_commit"))[:10]
+    cpu = prov.get("cpu_model") or prov.get("device_name")
+    print(f"{summary}; built at commit {built} on {cpu}, torch {prov.get('torch')}, "
+          f"recorded {prov.get('time_utc') or prov.get('timestamp') or ''}")
 
 # %% tags=["hide-input"]
 # The introduction's stability column: one cell per row of its verdict table.

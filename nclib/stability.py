@@ -101,13 +101,26 @@ def seed_agreement(rec: dict | None, chapter: str, name: str) -> str:
     return "differs: " + " / ".join(SHORT.get(row["labels"][s], row["labels"][s] or "—") for s in seeds)
 
 
+def _commit_of(folder) -> str | None:
+    """The commit checked out where a build folder lives (the builds may predate this code)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def record(builds: dict[str, str], out) -> dict:
     """Read the verdicts of each ``{seed: build folder}`` and write the record to ``out``."""
     from nclib.records import atomic_write_json, provenance
 
     per_seed = {str(s): build_verdicts(b) for s, b in builds.items()}
     rec = {"builds": {str(s): str(b) for s, b in builds.items()}, "verdicts": per_seed,
-           "summary": summarize(per_seed), "provenance": provenance("cpu")}
+           "summary": summarize(per_seed), "provenance": provenance("cpu"),
+           "build_commits": {str(s): _commit_of(b) for s, b in builds.items()}}
     atomic_write_json(out, rec)
     return rec
 

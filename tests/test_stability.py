@@ -44,6 +44,7 @@ def test_cli_records_and_refuses_a_lone_build(tmp_path, capsys):
     assert main(["record", "--build", f"0={a}", "--build", f"1={b}", "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["summary"][0]["stable"] is False and rec["provenance"]["torch"]
+    assert set(rec["build_commits"]) == {"0", "1"}  # the commit each build was made at (or None)
     with pytest.raises(SystemExit):
         main(["record", "--build", f"0={a}", "--build", f"1={tmp_path / 'none'}", "--out", str(out)])
     with pytest.raises(FileNotFoundError, match="no executed notebooks"):
