@@ -121,3 +121,22 @@ def test_keep_training_is_a_pure_rule():
 def test_bad_training_configuration_is_refused(kwargs, phrase):
     with pytest.raises(ValueError, match=phrase):
         TrainConfig(**kwargs)
+
+
+def test_measurement_in_channels_last_matches_the_plain_layout():
+    """The NHWC measurement pass (the CPU-fast path for CNNs) computes the same metrics."""
+    from nclib.data import TensorDataset
+    from nclib.etf import simplex_etf
+    from nclib.models import FixedHead, NCModel, small_cnn
+    from nclib.train import evaluate, evaluate_loss_accuracy
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(60, 1, 12, 12), torch.arange(60) % 3, ["a", "b", "c"])
+    model = NCModel(small_cnn(1, 4, 4), FixedHead(simplex_etf(3, 4, generator=0)))
+    plain = evaluate(model, data, 16)
+    model.to(memory_format=torch.channels_last)
+    fast = evaluate(model, data, 16, channels_last=True)
+    for key in ("loss", "accuracy", "nc1", "p_min", "feature_rms"):
+        assert fast[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), key
+    light = evaluate_loss_accuracy(model, data, 16, channels_last=True)
+    assert light["accuracy"] == plain["accuracy"] and light["loss"] == pytest.approx(plain["loss"], rel=1e-4)
