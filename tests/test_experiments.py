@@ -345,6 +345,18 @@ def test_papermill_run_of_chapter_7_at_tiny_scale(tmp_path, capsys):
     gone = json.loads((folder / "manifest.json").read_text())["run_ids"][0]
     (folder / "runs" / f"{gone}.json").unlink()  # a run lost: the chapters must name it
     assert load_results("margins_tpt", "tiny", tmp_path).missing == [gone]
+    # Chapter 10 renders what is recorded, names the missing run and decides no verdict on it.
+    from nclib.chapters import inject_parameters
+
+    src = inject_parameters((ROOT / "book" / "ch10_reference.py").read_text(),
+                            {"results_root": str(tmp_path), "scale": "tiny", "n_resamples": 99})
+    script = tmp_path / "ch10.py"
+    script.write_text(src)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT / "book", env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"1 of 2 planned runs are recorded; missing: {gone}" in out.stdout
+    assert "incomplete: 1 of 2 runs" in out.stdout and "nothing is recorded under results/non_conservative" in out.stdout
     assert "margins_tpt" in capsys.readouterr().out
 
 
