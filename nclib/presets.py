@@ -72,7 +72,9 @@ PRESETS: dict[str, dict[str, dict]] = {
     "non_conservative": {
         "tiny": dict(per_class_train=8, per_class_test=8, feature_dim=16, small_dim=4, widths={"mlp": 32},
                      epochs=3, batch_size=32, n_permutations=3, n_rotations=3, n_seeds=3,
-                     grid_permutations=2, grid_seeds=2, compare_epochs=1, ufm_steps=200),
+                     grid_permutations=2, grid_rotations=2, small_grid_permutations=2, grid_seeds=2,
+                     compare_epochs=1, compare_models=3, identity_epochs=2, ufm_steps=200,
+                     n_resamples=99),
         "cpu": {},
         # Section 5.2's boxes (10 permutations, 10 rotations at the main seed), M* under 10 seeds
         # and the 11 × 10 grid of M* and the permutations × seeds: power 0.85 against an effect

@@ -346,6 +346,8 @@ def test_internal_links_and_theorem_references_resolve():
 
 
 def test_verdict_table_links_every_row_to_its_evidence():
+    """Each row's first cell (the result) links to the chapter that decided it; its verdict cell
+    holds a coloured badge and its key-number cell is not empty."""
     text = (SITE / PAGES[0]).read_text(encoding="utf-8")
     table = text[text.index("what this book found"):]
     table = table[: table.index("</table>")]
@@ -353,9 +355,9 @@ def test_verdict_table_links_every_row_to_its_evidence():
     assert len(rows) >= 14
     for row in rows:
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
-        assert re.search(r'href="ch0\d_[a-z_]+\.html"', cells[-1]), f"row without evidence link: {row[:200]}"
-        verdict = re.sub(r"<[^>]+>", "", cells[3]).strip()
-        assert verdict, f"empty verdict cell in row {row[:200]}"
+        assert re.search(r'href="ch\d\d_[a-z_]+\.html(#[\w-]+)?"', cells[0]), f"row without evidence link: {row[:200]}"
+        assert 'class="verdict verdict-' in cells[2], f"no verdict badge in row {row[:200]}"
+        assert re.sub(r"<[^>]+>", "", cells[3]).strip(), f"empty key number in row {row[:200]}"
 
 
 @pytest.mark.parametrize("how", ["served", "from disk"])
