@@ -40,7 +40,13 @@ import matplotlib.pyplot as plt
 from nclib import report
 from nclib.experiments import Table, load_results, notebook_helpers, repo_root
 from nclib.presets import PRESETS
-from nclib.report_plots import plot_boxes, plot_figure3, plot_grids, plot_growth, plot_power
+from nclib.report_plots import (
+    plot_boxes,
+    plot_figure3,
+    plot_grids,
+    plot_growth,
+    plot_power,
+)
 from nclib.stats import f_test_power
 
 glue, display = notebook_helpers()
@@ -49,38 +55,66 @@ root = Path(results_root) if results_root else repo_root() / "results"
 
 def preset_rows(experiment):
     """The reference preset of one chapter, as (parameter, value) rows."""
-    return [(k, json.dumps(v)) for k, v in sorted(PRESETS[experiment].get(scale, {}).items())]
+    return [
+        (k, json.dumps(v))
+        for k, v in sorted(PRESETS[experiment].get(scale, {}).items())
+    ]
 
 
 def not_decided(names, recorded):
-    """Glue a placeholder for verdicts that are not decided: nothing recorded, or a sweep still
-    missing runs (a verdict on part of a design would answer another question)."""
-    text = ("not recorded yet" if recorded is None else
-            f"incomplete: {len(recorded.records)} of {recorded.planned} runs")
+    """Glue a placeholder for verdicts that are not decided: nothing recorded, or a sweep
+    still missing runs (a verdict on part of a design would answer another question)."""
+    text = (
+        "not recorded yet"
+        if recorded is None
+        else f"incomplete: {len(recorded.records)} of {recorded.planned} runs"
+    )
     print(f"{', '.join(names)}: {text}, no verdict")
     for name in names:
-        for field, value in (("badge", text), ("verdict", text), ("key", "no verdict yet")):
+        for field, value in (
+            ("badge", text),
+            ("verdict", text),
+            ("key", "no verdict yet"),
+        ):
             glue(f"{field}_{name}", value, display=False)
 
 
 def missing_note(experiment, recorded):
-    """What is recorded of one experiment and, if anything is missing, the command that adds it."""
+    """What is recorded of one experiment and, if anything is missing, the command that
+    adds it."""
     command = f"make experiments SCALE={scale} EXPERIMENT={experiment} WORKERS=2"
     if recorded is None:
-        return (f"nothing is recorded under results/{experiment}/{scale}/ yet; `{command}` "
-                "produces it")
+        return (
+            f"nothing is recorded under results/{experiment}/{scale}/ yet; `{command}` "
+            "produces it"
+        )
     if not recorded.missing:
         return f"all {recorded.planned} planned runs are recorded"
-    shown = ", ".join(recorded.missing[:4]) + (" …" if len(recorded.missing) > 4 else "")
-    return (f"{len(recorded.records)} of {recorded.planned} planned runs are recorded; missing: "
-            f"{shown}. `{command}` trains only the missing ones (finished runs are never "
-            "recomputed)")
+    shown = ", ".join(recorded.missing[:4]) + (
+        " …" if len(recorded.missing) > 4 else ""
+    )
+    return (
+        f"{len(recorded.records)} of {recorded.planned} planned runs are recorded; "
+        "missing: "
+        f"{shown}. `{command}` trains only the missing ones (finished runs are never "
+        "recomputed)"
+    )
 
 
-display(Table(["chapter 8 parameter", "reference value"], preset_rows("non_conservative"),
-              caption="the reference preset of chapter 8 (nclib.presets.PRESETS)"))
-display(Table(["chapter 7 parameter", "reference value"], preset_rows("margins_tpt"),
-              caption="the reference preset of chapter 7"))
+display(
+    Table(
+        ["chapter 8 parameter", "reference value"],
+        preset_rows("non_conservative"),
+        caption="the reference preset of chapter 8 (nclib.presets.PRESETS)",
+    )
+)
+display(
+    Table(
+        ["chapter 7 parameter", "reference value"],
+        preset_rows("margins_tpt"),
+        caption="the reference preset of chapter 7",
+    )
+)
 
 # %% [markdown]
 # ## The protocol and its budget
@@ -105,9 +139,13 @@ display(Table(["chapter 7 parameter", "reference value"], preset_rows("margins_t
 grid_a = PRESETS["non_conservative"].get(scale, {}).get("grid_permutations", 0) + 1
 grid_b = PRESETS["non_conservative"].get(scale, {}).get("grid_seeds", 0)
 if grid_a > 1 and grid_b > 1:
-    glue("ch10_power_design", f"the {grid_a} × {grid_b} grid of the preset has power "
-         f"{f_test_power(grid_a, grid_b, 0.5):.2f} at τ = σ/2 and "
-         f"{f_test_power(grid_a, grid_b, 1.0):.2f} at τ = σ", display=False)
+    glue(
+        "ch10_power_design",
+        f"the {grid_a} × {grid_b} grid of the preset has power "
+        f"{f_test_power(grid_a, grid_b, 0.5):.2f} at τ = σ/2 and "
+        f"{f_test_power(grid_a, grid_b, 1.0):.2f} at τ = σ",
+        display=False,
+    )
 else:
     glue("ch10_power_design", "the preset has no grid", display=False)
 pilots = sorted((root / "bench").glob("reference_pilot-*.json"))
@@ -115,17 +153,37 @@ if pilots:
     rows = []
     for path in pilots:
         p = json.loads(path.read_text())
-        cpu = p.get("provenance", {}).get("cpu_model") or p.get("provenance", {}).get("device_name")
-        rows.append((f"{p.get('backbone', 'mlp')} {p['width']}, {p.get('n_train', 60000):,} images, "
-                     f"lr {p['lr']:g}, wd {p.get('weight_decay', 5e-4):g}", p["status"].split(":")[0],
-                     str(p["terminal_epoch"]), str(p["epochs_trained"]),
-                     f"{p['seconds_per_epoch']:.1f} s", f"{p['seconds'] / 60:.1f} min", str(cpu)))
-    display(Table(["pilot", "status", "fit at epoch", "epochs", "per epoch", "run", "CPU"], rows,
-                  caption="measured cost of one run (results/bench/reference_pilot-*.json)"))
+        cpu = p.get("provenance", {}).get("cpu_model") or p.get("provenance", {}).get(
+            "device_name"
+        )
+        rows.append(
+            (
+                f"{p.get('backbone', 'mlp')} {p['width']}, "
+                f"{p.get('n_train', 60000):,} images, "
+                f"lr {p['lr']:g}, wd {p.get('weight_decay', 5e-4):g}",
+                p["status"].split(":")[0],
+                str(p["terminal_epoch"]),
+                str(p["epochs_trained"]),
+                f"{p['seconds_per_epoch']:.1f} s",
+                f"{p['seconds'] / 60:.1f} min",
+                str(cpu),
+            )
+        )
+    display(
+        Table(
+            ["pilot", "status", "fit at epoch", "epochs", "per epoch", "run", "CPU"],
+            rows,
+            caption="measured cost of one run (results/bench/reference_pilot-*.json)",
+        )
+    )
     glue("ch10_pilot", "the table below, read from its records", display=False)
 else:
-    glue("ch10_pilot", "no pilot is recorded yet (python bench/reference_pilot.py --record "
-         "results/bench)", display=False)
+    glue(
+        "ch10_pilot",
+        "no pilot is recorded yet (python bench/reference_pilot.py --record "
+        "results/bench)",
+        display=False,
+    )
 
 # %% [markdown]
 # ## Section 5.1 at reference scale: margins in the terminal phase
@@ -148,7 +206,9 @@ if tpt is not None:
     growth = report.margin_growth(tpt_runs)
     display(report.growth_table(growth, f"the terminal phase per run, {scale} scale"))
     if any(r.reached for r in growth):
-        plot_growth(growth, report.rescaled_control(growth), "second half of the terminal phase")
+        plot_growth(
+            growth, report.rescaled_control(growth), "second half of the terminal phase"
+        )
         plt.show()
 if tpt is not None and not tpt.missing:
     report.decide_fig3(growth).glue("ref_fig3", glue)
@@ -170,10 +230,15 @@ else:
 nc = load_results("non_conservative", scale, root)
 glue("ch10_nc_note", missing_note("non_conservative", nc), display=False)
 print("chapter 8 at reference scale:", missing_note("non_conservative", nc))
-summaries = report.summarise(nc.runs(), n_resamples=n_resamples) if nc is not None else {}
+summaries = (
+    report.summarise(nc.runs(), n_resamples=n_resamples) if nc is not None else {}
+)
 by_structure = {Sk.structure: Sk for Sk in summaries.values()}
-names = {("simplex_etf", "permutation"): "ref_nc_gen", ("simplex_etf", "rotation"): "ref_nc_rot",
-         ("ufm", "permutation"): "ref_nc_gen_small"}
+names = {
+    ("simplex_etf", "permutation"): "ref_nc_gen",
+    ("simplex_etf", "rotation"): "ref_nc_rot",
+    ("ufm", "permutation"): "ref_nc_gen_small",
+}
 for (structure, kind), name in names.items():
     if nc is not None and not nc.missing and structure in by_structure:
         report.decide_nc_gen(by_structure[structure], kind).glue(name, glue)

@@ -38,8 +38,11 @@ import torch
 root = Path.cwd()
 while not (root / "requirements.txt").exists() and root != root.parent:
     root = root.parent
-pins = [line.split("==")[0].strip() for line in (root / "requirements.txt").read_text().splitlines()
-        if "==" in line and not line.startswith("#")]
+pins = [
+    line.split("==")[0].strip()
+    for line in (root / "requirements.txt").read_text().splitlines()
+    if "==" in line and not line.startswith("#")
+]
 
 
 def installed(name):
@@ -51,8 +54,12 @@ def installed(name):
 
 def git_commit():
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return out.stdout.strip() or "not a git checkout"
     except (OSError, subprocess.TimeoutExpired):
         return "git not available"
@@ -60,15 +67,29 @@ def git_commit():
 
 cpu = platform.processor() or platform.machine()
 if Path("/proc/cpuinfo").exists():
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), cpu)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        cpu,
+    )
 rows = [
-    ("built (UTC)", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")),
+    (
+        "built (UTC)",
+        datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+    ),
     ("commit", git_commit()),
     ("Python", platform.python_version()),
     ("platform", platform.platform()),
     ("CPU", f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"),
-    ("CUDA device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU build of the book)"),
+    (
+        "CUDA device",
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else "none (CPU build of the book)",
+    ),
 ] + [(name, installed(name)) for name in pins]
 width = max(len(k) for k, _ in rows)
 for key, value in rows:

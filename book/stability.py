@@ -37,26 +37,47 @@ from nclib.experiments import Table, repo_root
 from nclib.stability import seed_agreement
 from nclib.verdicts import BOOK_VERDICTS
 
-path = Path(record_path) if record_path else repo_root() / "results" / "stability" / "verdicts.json"
+path = (
+    Path(record_path)
+    if record_path
+    else repo_root() / "results" / "stability" / "verdicts.json"
+)
 rec = json.loads(path.read_text()) if path.is_file() else None
 if rec is None:
-    print(f"No stability record at {path}: run `make book` (seed 0), then `make book-seeds`.")
+    print(
+        f"No stability record at {path}: run `make book` (seed 0), "
+        "then `make book-seeds`."
+    )
     glue("stability_summary", "not recorded yet (run make book-seeds)", display=False)
 else:
     seeds = sorted(rec["builds"], key=int)
-    rows = [[r["chapter"], r["name"]] + [r["labels"].get(s) or "—" for s in seeds]
-            + ["yes" if r["stable"] else "no"] for r in rec["summary"]]
-    display(Table(["chapter", "verdict"] + [f"seed {s}" for s in seeds] + ["same at every seed"], rows,
-                  caption="Each verdict's label at every seed"))
+    rows = [
+        [r["chapter"], r["name"]]
+        + [r["labels"].get(s) or "—" for s in seeds]
+        + ["yes" if r["stable"] else "no"]
+        for r in rec["summary"]
+    ]
+    display(
+        Table(
+            ["chapter", "verdict"]
+            + [f"seed {s}" for s in seeds]
+            + ["same at every seed"],
+            rows,
+            caption="Each verdict's label at every seed",
+        )
+    )
     prov = rec["provenance"]
     n_stable = sum(r["stable"] for r in rec["summary"])
-    summary = f"{n_stable} of {len(rec['summary'])} verdicts identical at seeds {', '.join(seeds)}"
+    summary = (f"{n_stable} of {len(rec['summary'])} verdicts identical at seeds "
+               f"{', '.join(seeds)}")
     glue("stability_summary", summary, display=False)
     commits = sorted({str(c)[:10] for c in rec.get("build_commits", {}).values() if c})
     built = ", ".join(commits) or str(prov.get("git_commit"))[:10]
     cpu = prov.get("cpu_model") or prov.get("device_name")
-    print(f"{summary}; built at commit {built} on {cpu}, torch {prov.get('torch')}, "
-          f"recorded {prov.get('time_utc') or prov.get('timestamp') or ''}")
+    print(
+        f"{summary}; built at commit {built} on {cpu}, torch {prov.get('torch')}, "
+        f"recorded {prov.get('time_utc') or prov.get('timestamp') or ''}"
+    )
 
 # %% tags=["hide-input"]
 # The introduction's stability column: one cell per row of its verdict table.

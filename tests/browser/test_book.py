@@ -470,3 +470,20 @@ def test_verdict_table_fits_its_column(browser, site):
     assert found["scroll"] <= found["client"] + 1, (
         f"{PAGES[0]}: the verdict table is {found['scroll']} px wide in a {found['client']} px column "
         f"({found['wrapper']}) at a {WINDOW[0]} px window; column widths {found['columns']}")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_code_cell_scrolls_sideways(browser, site, page):
+    """At a 1280 px window every code cell a reader sees unfolded fits its column: the chapters keep
+    shown lines to 90 characters (tests/test_chapter_layout.py) and book/static/nclib.css makes 90
+    fit. Folded cells are opened first, so they are held to it as well."""
+    browser.set_window_size(*WINDOW)
+    load(browser, urljoin(site, page))
+    wide = browser.execute_script("""
+        document.querySelectorAll("details").forEach(d => d.open = true);
+        return Array.from(document.querySelectorAll("main div.cell_input pre"))
+            .filter(p => p.getBoundingClientRect().width > 0 && p.scrollWidth > p.clientWidth + 1)
+            .map(p => [p.scrollWidth, p.clientWidth, p.textContent.split("\\n")
+                .reduce((a, b) => (b.length > a.length ? b : a), "").slice(0, 70)]);
+    """)
+    assert not wide, f"{page}: code cells wider than their column (scroll / shown px, widest line): {wide}"
