@@ -133,7 +133,13 @@ display(
 # past the cap stops the run with a message and is reported as missing).
 #
 # What one run costs here was measured before the design was fixed, by `bench/reference_pilot.py`
-# (chapter 8's model on the full split, one thread, until fit): {glue:text}`ch10_pilot`.
+# (chapter 8's model on the full split, one thread, until fit): {glue:text}`ch10_pilot`. Two
+# choices follow from it. The reference runs train **without weight decay**: with chapter 8's
+# $5\cdot10^{-4}$ the pilot had not fitted its training set at its cap (the table's "not fitted"
+# row), so runs would not enter the terminal phase within the budget. And the reference scale is
+# **MLP only**: the
+# small CNN trains at about 6 000 images/s on this machine (`make bench`), some 10 s per epoch of
+# the full split, and 150 runs of it would take about a day; it stays in chapter 7 at CPU scale.
 
 # %% tags=["hide-input"]
 grid_a = PRESETS["non_conservative"].get(scale, {}).get("grid_permutations", 0) + 1
