@@ -51,7 +51,8 @@ def test_the_introduction_shows_every_book_verdict_and_no_other():
     intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text()
     main, rules = intro.split("| result | decided by", 1)
     rules, at_reference = rules.split("| result | CPU scale", 1)
-    for field, table in (("badge", main), ("key", main), ("rule", rules), ("control", rules)):
+    for field, table in (("badge", main), ("key", main), ("rule", rules), ("control", rules),
+                         ("sure", rules)):
         shown = re.findall(rf"(ch\d\d_\w+)\.py::{field}_(\w+)", table)
         assert shown == list(BOOK_VERDICTS), f"the introduction's {field} column"
     reference = re.findall(r"ch10_reference\.py::badge_(\w+)", at_reference)
