@@ -251,13 +251,13 @@ class History:
                    data.get("terminal_after"), list(data.get("running") or []))
 
 
-@torch.no_grad()
-def _eval_input(x, channels_last: bool):
-    """A measurement batch in the training's memory format: NHWC images for a channels-last model
-    (mixing an NCHW batch with NHWC weights costs a layout conversion in every convolution)."""
+def _in_memory_format(x, channels_last: bool):
+    """A batch in the training's memory format: NHWC images for a channels-last model (mixing an
+    NCHW batch with NHWC weights costs a layout conversion in every convolution)."""
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
 
 
+@torch.no_grad()
 def evaluate(model, data: TensorDataset, batch_size: int = 1000, channels_last: bool = False) -> dict:
     """One pass over ``data``: mean cross-entropy plus every metric of :class:`NCAccumulator` for the
     model's classifier matrix, and the RMS feature norm ρ̄ = (Ave_i ‖z_i‖²)^{1/2} and mean column
@@ -269,7 +269,7 @@ def evaluate(model, data: TensorDataset, batch_size: int = 1000, channels_last: 
     loss_sum = 0.0
     sq_norm = 0.0
     for i in range(0, len(data), batch_size):
-        x, y = _eval_input(data.x[i : i + batch_size], channels_last), data.y[i : i + batch_size]
+        x, y = _in_memory_format(data.x[i : i + batch_size], channels_last), data.y[i : i + batch_size]
         z = model.features(x)
         loss_sum += F.cross_entropy(model.head(z).float(), y, reduction="sum").item()
         sq_norm += z.double().pow(2).sum().item()
@@ -289,7 +289,7 @@ def evaluate_loss_accuracy(model, data: TensorDataset, batch_size: int = 1000,
     model.eval()
     loss_sum, correct = 0.0, 0
     for i in range(0, len(data), batch_size):
-        x, y = _eval_input(data.x[i : i + batch_size], channels_last), data.y[i : i + batch_size]
+        x, y = _in_memory_format(data.x[i : i + batch_size], channels_last), data.y[i : i + batch_size]
         logits = model.head(model.features(x)).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(dim=1) == y).sum().item()
@@ -359,9 +359,7 @@ def _batch_input(x, config: TrainConfig, aug_gen):
     """The training batch as the model sees it: augmented and in the configured memory format."""
     if config.augment is not None:
         x = augment(x, aug_gen, config.augment, config.augment_pad)
-    if config.channels_last and x.ndim == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+    return _in_memory_format(x, config.channels_last)
 
 
 def train(model, train_data: TensorDataset, test_data: TensorDataset, config: TrainConfig,

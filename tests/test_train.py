@@ -140,3 +140,20 @@ def test_measurement_in_channels_last_matches_the_plain_layout():
         assert fast[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), key
     light = evaluate_loss_accuracy(model, data, 16, channels_last=True)
     assert light["accuracy"] == plain["accuracy"] and light["loss"] == pytest.approx(plain["loss"], rel=1e-4)
+
+
+def test_measurement_passes_build_no_autograd_graph():
+    """evaluate and evaluate_loss_accuracy run under no_grad: a measurement pass that recorded a
+    graph would cost memory and time in every measured epoch."""
+    from nclib.data import TensorDataset
+    from nclib.etf import simplex_etf
+    from nclib.models import FixedHead
+    from nclib.train import evaluate, evaluate_loss_accuracy
+
+    model = NCModel(mlp((1, 8, 8), 4, width=16), FixedHead(simplex_etf(3, 4, generator=0)))
+    seen, features = [], model.features
+    model.features = lambda x: seen.append(torch.is_grad_enabled()) or features(x)
+    data = TensorDataset(torch.randn(30, 1, 8, 8), torch.arange(30) % 3, ["a", "b", "c"])
+    evaluate(model, data, 16)
+    evaluate_loss_accuracy(model, data, 16)
+    assert seen and not any(seen)
