@@ -43,12 +43,15 @@ def test_cpu_speed_tiny_prints_every_ratio_and_records(tmp_path):
                            "--record", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for row in ("GEMM limit", "measurement pass / training epoch", "forward-pass rate / training rate",
-                "metric time / training time", "loop / batched / 2 processes", "vs reference float64"):
+                "metric time / training time", "loop / batched / 2 processes", "2 processes, steady state",
+                "vs reference float64"):
         assert row in proc.stdout, row
     record = json.loads((tmp_path / "cpu_speed-tiny.json").read_text())
     for kind in ("mlp", "small_cnn"):
         sweep = record["sweep"][kind]
         # the worker processes trained every run exactly once between them
         assert sweep["records"] == sweep["models"] and sweep["workers_that_trained"] >= 1
+        # the steady state is the workers' own training time: positive and inside the wall time
+        assert 0 < sweep["processes_steady_s"] <= sweep["processes_s"]
         assert record["schedule"][kind]["auto"]["measured_epochs"] <= record["schedule"][kind]["every"]["measured_epochs"]
     assert record["provenance"]["cpu_model"]
