@@ -19,7 +19,7 @@ issue, measured in one run, each against a baseline measured in the same run.
 
     python bench/cpu_speed.py                          # the full table (about 10 minutes)
     python bench/cpu_speed.py --size tiny              # seconds, for the test
-    python bench/cpu_speed.py --record results/bench   # also writes cpu_speed-<cpu>.json
+    python bench/cpu_speed.py --record results/bench   # also writes cpu_speed-<size>-<cpu model>.json
 
 No timing is asserted anywhere; the ratios are the result.
 """
@@ -48,6 +48,8 @@ import nclib.train as nctrain  # noqa: E402
 from nclib.data import TensorDataset, balanced_split, fashion_mnist  # noqa: E402
 from nclib.experiments import RunSpec, RunStore, provenance, run_group, atomic_write_json  # noqa: E402
 from nclib.models import FixedHead, NCModel, build_backbone  # noqa: E402
+from nclib.records import cpu_model  # noqa: E402
+from nclib.scheme import bench_record_name  # noqa: E402
 from nclib.sweep import equivalent_classifiers, sweep_models, train_sweep  # noqa: E402
 from nclib.train import TrainConfig, evaluate, evaluate_loss_accuracy, train  # noqa: E402
 
@@ -286,7 +288,7 @@ def table(res: dict) -> str:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", choices=sorted(SIZES), default="cpu")
-    p.add_argument("--record", default="", help="folder for cpu_speed-<cpu>.json (e.g. results/bench)")
+    p.add_argument("--record", default="", help="folder for cpu_speed-<size>-<cpu model>.json (e.g. results/bench)")
     p.add_argument("--worker", default="", help=argparse.SUPPRESS)
     p.add_argument("--store", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -308,11 +310,12 @@ def main(argv=None) -> dict:
                           nclib_nc_metrics_s=t["nclib nc_metrics (in memory)"],
                           nclib_accumulator_s=t["nclib NCAccumulator (keeps features)"])
     res["wall_s"] = time.perf_counter() - t0
-    res["provenance"] = {**provenance("cpu"), "cpu_model": metrics_speed.cpu_model()}
+    res["sweep_processes"] = 2  # scheme (c) of row 5; nclib.scheme applies the record to 2-core machines
+    res["provenance"] = {**provenance("cpu"), "cpu_model": cpu_model()}
     print(f"CPU: {res['provenance']['cpu_model']}, torch {torch.__version__}")
     print(table(res))
     if args.record:
-        path = Path(args.record) / f"cpu_speed-{args.size}.json"
+        path = Path(args.record) / bench_record_name(args.size)  # one record per CPU model
         atomic_write_json(path, res)
         print(f"recorded: {path}")
     return res

@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from nclib.accumulate import NCAccumulator  # noqa: E402
 from nclib.metrics import nc_metrics  # noqa: E402
+from nclib.records import cpu_model  # noqa: E402
 
 SIZES = {"full": dict(N=60_000, d=512, C=10), "tiny": dict(N=600, d=16, C=4)}
 BATCH = 1000
@@ -113,16 +114,6 @@ def nclib_accumulator(batches, M, keep_features: bool) -> dict:
     for X, Y in batches:
         acc.update(X, Y)
     return acc.compute()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def git_commit() -> str:

@@ -146,6 +146,17 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
+def cpu_model() -> str:
+    """This machine's CPU model as the kernel names it (``/proc/cpuinfo``), else the platform's."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def provenance(device="cpu") -> dict:
     """Where and with what a run was made: device name, torch/CUDA/Python versions, platform,
     host, git commit (and whether the tree had uncommitted changes), UTC time."""
@@ -153,15 +164,7 @@ def provenance(device="cpu") -> dict:
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     else:
-        name = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        name = f"CPU: {name} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+        name = f"CPU: {cpu_model()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "device": str(dev), "device_name": name, "torch": torch.__version__, "cuda": torch.version.cuda,

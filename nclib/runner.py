@@ -43,6 +43,7 @@ from nclib.children import Interrupted, bound_command, on_termination, stop
 from nclib.presets import (EXPERIMENTS, PRESETS, RUNNER_KEYS, SCALES, ParameterError, chapter_parameters,
                            dataset_problem, validate_parameters)
 from nclib.records import RunStore, atomic_write_json, atomic_write_text, provenance, repo_root, resolve_device
+from nclib.scheme import choose_workers
 
 __all__ = ["ExperimentError", "plan_parameters", "execute", "summarize", "main"]
 
@@ -349,12 +350,17 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _workers_for(text, device: str) -> int:
-    """``--workers``: a count ≥ 1, or ``auto`` = one worker per core on a CPU (worker processes
-    with a thread each beat one process with every thread, and the batched sweep, on the 2-core
-    machines this is measured on: ``make bench``), one on an accelerator (the batched sweep's side)."""
+def _workers_for(text, device: str, backbones=(), bench_folder=None) -> int:
+    """``--workers``: a count ≥ 1, or ``auto``: one on an accelerator (the batched sweep's side);
+    on a CPU what ``make bench`` measured fastest on this CPU model for these ``backbones``
+    (:func:`nclib.scheme.choose_workers`: one worker per core, or one worker with every thread),
+    printed with its evidence."""
     if str(text) == "auto":
-        return _cores() if resolve_device(device).type == "cpu" else 1
+        if resolve_device(device).type != "cpu":
+            return 1
+        choice = choose_workers(_cores(), list(backbones), bench_folder or repo_root() / "results" / "bench")
+        print(f"--workers auto: {choice.workers} ({choice.reason})", flush=True)
+        return choice.workers
     try:
         n = int(text)
     except ValueError:
@@ -445,7 +451,8 @@ def main(argv=None) -> int:
                           "--param 'backbones=[\"mlp\"]'")
     run.add_argument("--workers", default="auto",
                      help="start this many local workers of the same run (torch threads = cores // workers); "
-                          "auto: one per core on a CPU (measured fastest there, see make bench), one on a GPU")
+                          "auto: on a CPU what make bench measured fastest on this CPU model (one per core, "
+                          "or one with every thread), one on a GPU")
     run.add_argument("--worker-index", type=int, default=None,
                      help="this worker's index; 0 writes the canonical notebook (default: SLURM array index, else 0)")
     run.add_argument("--claim-timeout", type=float, default=None,
@@ -459,12 +466,15 @@ def main(argv=None) -> int:
     names = list(EXPERIMENTS) if args.experiment == "all" else [e.strip() for e in args.experiment.split(",")]
     params = dict(args.param)
     try:
-        args.workers = _workers_for(args.workers, args.device)
         if args.claim_timeout is not None and not args.claim_timeout > 0:
             raise ParameterError(f"--claim-timeout: must be a positive number of seconds, got {args.claim_timeout}")
+        backbones = []
         for exp in names:  # every experiment is checked before the first one starts
-            plan_parameters(exp, args.scale, params)
+            planned = plan_parameters(exp, args.scale, params)
+            backbones += [b for b in planned.get("backbones", chapter_parameters(exp).get("backbones", []))
+                          if b not in backbones]
         resolve_device(args.device)
+        args.workers = _workers_for(args.workers, args.device, backbones)
     except (ParameterError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -46,7 +46,9 @@ def test_cpu_speed_tiny_prints_every_ratio_and_records(tmp_path):
                 "metric time / training time", "loop / batched / 2 processes", "2 processes, steady state",
                 "vs reference float64"):
         assert row in proc.stdout, row
-    record = json.loads((tmp_path / "cpu_speed-tiny.json").read_text())
+    from nclib.scheme import bench_record_name
+
+    record = json.loads((tmp_path / bench_record_name("tiny")).read_text())  # named by CPU model
     for kind in ("mlp", "small_cnn"):
         sweep = record["sweep"][kind]
         # the worker processes trained every run exactly once between them
@@ -54,4 +56,4 @@ def test_cpu_speed_tiny_prints_every_ratio_and_records(tmp_path):
         # the steady state is the workers' own training time: positive and inside the wall time
         assert 0 < sweep["processes_steady_s"] <= sweep["processes_s"]
         assert record["schedule"][kind]["auto"]["measured_epochs"] <= record["schedule"][kind]["every"]["measured_epochs"]
-    assert record["provenance"]["cpu_model"]
+    assert record["provenance"]["cpu_model"] and record["sweep_processes"] == 2

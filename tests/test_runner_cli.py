@@ -140,10 +140,20 @@ def test_two_local_workers_split_the_runs_and_write_one_canonical_notebook(tmp_p
     assert not list((folder / "claims").glob("*.lock"))
 
 
-def test_workers_auto_is_one_per_core_on_a_cpu():
+def test_workers_auto_follows_the_bench_record_of_this_cpu(tmp_path, capsys):
+    from nclib.records import cpu_model
     from nclib.runner import _cores, _workers_for
+    from nclib.scheme import choose_workers
 
-    assert _workers_for("auto", "cpu") == _cores()
+    # unmeasured here: one worker per core, and the reason is printed
+    assert _workers_for("auto", "cpu", ["mlp"], tmp_path) == _cores()
+    assert "--workers auto" in capsys.readouterr().out
+    record = {"size": "cpu", "sweep_processes": _cores(), "sweep": {"mlp": {"processes_steady_ratio": 0.7}},
+              "provenance": {"cpu_model": cpu_model(), "time_utc": "2026-12-05T00:00:00+00:00"}}
+    (tmp_path / "cpu_speed-cpu-this.json").write_text(json.dumps(record))
+    assert _workers_for("auto", "cpu", ["mlp"], tmp_path) == choose_workers(_cores(), ["mlp"], tmp_path).workers
+    if _cores() > 1:  # measured slower here: one process with every thread
+        assert _workers_for("auto", "cpu", ["mlp"], tmp_path) == 1
     assert _workers_for("3", "cpu") == 3
     for bad in ("0", "-1", "2.5", "two"):
         with pytest.raises(ValueError, match="whole number ≥ 1 or auto"):
