@@ -54,14 +54,20 @@ $(VENDOR)/.installed: Makefile
 	rm -rf $(VENDOR)/.packs
 	touch $@
 
+# The build executes every chapter. BOOK_JOBS chapters execute side by side (Sphinx's parallel
+# reading, through book/_ext/parallel_build.py; jupyter-book's own command has no -j): most chapters
+# train on one torch thread, so on 2 cores `auto` (one reader per core) halves the build. 1: serial.
+BOOK_JOBS ?= auto
+JUPYTER_BOOK_BUILD := $(BIN)/python book/_ext/parallel_build.py $(BOOK_JOBS)
+
 book: venv data assets
-	$(BIN)/jupyter-book build . --keep-going
+	$(JUPYTER_BOOK_BUILD) . --keep-going
 	@echo "book: _build/html/index.html"
 
 # The book build with warnings as errors (-W) and nitpicky references (-n): a chapter that raises fails.
 book-strict: venv data assets
 	rm -rf _build/.doctrees _build/html
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(JUPYTER_BOOK_BUILD) . -W -n --keep-going
 
 pytest: venv data
 	$(BIN)/python -m pytest -q --ignore=tests/browser --durations=15
@@ -119,7 +125,7 @@ SEEDS ?= 1 2
 book-seeds: venv data assets
 	set -e; for s in $(SEEDS); do \
 	  $(BIN)/python -m nclib.chapters copy --out _build/seed$$s/src --set seed=$$s; \
-	  $(BIN)/jupyter-book build _build/seed$$s/src -W -n --keep-going; \
+	  $(JUPYTER_BOOK_BUILD) _build/seed$$s/src -W -n --keep-going; \
 	  echo "book-seeds: seed $$s built: _build/seed$$s/src/_build/html/index.html"; \
 	done
 	$(BIN)/python -m nclib.stability record --build 0=_build $(foreach s,$(SEEDS),--build $(s)=_build/seed$(s)/src/_build) \
@@ -133,7 +139,8 @@ clean:
 # On a GPU machine:  make experiments DEVICE=cuda
 # Variables: DEVICE (auto|cpu|cuda), SCALE (paper|reference|cpu|tiny), EXPERIMENT (all|margins_tpt|
 # non_conservative), WORKERS (local worker processes sharing the runs through claims, each with
-# cores/WORKERS torch threads; a cluster runs the same command once per task, see README),
+# cores/WORKERS torch threads; auto: what make bench measured fastest on this CPU model, see
+# nclib/scheme.py; a cluster runs the same command once per task, see README),
 # EXPERIMENT_ARGS (e.g. --deterministic, --param epochs=100, --claim-timeout 300). Uses .venv when it
 # exists, else python3 (a GPU image with its own torch); data come from NCLIB_DATA / NCLIB_CIFAR.
 # `python -m nclib.experiments status` then counts the records against each manifest.
