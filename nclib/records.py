@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from nclib.claims import Claims, claim_timeout_from_env
+from nclib.claims import Claims, claim_timeout_from_env, pid_alive
 from nclib.train import History
 
 __all__ = [
@@ -51,6 +52,18 @@ SCHEMA = 1
 # A temporary older than this belongs to a writer that died (live writers rename within seconds);
 # younger ones may be another worker's file in flight and are left alone.
 _STALE_TEMPORARY_S = 600.0
+# Temporaries name their writer (host and pid), so that those of a writer that died on this host
+# (a killed worker, mid-write) are removed at once rather than after that age.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())
+_WRITER_IN_NAME = re.compile(r"\.w-(?P<host>[A-Za-z0-9_-]*)-(?P<pid>\d+)\.[^.]*\.tmp$")
+
+
+def _dead_writer(temporary: Path) -> bool:
+    """Whether the temporary's name says it was written by a process of this host that is gone."""
+    m = _WRITER_IN_NAME.search(temporary.name)
+    if m is None or m["host"] != _HOST:
+        return False  # an older name, or another host's writer: only its age can tell
+    return not pid_alive(int(m["pid"]))
 
 
 def repo_root() -> Path:
@@ -71,7 +84,7 @@ def atomic_write_text(path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.w-{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -157,14 +170,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def provenance(device="cpu") -> dict:
+def provenance(device="cpu", threads: int | None = None) -> dict:
     """Where and with what a run was made: device name, torch/CUDA/Python versions, platform,
-    host, git commit (and whether the tree had uncommitted changes), UTC time."""
+    host, git commit (and whether the tree had uncommitted changes), UTC time. ``threads``: the
+    torch threads the run uses, when another process than this one runs it (default: this
+    process's)."""
     dev = torch.device(device)
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     else:
-        name = f"CPU: {cpu_model()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+        name = f"CPU: {cpu_model()} ({os.cpu_count()} cores, {threads or torch.get_num_threads()} torch threads)"
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "device": str(dev), "device_name": name, "torch": torch.__version__, "cuda": torch.version.cuda,
@@ -276,7 +291,7 @@ class RunStore:
         now = time.time()
         for stale in self.root.rglob(".*.tmp"):  # temporaries of a killed writer, not of a live one
             try:
-                if now - stale.stat().st_mtime > _STALE_TEMPORARY_S:
+                if now - stale.stat().st_mtime > _STALE_TEMPORARY_S or _dead_writer(stale):
                     stale.unlink(missing_ok=True)
             except FileNotFoundError:
                 pass

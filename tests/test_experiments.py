@@ -90,6 +90,40 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["f.txt"]  # no temporary left behind
 
 
+def test_a_temporary_of_a_writer_killed_mid_write_is_removed_on_resume(tmp_path):
+    """A worker killed while writing a record leaves its temporary; the next store on the folder
+    removes it at once when its writer (named in the file) is a dead process of this host, and
+    leaves a live writer's, an older-named one and another host's alone until they are stale."""
+    from nclib.records import _HOST
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    killed = runs / f".a.json.w-{_HOST}-{dead.pid}.k1ll3d_.tmp"
+    live = runs / f".b.json.w-{_HOST}-{os.getpid()}.l1ve__.tmp"
+    old_name = runs / ".c.json.0ldn4me_.tmp"
+    other_host = runs / f".d.json.w-{_HOST}x-{dead.pid}.0th3r_.tmp"
+    for p in (killed, live, old_name, other_host):
+        p.write_text("{")
+    RunStore(tmp_path)
+    assert not killed.exists() and live.exists() and old_name.exists() and other_host.exists()
+    # an atomic write names its writer in the temporary, as the clean-up reads it
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append(Path(src).name)
+        real_replace(src, dst)
+
+    try:
+        os.replace = spy
+        atomic_write_text(tmp_path / "e.json", "{}")
+    finally:
+        os.replace = real_replace
+    assert seen and seen[0].startswith(f".e.json.w-{_HOST}-{os.getpid()}.") and seen[0].endswith(".tmp")
+
+
 def test_record_checksum_and_corruption(tmp_path):
     store = RunStore(tmp_path)
     hist = run_group(_specs(1), _build, _data(), _data(1), CFG)
@@ -453,3 +487,13 @@ def test_the_reference_grid_is_sized_for_power_against_half_the_residual_sd():
     assert f_test_power(a, b, 0.5) >= 0.8
     assert ref["n_permutations"] >= ref["grid_permutations"] and ref["n_seeds"] >= b
     assert ref["per_class_train"] == 0 and ref["backbones"] == ["mlp"]  # the full split
+
+
+def test_provenance_names_the_threads_the_run_uses():
+    import torch
+
+    from nclib.records import cpu_model, provenance
+
+    assert f"{torch.get_num_threads()} torch threads" in provenance("cpu")["device_name"]
+    named = provenance("cpu", threads=1)["device_name"]  # a worker's kernel with cpu_threads = 1
+    assert named.startswith(f"CPU: {cpu_model()} (") and named.endswith(", 1 torch threads)")
