@@ -288,7 +288,8 @@ def execute(experiment: str, scale: str = "paper", device: str = "auto", results
     chapter = repo_root() / EXPERIMENTS[experiment]
     params.update(scale=scale, device=str(dev), results_dir=str(folder), deterministic=bool(deterministic))
     token = uuid.uuid4().hex[:12]
-    prov = {**provenance(dev), "experiment": experiment, "scale": scale, "chapter": EXPERIMENTS[experiment],
+    # the chapter's kernel trains with cpu_threads threads, not with this process's count
+    prov = {**provenance(dev, threads=params.get("cpu_threads") or None), "experiment": experiment, "scale": scale, "chapter": EXPERIMENTS[experiment],
             "runner": runner, "worker": worker, "parameters": params, "status": "running", "wall_time_s": None,
             "started_utc": _utc_now()}
     atomic_write_json(own / "provenance.json", prov)
