@@ -230,7 +230,7 @@ def specs_for(backbone, dataset, train_set, test_set, d, with_control):
     def spec(h, s):
         params = dict(common, kind=h.kind, index=h.index, seed=s,
                       config=config_for(s).to_dict())
-        return RunSpec(f"{backbone}-{dataset}-d{d}-{h.label}-seed{s}", params, h.M)
+        return RunSpec(report.run_name((backbone, dataset, d), h.label, s), params, h.M)
 
     return {s: [spec(h, s) for h in hs] for s, hs in plan.items()}
 

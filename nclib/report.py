@@ -41,7 +41,7 @@ __all__ = [
     "MarginGrowth", "margin_growth", "rescaled_control", "growth_table", "decide_fig3",
     "chapter7_numbers",
     # Section 5.2
-    "BOX_NAMES", "design", "settings", "setting_title", "main_seed_of", "box_groups", "Grid", "grid",
+    "BOX_NAMES", "design", "run_name", "missing_in_setting", "settings", "setting_title", "main_seed_of", "box_groups", "Grid", "grid",
     "GridAnalysis", "analyse_grid", "anova_table", "SettingSummary", "summarise_setting", "summarise",
     "decide_nc_gen", "summary_table", "describe_structure", "chapter8_numbers",
     # the machinery's checks
@@ -376,6 +376,23 @@ def design(heads, main_seed: int, control_seeds=(), grid_seeds=(), grid_permutat
                 keep.append(h)
         out[s] = keep
     return out
+
+
+def _setting_prefix(setting) -> str:
+    backbone, dataset, d = setting
+    return f"{backbone}-{dataset}-d{int(d)}-"
+
+
+def run_name(setting, label: str, seed: int) -> str:
+    """The name of a Section 5.2 run: ``<backbone>-<dataset>-d<d>-<classifier>-seed<seed>`` for the
+    setting ``(backbone, dataset, d)`` (its run id adds a dash and a hash of every parameter)."""
+    return f"{_setting_prefix(setting)}{label}-seed{int(seed)}"
+
+
+def missing_in_setting(missing, setting) -> list[str]:
+    """The run ids among ``missing`` (planned, not recorded) that belong to ``setting``: a verdict
+    on one setting waits for that setting's runs only, not for another setting's."""
+    return [i for i in missing if i.startswith(_setting_prefix(setting))]
 
 
 def settings(runs) -> dict:

@@ -444,6 +444,21 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     assert len(list((folder / "runs").glob("*.json"))) == len(planned)
     assert not list(folder.rglob(".*.tmp"))
 
+    # Chapter 10 on this sweep with one run of the C > d setting lost: the simplex-ETF setting,
+    # complete, gets its verdict; the other waits for its missing run.
+    small = next(i for i in planned if "-d4-" in i)
+    (folder / "runs" / f"{small}.json").unlink()
+    from nclib.chapters import inject_parameters
+
+    src = inject_parameters((ROOT / "book" / "ch10_reference.py").read_text(),
+                            {"results_root": str(tmp_path), "scale": "tiny", "n_resamples": 99})
+    (tmp_path / "ch10.py").write_text(src)
+    out = subprocess.run([sys.executable, str(tmp_path / "ch10.py")], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT / "book", env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ref_nc_gen_small: incomplete: 1 runs of this setting missing, no verdict" in out.stdout
+    assert "ref_nc_gen:" not in out.stdout  # decided: not among the undecided
+
 
 def test_table_renders_html_and_text():
     t = Table(["a", "bb"], [[1, "x<y"], [22, 3.5]], caption="cap")

@@ -297,3 +297,15 @@ def test_checks_on_a_tiny_model_batched_equals_sequential_and_a_rotated_head_is_
     R = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
     gaps = report.identity_check(fn, heads[0].M, R, 0, tr, te, cfg)
     assert gaps["identity"] < 1e-10 < 1e-3 < gaps["control"]
+
+
+def test_run_names_and_the_missing_runs_of_one_setting():
+    from nclib.report import missing_in_setting, run_name
+
+    assert run_name(("mlp", "fashion_mnist", 32), "perm01", 3) == "mlp-fashion_mnist-d32-perm01-seed3"
+    missing = ["mlp-fashion_mnist-d32-base-seed1-16b350625a", "mlp-fashion_mnist-d5-perm02-seed0-0aa",
+               "mlp-fashion_mnist-d3-base-seed0-1bb", "small_cnn-fashion_mnist-d5-base-seed0-2cc"]
+    assert missing_in_setting(missing, ("mlp", "fashion_mnist", 5)) == [missing[1]]
+    assert missing_in_setting(missing, ("mlp", "fashion_mnist", 3)) == [missing[2]]  # d3 is not a prefix of d32
+    assert missing_in_setting(missing, ("mlp", "cifar10", 32)) == []
+    assert missing_in_setting([], ("mlp", "fashion_mnist", 32)) == []
