@@ -41,7 +41,8 @@ __all__ = [
     "MarginGrowth", "margin_growth", "rescaled_control", "growth_table", "decide_fig3",
     "chapter7_numbers",
     # Section 5.2
-    "BOX_NAMES", "design", "run_name", "missing_in_setting", "settings", "setting_title", "main_seed_of", "box_groups", "Grid", "grid",
+    "BOX_NAMES", "design", "run_name", "missing_in_setting", "settings", "setting_title", "main_seed_of",
+    "box_groups", "Grid", "grid",
     "GridAnalysis", "analyse_grid", "anova_table", "SettingSummary", "summarise_setting", "summarise",
     "decide_nc_gen", "summary_table", "describe_structure", "chapter8_numbers",
     # the machinery's checks

@@ -289,8 +289,8 @@ def execute(experiment: str, scale: str = "paper", device: str = "auto", results
     params.update(scale=scale, device=str(dev), results_dir=str(folder), deterministic=bool(deterministic))
     token = uuid.uuid4().hex[:12]
     # the chapter's kernel trains with cpu_threads threads, not with this process's count
-    prov = {**provenance(dev, threads=params.get("cpu_threads") or None), "experiment": experiment, "scale": scale, "chapter": EXPERIMENTS[experiment],
-            "runner": runner, "worker": worker, "parameters": params, "status": "running", "wall_time_s": None,
+    prov = {**provenance(dev, threads=params.get("cpu_threads") or None), "experiment": experiment,
+            "scale": scale, "chapter": EXPERIMENTS[experiment], "runner": runner, "worker": worker, "parameters": params, "status": "running", "wall_time_s": None,
             "started_utc": _utc_now()}
     atomic_write_json(own / "provenance.json", prov)
     t0 = time.perf_counter()
@@ -472,8 +472,9 @@ def main(argv=None) -> int:
         backbones = []
         for exp in names:  # every experiment is checked before the first one starts
             planned = plan_parameters(exp, args.scale, params)
-            backbones += [b for b in planned.get("backbones", chapter_parameters(exp).get("backbones", []))
-                          if b not in backbones]
+            # the chapter's own default when neither the preset nor --param names the backbones
+            wanted = planned["backbones"] if "backbones" in planned else chapter_parameters(exp)["backbones"]
+            backbones += [b for b in wanted if b not in backbones]
         resolve_device(args.device)
         args.workers = _workers_for(args.workers, args.device, backbones)
     except (ParameterError, ValueError) as exc:

@@ -70,12 +70,13 @@ def choose_workers(cores: int, backbones, bench_folder, cpu: str | None = None) 
     if cores == 1:
         return SchemeChoice(1, "one core: one worker")
     rec = _newest_record(Path(bench_folder), cpu)
-    if rec is not None and rec.get("sweep_processes", 2) != cores:
-        return SchemeChoice(cores, f"one worker per core: unmeasured for {cores} cores (make bench on {cpu} "
-                                   f"compared {rec.get('sweep_processes', 2)} processes)")
     if rec is None:
         return SchemeChoice(cores, f"one worker per core: unmeasured on this CPU ({cpu}); `make bench` measures "
                                    f"it and records it in {bench_folder}")
+    compared = rec.get("sweep_processes", 2)  # records from before the field compared 2 processes
+    if compared != cores:
+        return SchemeChoice(cores, f"one worker per core: unmeasured for {cores} cores (make bench on {cpu} "
+                                   f"compared {compared} processes)")
     ratios = {b: rec["sweep"][b]["processes_steady_ratio"] for b in backbones
               if isinstance(rec["sweep"].get(b), dict) and rec["sweep"][b].get("processes_steady_ratio", 0) > 0}
     when = rec["provenance"].get("time_utc", "?")[:10]
