@@ -6,15 +6,18 @@ Fashion-MNIST is found, in this order, at
      :class:`DatasetNotFoundError` rather than quietly loading another copy;
   2. Debian's package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``);
   3. torchvision's download, where a network exists.
-Files are always read by torchvision's dataset classes. A root may hold torchvision's layout
-(``ROOT/FashionMNIST/raw/``) or the four idx files themselves (``.gz`` or not); the latter are
-staged (decompressed) into torchvision's layout under the cache directory (``NCLIB_CACHE``, default
-``~/.cache/nclib``), since torchvision reads only its own layout. A staged copy is keyed by the
+A root may hold torchvision's layout (``ROOT/FashionMNIST/raw/``) or the four idx files themselves
+(``.gz`` or not); the latter are staged (decompressed) into that layout under the cache directory
+(``NCLIB_CACHE``, default ``~/.cache/nclib``), so that every copy is read the same way. A staged copy is keyed by the
 content of its source (a SHA-256 recorded in a manifest; the hash is skipped while the source's
 path, size, mtime, ctime and inode are unchanged), so a replaced source file is never served stale.
-Before torchvision reads them, the files are checked (idx magic numbers, sizes against their
-headers, 28×28 images, as many labels as images, labels in 0–9), and a bad file raises
-:class:`DatasetCorruptError` naming it, what is wrong and how to get a good copy.
+Before they are read, the files are checked (idx magic numbers, sizes against their headers, 28×28
+images, as many labels as images, labels in 0–9), and a bad file raises
+:class:`DatasetCorruptError` naming it, what is wrong and how to get a good copy. The checked idx
+files are then read here, byte for byte as torchvision's ``FashionMNIST`` reads them (a test holds
+the two to the same tensors): importing torchvision costs about 0.9 s (it imports ``torch._dynamo``),
+paid by every chapter kernel and every worker process, so it is imported only for CIFAR and for
+downloads.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
 from nclib._checks import check_int
 
@@ -443,13 +445,9 @@ def _fix_hint(origin: str) -> str:
 
 
 def _prepare(folder: Path, found: dict[str, Path], root: Path, hint: str) -> Path:
-    """A checked torchvision root for the idx files ``found`` in ``folder`` (read in place when
-    already in torchvision's uncompressed layout, else staged into the cache)."""
-    in_place = (
-        folder == root / "FashionMNIST" / "raw"
-        and all(p.suffix != ".gz" for p in found.values())
-        and not (root / "FashionMNIST" / "processed").exists()  # torchvision would read that instead
-    )
+    """A checked root in torchvision's layout for the idx files ``found`` in ``folder`` (read in
+    place when already uncompressed in that layout, else staged into the cache)."""
+    in_place = folder == root / "FashionMNIST" / "raw" and all(p.suffix != ".gz" for p in found.values())
     if in_place:
         _check_fashion_mnist_files(folder, found, hint)
         return root
@@ -556,6 +554,8 @@ def fashion_mnist(root: str | os.PathLike | None = None, *, download: bool = Tru
     if tv_root is None and download:
         tv_root = _cache_dir() / "download"
         try:
+            import torchvision
+
             torchvision.datasets.FashionMNIST(tv_root, train=True, download=True)
             torchvision.datasets.FashionMNIST(tv_root, train=False, download=True)
         except Exception as exc:  # no network: report it together with the other two ways
@@ -576,14 +576,27 @@ def fashion_mnist(root: str | os.PathLike | None = None, *, download: bool = Tru
     return _load_fashion_mnist(tv_root)
 
 
+#: Fashion-MNIST's class names, in label order (Xiao et al. 2017; torchvision's ``classes``).
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot")
+
+
+def _read_idx(path: Path) -> torch.Tensor:
+    """An uncompressed idx file of unsigned bytes (LeCun et al.'s format, already checked by
+    :func:`_idx_problem`) as a uint8 tensor of the shape its header gives."""
+    raw = path.read_bytes()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy())
+
+
 def _load_fashion_mnist(tv_root: Path):
-    train = torchvision.datasets.FashionMNIST(tv_root, train=True, download=False)
-    test = torchvision.datasets.FashionMNIST(tv_root, train=False, download=False)
-    xtr, xte = _from_uint8(train.data, test.data, channels_last_input=False)
-    return (
-        TensorDataset._trusted(xtr, train.targets.long(), list(train.classes)),
-        TensorDataset._trusted(xte, test.targets.long(), list(test.classes)),
-    )
+    raw = Path(tv_root) / "FashionMNIST" / "raw"
+    xtr, xte = (_read_idx(raw / f"{split}-images-idx3-ubyte") for split in ("train", "t10k"))
+    ytr, yte = (_read_idx(raw / f"{split}-labels-idx1-ubyte").long() for split in ("train", "t10k"))
+    xtr, xte = _from_uint8(xtr, xte, channels_last_input=False)
+    return (TensorDataset._trusted(xtr, ytr, list(FASHION_MNIST_CLASSES)),
+            TensorDataset._trusted(xte, yte, list(FASHION_MNIST_CLASSES)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,6 +605,8 @@ def _load_fashion_mnist(tv_root: Path):
 
 
 def _cifar_class(num_classes: int, verify: bool):
+    import torchvision
+
     base = {10: torchvision.datasets.CIFAR10, 100: torchvision.datasets.CIFAR100}[num_classes]
     if verify:
         return base
@@ -671,6 +686,8 @@ def cifar(root: str | os.PathLike, num_classes: int = 10, *, verify: bool = True
     if not isinstance(verify, bool):
         raise TypeError(f"{where}: verify must be True or False, got {verify!r}")
     root = _check_root_arg(root, where)
+    import torchvision  # here, not at the top: only CIFAR needs it (module docstring)
+
     cls = _cifar_class(num_classes, verify)
     folder = root / cls.base_folder
     if not folder.is_dir():

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import nclib.data as data
 from nclib.data import DatasetNotFoundError, TensorDataset, balanced_split, balanced_subset, cifar, fashion_mnist
@@ -46,6 +48,45 @@ def test_explicit_root_with_idx_files(tmp_path, gz):
     assert abs(train.x.mean().item()) < 1e-5 and abs(train.x.std().item() - 1) < 1e-3
 
 
+@given(n=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_idx_reader_matches_torchvision(tmp_path_factory, n, seed):
+    # nclib reads the idx files itself (importing torchvision costs ~0.9 s a process); the
+    # independent reader is torchvision's own FashionMNIST: the same bytes, labels and class names.
+    import torchvision
+
+    root = tmp_path_factory.mktemp("fm")
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for split, m in (("train", n), ("t10k", n + 1)):
+        write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (m, 28, 28)), gz=False)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, m), gz=False)
+    for train in (True, False):
+        ours = data._read_idx(raw / f"{'train' if train else 't10k'}-images-idx3-ubyte")
+        theirs = torchvision.datasets.FashionMNIST(root, train=train, download=False)
+        labels = data._read_idx(raw / f"{'train' if train else 't10k'}-labels-idx1-ubyte").long()
+        assert ours.dtype == theirs.data.dtype == torch.uint8 and torch.equal(ours, theirs.data)
+        assert torch.equal(labels, theirs.targets.long())
+        assert list(data.FASHION_MNIST_CLASSES) == list(theirs.classes)
+
+
+def test_loading_fashion_mnist_leaves_torchvision_unimported(tmp_path):
+    # The point of reading idx files here: a process that loads Fashion-MNIST (a chapter kernel,
+    # a worker) does not pay torchvision's import.
+    import subprocess
+    import sys
+
+    fake_fashion_mnist(tmp_path / "fm", gz=True)
+    code = ("import sys, nclib.data as d; tr, te = d.fashion_mnist(sys.argv[1], download=False); "
+            "assert len(tr) == 30; print('torchvision' in sys.modules)")
+    env = {**__import__("os").environ, "NCLIB_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "fm")], capture_output=True, text=True,
+                         env=env, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
+
+
 def test_environment_variable_root(tmp_path, monkeypatch):
     fake_fashion_mnist(tmp_path / "env", gz=True)
     monkeypatch.setenv("NCLIB_DATA", str(tmp_path / "env"))
@@ -59,7 +100,9 @@ def test_missing_dataset_names_all_three_ways(tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(data.torchvision.datasets, "FashionMNIST", no_network)
+    import torchvision
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", no_network)
     with pytest.raises(DatasetNotFoundError) as err:
         fashion_mnist()  # nothing named: the whole search order is tried
     msg = str(err.value)
