@@ -128,7 +128,10 @@ class _Group:
         holders = sorted({h.describe() for s in left if (h := claims.holder(s.run_id)) is not None})
         print(f"waiting for {len(left)} run(s) that other workers train ({'; '.join(holders) or 'none held now'}); "
               f"a claim without heartbeat for {claims.timeout:g} s is taken over", file=sys.stderr, flush=True)
-        poll = max(0.05, min(2.0, claims.timeout / 10))
+        # Poll often at first (a sweep's last runs end at about the same time, and a short sweep's
+        # wall time would otherwise carry up to a whole poll), then back off to the cap.
+        cap = max(0.05, min(2.0, claims.timeout / 10))
+        poll = min(0.05, cap)
         with tqdm(total=len(left), desc="runs trained by other workers") as bar:
             while left:
                 for s in left:
@@ -144,6 +147,7 @@ class _Group:
                 left = now_left
                 if left:
                     time.sleep(poll)
+                    poll = min(cap, poll * 1.5)
         self.models.clear()  # nothing left to train: let the models and data go
         self.train_data = self.test_data = None
 
