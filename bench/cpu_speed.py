@@ -14,6 +14,12 @@ issue, measured in one run, each against a baseline measured in the same run.
    (c) by 2 worker processes with 1 thread each, which share a results folder and claim runs
    (``nclib.experiments.run_group``: the same mechanism as ``make experiments WORKERS=2``; its wall
    time includes starting the processes and loading the data). Ratios: (a) time / (b) or (c) time.
+   The models are the ones the runner sweeps, in their chapters' settings: the reference scale's
+   MLP (width 256, the full split) and chapter 7's ``small_cnn`` (NHWC, measurement batch 256),
+   several epochs each, so that training and measurement weigh about what they weigh in a run.
+   Beside it, the ceiling of (c): one epoch at 2 threads against 1 thread in one process (the
+   thread speed-up s); two processes with a thread each can be at most 2 / s times the loop, less
+   what they take from each other (memory bandwidth, caches).
 6. ``nc_metrics`` and ``NCAccumulator`` on 60 000 × 512, C = 10, against the reference library's
    float64 formulas (``bench/metrics_speed.py``, a re-implementation of their formulas).
 
@@ -48,17 +54,18 @@ import nclib.train as nctrain  # noqa: E402
 from nclib.data import TensorDataset, balanced_split, fashion_mnist  # noqa: E402
 from nclib.experiments import RunSpec, RunStore, provenance, run_group, atomic_write_json  # noqa: E402
 from nclib.models import FixedHead, NCModel, build_backbone  # noqa: E402
+from nclib.presets import PRESETS  # noqa: E402
 from nclib.records import cpu_model  # noqa: E402
 from nclib.scheme import bench_record_name  # noqa: E402
 from nclib.sweep import equivalent_classifiers, sweep_models, train_sweep  # noqa: E402
 from nclib.train import TrainConfig, evaluate, evaluate_loss_accuracy, train  # noqa: E402
 
 SIZES = {
-    #        GEMM n, images (MLP / CNN train, test), sweep models, schedule run (images/class, epochs)
-    "tiny": dict(gemm=256, mlp_train=400, cnn_train=200, test=100, models=2, sched=(20, 12),
+    # GEMM n, images (MLP / CNN train, test), sweep models and epochs, schedule run (images/class, epochs)
+    "tiny": dict(gemm=256, mlp_train=400, cnn_train=200, test=100, models=2, sweep_epochs=1, sched=(20, 12),
                  metrics="tiny", repeats=1),
-    "cpu": dict(gemm=2048, mlp_train=60_000, cnn_train=6_400, test=10_000, models=10, sched=(500, 60),
-                metrics="full", repeats=3),
+    "cpu": dict(gemm=2048, mlp_train=60_000, cnn_train=6_400, test=10_000, models=10, sweep_epochs=4,
+                sched=(500, 60), metrics="full", repeats=3),
 }
 BACKBONES = {"mlp": dict(width=512), "small_cnn": dict(width=16)}
 # The memory format and measurement batch the chapters use (measured here: for the CNN, NHWC halves
@@ -185,6 +192,11 @@ def schedule_share(kind: str, size: dict) -> dict:
     return out
 
 
+# The sweep row's models: the reference scale's MLP (chapters 7, 8 and 10; the runner's long CPU
+# sweeps) and chapter 7's small_cnn, in their chapters' layouts (LAYOUT).
+SWEEP_WIDTHS = {"mlp": PRESETS["non_conservative"]["reference"]["widths"]["mlp"], "small_cnn": 16}
+
+
 def sweep_specs(kind: str, K: int):
     _, heads = equivalent_classifiers(10, D, K - 1, 0, seed=0)
     heads = heads[:K]
@@ -193,13 +205,38 @@ def sweep_specs(kind: str, K: int):
     return specs, heads
 
 
-def sweep_config() -> TrainConfig:
-    return TrainConfig(epochs=1, batch_size=BATCH, lr=0.01, momentum=0.9, weight_decay=5e-4, measure="every")
+def sweep_config(kind: str, size: dict) -> TrainConfig:
+    """Several epochs measured every epoch: measurement is about a quarter of the run (in a
+    reference run of 61 epochs, auto-measured at 26 of them, about a tenth), where one epoch
+    measured twice made it half and weighed the processes' start and measurement too much."""
+    return TrainConfig(epochs=size["sweep_epochs"], batch_size=BATCH, lr=0.01, momentum=0.9, weight_decay=5e-4,
+                       measure="every", channels_last=LAYOUT[kind]["channels_last"],
+                       eval_batch_size=LAYOUT[kind]["eval_batch"])
+
+
+def sweep_backbone(kind: str):
+    return build_backbone(kind, (1, 28, 28), D, SWEEP_WIDTHS[kind])
 
 
 def build(kind: str):
-    return lambda pending: sweep_models(
-        lambda: build_backbone(kind, (1, 28, 28), D, BACKBONES[kind]["width"]), [s.head for s in pending], 0)
+    return lambda pending: sweep_models(lambda: sweep_backbone(kind), [s.head for s in pending], 0)
+
+
+def thread_speedup(kind: str, tr: TensorDataset, repeats: int) -> dict:
+    """One training epoch of a sweep model at 1 and at 2 threads in this process: the speed-up s
+    bounds what two one-thread processes can gain over the two-thread loop (2 / s)."""
+    cl = LAYOUT[kind]["channels_last"]
+    torch.manual_seed(0)
+    m = NCModel(sweep_backbone(kind), FixedHead(equivalent_classifiers(10, D, 0, 0, seed=0)[1][0].M))
+    if cl:
+        m = m.to(memory_format=torch.channels_last)
+    out = {}
+    for t in (1, 2):
+        torch.set_num_threads(t)
+        out[f"epoch_{t}_thread_s"] = best(lambda: one_epoch(m, tr, cl), repeats)
+    out["thread_speedup"] = out["epoch_1_thread_s"] / out["epoch_2_thread_s"]
+    out["processes_ceiling"] = 2 / out["thread_speedup"]
+    return out
 
 
 def worker(kind: str, size_name: str, store: str) -> None:
@@ -208,7 +245,7 @@ def worker(kind: str, size_name: str, store: str) -> None:
     size = SIZES[size_name]
     tr, te = data(size, kind)
     specs, _ = sweep_specs(kind, size["models"])
-    run_group(specs, build(kind), tr, te, sweep_config(), store=RunStore(store), batched=False)
+    run_group(specs, build(kind), tr, te, sweep_config(kind, size), store=RunStore(store), batched=False)
     from nclib.experiments import wait_for_others
     wait_for_others()
 
@@ -218,12 +255,12 @@ def sweep_schemes(kind: str, size_name: str) -> dict:
     size = SIZES[size_name]
     tr, te = data(size, kind)
     specs, heads = sweep_specs(kind, size["models"])
-    out = {}
+    out = dict(width=SWEEP_WIDTHS[kind], epochs=size["sweep_epochs"], **thread_speedup(kind, tr, size["repeats"]))
     torch.set_num_threads(2)
     for name, batched in (("loop", False), ("batched", True)):
         models = build(kind)(specs)
         t = time.perf_counter()
-        train_sweep(models, tr, te, sweep_config(), batched=batched)
+        train_sweep(models, tr, te, sweep_config(kind, size), batched=batched)
         out[f"{name}_s"] = time.perf_counter() - t
     with tempfile.TemporaryDirectory(prefix="nclib-bench-") as store:
         cmd = [sys.executable, __file__, "--worker", kind, "--size", size_name, "--store", store]
@@ -272,7 +309,10 @@ def table(res: dict) -> str:
                      f"auto {100 * a['share']:.0f}% ({a['measured_epochs']} of {a['epochs'] + 1} epochs measured) · "
                      f"every {100 * e['share']:.0f}%"))
     for kind, r in res["sweep"].items():
-        rows.append((f"{r['models']} {kind}s × 1 epoch: loop / batched / 2 processes",
+        rows.append((f"{kind} (width {r['width']}) epoch, 1 thread / 2 threads: ceiling of 2 processes",
+                     f"{r['epoch_1_thread_s']:.2f} / {r['epoch_2_thread_s']:.2f} s = {r['thread_speedup']:.2f}× "
+                     f"→ at most {r['processes_ceiling']:.2f}× the loop"))
+        rows.append((f"{r['models']} {kind}s × {r['epochs']} epoch{'s' * (r['epochs'] != 1)}: loop / batched / 2 processes",
                      f"{r['loop_s']:.1f} / {r['batched_s']:.1f} s ({r['batched_ratio']:.2f}×) / "
                      f"{r['processes_s']:.1f} s ({r['processes_ratio']:.2f}×, {r['workers_that_trained']} workers trained)"))
         rows.append((f"  2 processes, steady state (start {r['processes_start_s']:.1f} s per sweep left out)",

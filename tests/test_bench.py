@@ -43,7 +43,8 @@ def test_cpu_speed_tiny_prints_every_ratio_and_records(tmp_path):
                            "--record", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for row in ("GEMM limit", "measurement pass / training epoch", "forward-pass rate / training rate",
-                "metric time / training time", "loop / batched / 2 processes", "2 processes, steady state",
+                "metric time / training time", "ceiling of 2 processes", "loop / batched / 2 processes",
+                "2 processes, steady state",
                 "vs reference float64"):
         assert row in proc.stdout, row
     from nclib.scheme import bench_record_name
@@ -55,5 +56,7 @@ def test_cpu_speed_tiny_prints_every_ratio_and_records(tmp_path):
         assert sweep["records"] == sweep["models"] and sweep["workers_that_trained"] >= 1
         # the steady state is the workers' own training time: positive and inside the wall time
         assert 0 < sweep["processes_steady_s"] <= sweep["processes_s"]
+        # the ceiling is 2 / (1-thread epoch / 2-thread epoch), both measured
+        assert sweep["processes_ceiling"] == pytest.approx(2 * sweep["epoch_2_thread_s"] / sweep["epoch_1_thread_s"])
         assert record["schedule"][kind]["auto"]["measured_epochs"] <= record["schedule"][kind]["every"]["measured_epochs"]
     assert record["provenance"]["cpu_model"] and record["sweep_processes"] == 2
