@@ -140,8 +140,9 @@ display(
 # $5\cdot10^{-4}$ the pilot had not fitted its training set at its cap (the table's "not fitted"
 # row), so runs would not enter the terminal phase within the budget. And the reference scale is
 # **MLP only**: the
-# small CNN trains at about 6 000 images/s on this machine (`make bench`), some 10 s per epoch of
-# the full split, and 150 runs of it would take about a day; it stays in chapter 7 at CPU scale.
+# small CNN trains at 5 700–7 500 images/s on these machines (`make bench` on the AMD EPYC and the
+# Intel Xeon), 8–10 s per epoch of the full split, and 150 runs of it would take about a day; it
+# stays in chapter 7 at CPU scale.
 
 # %% tags=["hide-input"]
 grid_a = PRESETS["non_conservative"].get(scale, {}).get("grid_permutations", 0) + 1

@@ -3,8 +3,9 @@
 Many small models train fastest either as one process using every core or as one worker process
 per core with a thread each (the workers share the results folder and claim runs,
 :mod:`nclib.claims`). Which one wins depends on the machine: on the 2-core AMD EPYC machines of
-this project two processes trained MLPs 1.06–1.09× faster than the loop, on the 2-core Intel Xeon
-ones 1.19× faster, while the small CNN ran 0.76× as fast there (``results/bench/``). So
+this project two processes trained MLPs 1.06–1.09× faster than the loop; on the 2-core Intel Xeon
+ones, in the runner's own workload, MLPs 1.36× faster in the steady state while the small CNN ran
+0.93× as fast, because two threads already speed one CNN up 1.88× there (``results/bench/``). So
 ``--workers auto`` is not a fixed rule: it reads the newest ``make bench`` record of this CPU
 model (``results/bench/cpu_speed-cpu-<cpu>.json``, its sweep row: the steady-state ratio of the
 worker processes to the one-process loop, the start of the processes left out because a sweep pays
