@@ -374,6 +374,11 @@ def _stage_idx_files(sources: dict[str, Path], target_root: Path, hint: str, *, 
     return reused
 
 
+def _idx_shape(head: bytes, ndim: int) -> tuple[int, ...]:
+    """The shape an idx header gives: ``ndim`` big-endian 32-bit sizes after the 4-byte magic."""
+    return tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+
+
 def _idx_problem(path: Path, kind: str) -> tuple[str | None, int]:
     """Check an uncompressed idx file of ``kind`` "images" (N×28×28) or "labels" (N, in 0–9).
     Returns ``(problem or None, N)``."""
@@ -394,7 +399,7 @@ def _idx_problem(path: Path, kind: str) -> tuple[str | None, int]:
                 f"0x{expected_magic:08X}){what}"), 0
     if len(head) < 4 + 4 * ndim:
         return f"is truncated: it ends inside its header ({size} bytes)", 0
-    shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = _idx_shape(head, ndim)
     if kind == "images" and shape[1:] != (28, 28):
         return f"holds images of {shape[1]}×{shape[2]} pixels; Fashion-MNIST's are 28×28", 0
     if shape[0] == 0:
@@ -586,7 +591,7 @@ def _read_idx(path: Path) -> torch.Tensor:
     :func:`_idx_problem`) as a uint8 tensor of the shape its header gives."""
     raw = path.read_bytes()
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = _idx_shape(raw, ndim)
     return torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy())
 
 

@@ -1,7 +1,10 @@
 """nclib.data: the Fashion-MNIST search order, CIFAR's format, balanced subsets."""
 
 import gzip
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +77,10 @@ def test_idx_reader_matches_torchvision(tmp_path_factory, n, seed):
 def test_loading_fashion_mnist_leaves_torchvision_unimported(tmp_path):
     # The point of reading idx files here: a process that loads Fashion-MNIST (a chapter kernel,
     # a worker) does not pay torchvision's import.
-    import subprocess
-    import sys
-
     fake_fashion_mnist(tmp_path / "fm", gz=True)
     code = ("import sys, nclib.data as d; tr, te = d.fashion_mnist(sys.argv[1], download=False); "
             "assert len(tr) == 30; print('torchvision' in sys.modules)")
-    env = {**__import__("os").environ, "NCLIB_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "NCLIB_CACHE": str(tmp_path / "cache")}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "fm")], capture_output=True, text=True,
                          env=env, cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
