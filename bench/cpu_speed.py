@@ -100,11 +100,13 @@ def data(size: dict, kind: str) -> tuple[TensorDataset, TensorDataset]:
     return balanced_split(tr, te, n // 10 if n < len(tr) else None, size["test"] // 10 if size["test"] < len(te) else None, 0)
 
 
-def model(kind: str, seed: int = 0, M=None) -> NCModel:
+def model(kind: str, seed: int = 0, M=None, width: int | None = None, channels_last: bool = False) -> NCModel:
+    """A model of the training rows (``width``: the backbone's, default BACKBONES'), NHWC if asked."""
     torch.manual_seed(seed)
-    net = build_backbone(kind, (1, 28, 28), D, BACKBONES[kind]["width"])
+    net = build_backbone(kind, (1, 28, 28), D, width or BACKBONES[kind]["width"])
     M = M if M is not None else equivalent_classifiers(10, D, 0, 0, seed=0)[1][0].M
-    return NCModel(net, FixedHead(M))
+    m = NCModel(net, FixedHead(M))
+    return m.to(memory_format=torch.channels_last) if channels_last else m
 
 
 def flops_per_image(m: NCModel, x: torch.Tensor, backward: bool) -> float:
@@ -142,9 +144,8 @@ def training_and_measurement(kind: str, size: dict) -> dict:
     for name, lay in (("", LAYOUT[kind]), ("old_", OLD_LAYOUT)):
         if name and lay == LAYOUT[kind]:
             continue
-        m, cl, bs = model(kind), lay["channels_last"], lay["eval_batch"]
-        if cl:
-            m = m.to(memory_format=torch.channels_last)
+        cl, bs = lay["channels_last"], lay["eval_batch"]
+        m = model(kind, channels_last=cl)
         t_epoch = best(lambda: one_epoch(m, tr, cl), size["repeats"])
         t_eval = best(lambda: (evaluate(m, tr, bs, cl), evaluate_loss_accuracy(m, te, bs, cl)), size["repeats"])
         t_fwd = best(lambda: evaluate(m, tr, bs, cl), size["repeats"])
@@ -226,10 +227,7 @@ def thread_speedup(kind: str, tr: TensorDataset, repeats: int) -> dict:
     """One training epoch of a sweep model at 1 and at 2 threads in this process: the speed-up s
     bounds what two one-thread processes can gain over the two-thread loop (2 / s)."""
     cl = LAYOUT[kind]["channels_last"]
-    torch.manual_seed(0)
-    m = NCModel(sweep_backbone(kind), FixedHead(equivalent_classifiers(10, D, 0, 0, seed=0)[1][0].M))
-    if cl:
-        m = m.to(memory_format=torch.channels_last)
+    m = model(kind, width=SWEEP_WIDTHS[kind], channels_last=cl)
     out = {}
     for t in (1, 2):
         torch.set_num_threads(t)
