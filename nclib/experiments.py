@@ -130,8 +130,7 @@ class _Group:
               f"a claim without heartbeat for {claims.timeout:g} s is taken over", file=sys.stderr, flush=True)
         # Poll often at first (a sweep's last runs end at about the same time, and a short sweep's
         # wall time would otherwise carry up to a whole poll), then back off to the cap.
-        cap = max(0.05, min(2.0, claims.timeout / 10))
-        poll = min(0.05, cap)
+        poll, cap = 0.05, max(0.05, min(2.0, claims.timeout / 10))
         with tqdm(total=len(left), desc="runs trained by other workers") as bar:
             while left:
                 for s in left:
