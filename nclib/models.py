@@ -182,20 +182,43 @@ def _check_shape(in_shape, where: str, ndim: int | None = None) -> tuple[int, ..
     return tuple(int(s) for s in in_shape)
 
 
-def mlp(in_shape, d: int, width: int = 256, depth: int = 2) -> nn.Module:
-    """A ReLU MLP whose last layer is linear, so features can take either sign (needed to align
-    with a fixed ETF head, whose vectors have negative entries). ``in_shape`` is the shape of one
-    input (e.g. (1, 28, 28) or (d_in,)); ``depth`` ≥ 1 hidden layers of ``width`` units."""
+def mlp(in_shape, d: int, width: int = 256, depth: int = 2, *, feature_relu: bool = False,
+        last_init: str = "uniform") -> nn.Module:
+    """A ReLU MLP (``depth`` ≥ 1 hidden layers of ``width`` units with BatchNorm) ending in a linear
+    layer to d features. ``in_shape`` is the shape of one input (e.g. (1, 28, 28) or (d_in,)).
+
+    Two variants serve Section 5.2's test and its negative control (chapter 8's identity: for a
+    backbone ending in a linear layer, a rotated head is a rotated initialisation of that layer):
+
+    * ``feature_relu=True``: a ReLU after the last layer, so the features live in the positive
+      orthant, as after the ReLU and pooling of VGG/ResNet/DenseNet; the identity fails.
+    * ``last_init="gaussian"``: the last layer drawn i.i.d. N(0, 1/fan_in) with zero bias, a law
+      invariant under rotations of the feature space (PyTorch's default ``"uniform"`` is not), so
+      that a rotated or permuted simplex-ETF head cannot change the distribution of the trained
+      network: an exact null.
+    """
     in_shape = _check_shape(in_shape, "mlp(in_shape, d, width, depth)")
     d = _int_arg(d, "mlp: d", 1, "d is the feature dimension, a positive integer")
     width = _int_arg(width, "mlp: width", 1, "width is the number of hidden units per layer")
     depth = _int_arg(depth, "mlp: depth", 1, "depth is the number of hidden layers")
+    if not isinstance(feature_relu, bool):
+        raise ValueError(f"mlp: feature_relu must be True or False, got {feature_relu!r}")
+    if last_init not in ("uniform", "gaussian"):
+        raise ValueError(f"mlp: last_init must be 'uniform' (PyTorch's default) or 'gaussian' (rotation "
+                         f"invariant), got {last_init!r}")
     layers: list[nn.Module] = [nn.Flatten()]
     fan_in = math.prod(in_shape)
     for _ in range(depth):
         layers += [nn.Linear(fan_in, width), nn.BatchNorm1d(width), nn.ReLU()]
         fan_in = width
-    layers.append(nn.Linear(fan_in, d))
+    last = nn.Linear(fan_in, d)
+    if last_init == "gaussian":
+        with torch.no_grad():
+            last.weight.normal_(0.0, 1.0 / math.sqrt(fan_in))
+            last.bias.zero_()
+    layers.append(last)
+    if feature_relu:
+        layers.append(nn.ReLU())
     net = nn.Sequential(*layers)
     net.feature_dim = d
     return net
@@ -370,14 +393,17 @@ def densenet121(in_channels: int = 3, d: int | None = None, growth: int = 32) ->
     return _finish(layers, channels, d)
 
 
-BACKBONES = ("mlp", "small_cnn", "vgg11", "resnet32", "densenet121")
+#: ``mlp_relu``: :func:`mlp` with a ReLU after its last layer (features after a nonlinearity, as in
+#: the paper's backbones); ``mlp_gauss``: :func:`mlp` with a rotation-invariant last layer (the
+#: negative control of Section 5.2, where a permuted simplex ETF cannot matter in distribution).
+BACKBONES = ("mlp", "mlp_relu", "mlp_gauss", "small_cnn", "vgg11", "resnet32", "densenet121")
 
 
 def build_backbone(name: str, in_shape, d: int | None = None, width: int | None = None) -> nn.Module:
     """A backbone by name (one of :data:`BACKBONES`) for inputs of shape ``in_shape`` =
     (channels, H, W). ``d`` is the feature dimension (``None``: the backbone's natural width;
     64 for the small networks); ``width`` sets the hidden width of ``mlp`` (default 256) and
-    ``small_cnn`` (default 32). The result has an attribute ``feature_dim``."""
+    ``small_cnn`` (default 32); ``mlp_relu`` and ``mlp_gauss`` are the two variants of :func:`mlp`. The result has an attribute ``feature_dim``."""
     if not isinstance(name, str) or name not in BACKBONES:
         lower = f" (names are lower-case: {name.lower()!r})" if isinstance(name, str) and name.lower() in BACKBONES else ""
         raise ValueError(f"build_backbone: unknown backbone {name!r}{lower}; choose one of {', '.join(BACKBONES)}")
@@ -385,15 +411,16 @@ def build_backbone(name: str, in_shape, d: int | None = None, width: int | None 
     in_shape = _check_shape(in_shape, where, ndim=3)
     d = _optional_int(d, f"{where}: d", "pass a positive feature dimension, or None for the default")
     width = _optional_int(width, f"{where}: width", "pass a positive hidden width, or None for the default")
-    if name == "mlp":
-        return mlp(in_shape, 64 if d is None else d, 256 if width is None else width)
+    if name in ("mlp", "mlp_relu", "mlp_gauss"):
+        return mlp(in_shape, 64 if d is None else d, 256 if width is None else width,
+                   feature_relu=name == "mlp_relu", last_init="gaussian" if name == "mlp_gauss" else "uniform")
     if name == "small_cnn":
         if min(in_shape[1:]) < 4:
             raise ValueError(f"{where}: small_cnn needs inputs of at least 4×4 pixels (two 2×2 pools), "
                              f"got {in_shape[1]}×{in_shape[2]}; use mlp for smaller inputs")
         return small_cnn(in_shape[0], 64 if d is None else d, 32 if width is None else width)
     if width is not None:
-        raise ValueError(f"{where}: width applies to mlp and small_cnn only, not to {name}; pass width=None")
+        raise ValueError(f"{where}: width applies to the MLPs and small_cnn only, not to {name}; pass width=None")
     if min(in_shape[1:]) < 8:
         raise ValueError(f"{where}: {name} needs inputs of at least 8×8 pixels, got {in_shape[1]}×{in_shape[2]}")
     builders = {"vgg11": vgg11, "resnet32": resnet32, "densenet121": densenet121}

@@ -32,6 +32,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
+from nclib._checks import check_orthogonal
 from nclib.accumulate import NCAccumulator
 from nclib.data import TensorDataset
 from nclib.etf import permute, random_permutation, random_rotation, rotate, simplex_etf, ufm_structure
@@ -128,20 +129,24 @@ def rotation_between(A, B) -> tuple[torch.Tensor, float]:
 
 
 def absorb_rotation(backbone: nn.Module, R) -> nn.Module:
-    """Rotate a backbone's output by Rᵀ in place: its last layer must be ``nn.Linear`` (as in
-    :func:`nclib.models.mlp`), whose weight W and bias b become RᵀW and Rᵀb. A network with head
-    R M is then the same function as this one with head M, and since SGD with momentum and weight
-    decay commutes with orthogonal maps of a layer's output, training with head R M from
-    initialisation W equals training with head M from RᵀW: the rotation only changes the last
-    layer's initialisation."""
-    last = list(backbone.modules())[-1]
-    if not isinstance(last, nn.Linear):
-        raise ValueError(f"the backbone's last layer must be nn.Linear, got {type(last).__name__}")
-    R = torch.as_tensor(R, dtype=torch.float64)
-    if tuple(R.shape) != (last.out_features, last.out_features):
-        raise ValueError(f"R must be {last.out_features}×{last.out_features}, got {tuple(R.shape)}")
+    """Rotate the output of a backbone's last ``nn.Linear`` layer by Rᵀ, in place: its weight W and
+    bias b become RᵀW and Rᵀb (chapter 8's identity). ``R``: an orthogonal d×d matrix (d the
+    layer's output width), checked.
+
+    When that layer ends the backbone (:func:`nclib.models.mlp`), a network with head R M is then
+    the same function as this one with head M, and since SGD with momentum and weight decay
+    commutes with orthogonal maps of a layer's output, training with head R M from initialisation
+    W equals training with head M from RᵀW: the rotation only changes the last layer's
+    initialisation. When a nonlinearity follows the layer (``mlp_relu``: ReLU(RᵀWh + Rᵀb) is not
+    Rᵀ ReLU(Wh + b)) the two are different networks; chapter 8 shows the identity failing there."""
+    linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"absorb_rotation: the backbone has no nn.Linear layer to rotate ({type(backbone).__name__})")
+    last = linears[-1]
+    R = check_orthogonal(R, last.out_features, f"absorb_rotation: R (rotating the {last.out_features} outputs of "
+                                               "the last linear layer)", tol=1e-6)
     with torch.no_grad():
-        Rt = R.T.to(last.weight.dtype)
+        Rt = R.T.to(device=last.weight.device, dtype=last.weight.dtype)
         last.weight.copy_(Rt @ last.weight)
         if last.bias is not None:
             last.bias.copy_(Rt @ last.bias)

@@ -67,7 +67,39 @@ def test_small_backbones_keep_their_signatures():
     assert m(x).shape == (3, 16) and c(x).shape == (3, 16)
     assert m.feature_dim == 16 and c.feature_dim == 16
     assert isinstance(m[-1], nn.Linear) and isinstance(c[-1], nn.Linear)
-    assert set(BACKBONES) == {"mlp", "small_cnn", "vgg11", "resnet32", "densenet121"}
+    assert set(BACKBONES) == {"mlp", "mlp_relu", "mlp_gauss", "small_cnn", "vgg11", "resnet32", "densenet121"}
+
+
+def test_mlp_variants_end_as_documented():
+    torch.manual_seed(0)
+    relu = build_backbone("mlp_relu", (1, 28, 28), 16, 32)
+    gauss = build_backbone("mlp_gauss", (1, 28, 28), 16, 32)
+    x = torch.randn(64, 1, 28, 28)
+    assert isinstance(relu[-1], nn.ReLU) and relu.eval()(x).min() >= 0  # features in the positive orthant
+    assert isinstance(gauss[-1], nn.Linear) and gauss.eval()(x).min() < 0
+    assert torch.all(gauss[-1].bias == 0)
+    with pytest.raises(ValueError, match="last_init"):
+        mlp((1, 28, 28), 16, last_init="orthogonal")
+    with pytest.raises(ValueError, match="feature_relu"):
+        mlp((1, 28, 28), 16, feature_relu=1)
+
+
+def test_gaussian_last_layer_has_a_rotation_invariant_law():
+    """The negative control needs W and RᵀW to have the same law. Column norms of W (the d-vector
+    of one input unit) are invariant under any R; PyTorch's uniform law is not rotation-invariant:
+    its entries are bounded by 1/√fan_in, rotated ones exceed that bound."""
+    from nclib.etf import random_rotation
+
+    torch.manual_seed(1)
+    W = build_backbone("mlp_gauss", (1, 28, 28), 32, 256)[-1].weight.detach().double()
+    assert abs(W.std().item() * 16 - 1) < 0.02  # N(0, 1/256)
+    R = random_rotation(32, generator=3)
+    U = build_backbone("mlp", (1, 28, 28), 32, 256)[-1].weight.detach().double()
+    bound = 1 / 16
+    assert U.abs().max() <= bound and (R.T @ U).abs().max() > bound  # the uniform law moves under R
+    # a Kolmogorov–Smirnov comparison of the entries of W and RᵀW: the same law
+    from scipy.stats import ks_2samp
+    assert ks_2samp(W.flatten().numpy(), (R.T @ W).flatten().numpy()).pvalue > 0.01
 
 
 def test_build_backbone_rejects_bad_input():

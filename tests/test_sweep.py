@@ -166,6 +166,22 @@ def test_absorb_rotation_makes_the_same_function():
     assert torch.allclose(a(x), b(x), atol=1e-5)
     with pytest.raises(ValueError, match="nn.Linear"):
         absorb_rotation(small_cnn(1, 6, 4)[:-1], R)
+    # after a ReLU the rotation is no change of variables: a different function
+    relu = mlp((1, 8, 8), 6, width=16, feature_relu=True)
+    c = NCModel(copy.deepcopy(relu), FixedHead(R @ M)).eval()
+    d = NCModel(absorb_rotation(copy.deepcopy(relu), R), FixedHead(M)).eval()
+    assert not torch.allclose(c(x), d(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (torch.ones(6, 6), "orthogonal"), (torch.full((6, 6), float("nan")), "NaN|finite"),
+    (torch.zeros(6, 6), "orthogonal"), (torch.eye(5), "6×6")])
+def test_absorb_rotation_refuses_what_is_no_rotation(bad, match):
+    net = mlp((1, 8, 8), 6, width=16)
+    before = net[-1].weight.clone()
+    with pytest.raises(ValueError, match=match):
+        absorb_rotation(net, bad)
+    assert torch.equal(net[-1].weight, before)  # nothing poisoned
 
 
 def test_augment_shapes_and_identity_cases():
