@@ -99,7 +99,7 @@ from tqdm.auto import tqdm
 from nclib import report
 from nclib.etf import simplex_etf
 from nclib.experiments import (RunSpec, experiment_setup, load_datasets, load_results,
-                               notebook_helpers, run_group)
+                               notebook_helpers, record_plan, run_group)
 from nclib.metrics import scale_free_margin_of_etf
 from nclib.models import FixedHead, LinearHead, NCModel, build_backbone
 from nclib.report_plots import plot_figure3, plot_growth, plot_scales
@@ -149,8 +149,7 @@ plan = [(dataset, backbone, s, head)  # every run, one model each
         for s in range(seed, seed + seeds_per_backbone.get(backbone, 1))
         for head in heads]
 specs = [spec_for(b, ds, h, s, *data[ds]) for ds, b, s, h in plan]
-if store is not None:
-    store.write_manifest([sp.run_id for sp in specs], {"scale": scale})
+record_plan(store, specs, {"scale": scale})
 
 # %%
 t_start = time.perf_counter()
@@ -164,8 +163,11 @@ for (dataset, backbone, s, head), spec in tqdm(list(zip(plan, specs)), desc="run
     out = run_group([spec], build, train_set, test_set, config_for(s), store=store,
                     progress=recorded_sweep, prov=prov)
     runs.append((spec.params, out[spec.run_id]))
-    print(f"{spec.name}: first epoch at 100% train accuracy: "
-          f"{runs[-1][1].terminal_epoch}, trained {runs[-1][1].epochs_trained} epochs")
+# Histories are read once every run is claimed: a run another worker trains is waited
+# for when first read, so reading inside the loop would put the workers in lock-step.
+for spec, (_, h) in zip(specs, runs):
+    print(f"{spec.name}: first epoch at 100% train accuracy: {h.terminal_epoch}, "
+          f"trained {h.epochs_trained} epochs")
 live_seconds = time.perf_counter() - t_start
 if store is not None:
     store.write_csv()

@@ -46,7 +46,7 @@ __all__ = [
     "validate_parameters", "dataset_problem", "repo_root", "atomic_write_text", "atomic_write_json",
     "to_jsonable", "run_id_for", "provenance", "make_record", "validate_record", "RunSpec", "RunStore",
     "run_group", "wait_for_others", "load_dataset", "load_datasets", "resolve_device", "RecordedResults", "load_results",
-    "execute", "ExperimentError", "summarize", "experiment_setup", "notebook_helpers", "Table", "main",
+    "execute", "ExperimentError", "summarize", "experiment_setup", "notebook_helpers", "record_plan", "Table", "main",
 ]
 
 # The results folder of the running chapter (set by experiment_setup), where load_dataset notes a
@@ -421,6 +421,25 @@ def experiment_setup(device: str = "auto", results_dir: str | None = None, cpu_t
     dev = resolve_device(device)
     _RESULTS_DIR = Path(results_dir) if results_dir else None
     return dev, (RunStore(results_dir) if results_dir else None), provenance(dev)
+
+
+#: Set by ``run --dry-run``: the file the chapter's plan goes to, after which the chapter stops.
+PLAN_FILE_ENV = "NCLIB_PLAN_FILE"
+
+
+def record_plan(store: RunStore | None, specs, meta: dict) -> None:
+    """The runs a chapter plans: written as the store's manifest (so that ``status`` and chapter 10
+    can tell finished from missing runs). Under ``run --dry-run`` (``$NCLIB_PLAN_FILE`` set) every
+    spec's id, name and parameters go to that file instead and the chapter stops here, before
+    anything trains (:mod:`nclib.pricing` prices the plan)."""
+    specs = list(specs)
+    plan_file = os.environ.get(PLAN_FILE_ENV)
+    if plan_file:
+        atomic_write_json(Path(plan_file), {"meta": meta, "runs": [
+            {"run_id": s.run_id, "name": s.name, "params": s.params} for s in specs]})
+        raise SystemExit(0)
+    if store is not None:
+        store.write_manifest([s.run_id for s in specs], meta)
 
 
 def notebook_helpers():

@@ -45,7 +45,7 @@ from nclib.presets import (EXPERIMENTS, PRESETS, RUNNER_KEYS, SCALES, ParameterE
 from nclib.records import RunStore, atomic_write_json, atomic_write_text, provenance, repo_root, resolve_device
 from nclib.scheme import choose_workers
 
-__all__ = ["ExperimentError", "plan_parameters", "execute", "summarize", "main"]
+__all__ = ["ExperimentError", "plan_parameters", "execute", "dry_run", "summarize", "main"]
 
 # Appended to every chapter run: a chapter is not over while other workers still train its runs.
 _FINISH = ("# nclib runner: wait for the runs other workers still train, so that the results folder\n"
@@ -176,9 +176,10 @@ def _run_papermill(chapter: Path, params: dict, keep, progress: bool) -> None:
                 keep(out, outcome)
 
 
-def _run_script(chapter: Path, params: dict, log_path: Path) -> None:
+def _run_script(chapter: Path, params: dict, log_path: Path, echo: bool = True) -> None:
     """Run a jupytext percent-format chapter as a plain Python script, with ``params`` assigned in
-    a cell right after its parameters cell (what papermill injects); output goes to ``log_path``."""
+    a cell right after its parameters cell (what papermill injects); output goes to ``log_path``
+    (and to stdout when ``echo``)."""
     src = chapter.read_text(encoding="utf-8")
     marker = '# %% tags=["parameters"]'
     if marker not in src:
@@ -196,7 +197,8 @@ def _run_script(chapter: Path, params: dict, log_path: Path) -> None:
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             for line in proc.stdout:
-                sys.stdout.write(line)
+                if echo:
+                    sys.stdout.write(line)
                 lines.append(line)
             rc = proc.wait()
         finally:
@@ -329,6 +331,40 @@ def execute(experiment: str, scale: str = "paper", device: str = "auto", results
     return folder
 
 
+def dry_run(experiment: str, scale: str = "paper", results=None, parameters: dict | None = None,
+            workers: int = 1, threads: int | None = None) -> str:
+    """The planned runs of ``experiment`` at ``scale`` and what they will cost on this CPU, without
+    training or writing anything in the results folder: the chapter runs as a script up to the
+    point where it records its plan (:func:`nclib.experiments.record_plan`), the runs already
+    recorded in ``results`` are marked, and the rest are priced (:mod:`nclib.pricing`) with
+    ``threads`` torch threads per worker (default: the chapter's ``cpu_threads``)."""
+    from nclib.pricing import format_projection, project
+    from nclib.records import cpu_model
+
+    params = plan_parameters(experiment, scale, parameters)
+    folder = Path(results or repo_root() / "results").resolve() / experiment / scale
+    threads = threads or params.get("cpu_threads") or chapter_parameters(experiment).get("cpu_threads") or 1
+    params.update(scale=scale, device="cpu", results_dir="", deterministic=False)
+    with tempfile.TemporaryDirectory(prefix="nclib-plan-") as tmp:
+        plan_file = Path(tmp) / "plan.json"
+        try:
+            with _environ(NCLIB_PLAN_FILE=plan_file, PYTHONPATH=os.pathsep.join(
+                    filter(None, [str(repo_root()), os.environ.get("PYTHONPATH")]))):
+                _run_script(repo_root() / EXPERIMENTS[experiment], params, Path(tmp) / "plan.log", echo=False)
+        except RuntimeError as exc:
+            tail = (Path(tmp) / "plan.log").read_text(encoding="utf-8").strip().splitlines()[-3:]
+            raise ExperimentError(f"{experiment}: the chapter failed before it planned its runs: "
+                                  + " | ".join(tail)) from exc
+        if not plan_file.is_file():
+            raise ExperimentError(f"{experiment}: the chapter ended without recording a plan "
+                                  "(it must call nclib.experiments.record_plan)")
+        plan = json.loads(plan_file.read_text())["runs"]
+    store = RunStore.view(folder) if folder.is_dir() else None
+    recorded = {e["run_id"] for e in plan if store is not None and store.check(e["run_id"])[0] is not None}
+    projection = project(plan, int(threads), recorded)
+    return format_projection(experiment, scale, plan, recorded, projection, workers, cpu_model())
+
+
 # ----------------------------------------------------------------------------------------------
 # The CLI
 # ----------------------------------------------------------------------------------------------
@@ -456,6 +492,9 @@ def main(argv=None) -> int:
                           "or one with every thread), one on a GPU")
     run.add_argument("--worker-index", type=int, default=None,
                      help="this worker's index; 0 writes the canonical notebook (default: SLURM array index, else 0)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the planned runs and price them on this CPU (worker-hours, wall time with "
+                          "--workers); trains and writes nothing")
     run.add_argument("--claim-timeout", type=float, default=None,
                      help="seconds without heartbeat before another worker's claim is taken over (default 120)")
     status = sub.add_parser("status", help="recorded runs per experiment and scale, against the manifest")
@@ -483,6 +522,15 @@ def main(argv=None) -> int:
     except ExperimentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+    if args.dry_run:
+        try:
+            for exp in names:
+                print(dry_run(exp, args.scale, args.results, params, args.workers), flush=True)
+        except ExperimentError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
 
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM))}
     on_termination()

@@ -138,6 +138,12 @@ def test_two_local_workers_split_the_runs_and_write_one_canonical_notebook(tmp_p
     assert json.loads((folder / "workers" / "1" / "provenance.json").read_text())["status"] == "complete"
     assert summarize(folder)["complete"]
     assert not list((folder / "claims").glob("*.lock"))
+    # the dry run of the same command finds every planned run recorded: nothing left to price
+    dry = subprocess.run(_cli("run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", str(tmp_path),
+                              "--workers", "2", "--dry-run", "--param", "epochs=2", *FIXED),
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert f"{len(planned)} planned runs, {len(planned)} recorded, 0 to train" in dry.stdout
 
 
 def test_workers_auto_follows_the_bench_record_of_this_cpu(tmp_path, capsys):
