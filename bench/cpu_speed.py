@@ -20,7 +20,11 @@ issue, measured in one run, each against a baseline measured in the same run.
    Beside it, the ceiling of (c): one epoch at 2 threads against 1 thread in one process (the
    thread speed-up s); two processes with a thread each can be at most 2 / s times the loop, less
    what they take from each other (memory bandwidth, caches).
-6. ``nc_metrics`` and ``NCAccumulator`` on 60 000 × 512, C = 10, against the reference library's
+6. Chapter 7's sweep through the runner (``python -m nclib.experiments run --experiment
+   margins_tpt``, papermill, one thread per worker, the reference preset's settings on a
+   subset): its wall time with 2 workers against 1 worker, start-up and analysis cells included.
+   The workers split the runs only if the chapter never waits on one run before claiming the next.
+7. ``nc_metrics`` and ``NCAccumulator`` on 60 000 × 512, C = 10, against the reference library's
    float64 formulas (``bench/metrics_speed.py``, a re-implementation of their formulas).
 
     python bench/cpu_speed.py                          # the full table (about 10 minutes)
@@ -61,11 +65,12 @@ from nclib.sweep import equivalent_classifiers, sweep_models, train_sweep  # noq
 from nclib.train import TrainConfig, evaluate, evaluate_loss_accuracy, train  # noqa: E402
 
 SIZES = {
-    # GEMM n, images (MLP / CNN train, test), sweep models and epochs, schedule run (images/class, epochs)
+    # GEMM n, images (MLP / CNN train, test), sweep models and epochs, schedule run (images/class, epochs),
+    # chapter 7's sweep (images/class, epochs, seeds × 2 heads)
     "tiny": dict(gemm=256, mlp_train=400, cnn_train=200, test=100, models=2, sweep_epochs=1, sched=(20, 12),
-                 metrics="tiny", repeats=1),
+                 metrics="tiny", repeats=1, ch7=(100, 40, 2)),
     "cpu": dict(gemm=2048, mlp_train=60_000, cnn_train=6_400, test=10_000, models=10, sweep_epochs=4,
-                sched=(500, 60), metrics="full", repeats=3),
+                sched=(500, 60), metrics="full", repeats=3, ch7=(500, 40, 4)),
 }
 BACKBONES = {"mlp": dict(width=512), "small_cnn": dict(width=16)}
 # The memory format and measurement batch the chapters use (measured here: for the CNN, NHWC halves
@@ -285,6 +290,32 @@ def sweep_schemes(kind: str, size_name: str) -> dict:
     return out
 
 
+def chapter7_workers(size_name: str) -> dict:
+    """Row 6: chapter 7's sweep under the runner with 1 and with 2 workers (one thread each), each
+    into a fresh results folder; wall times of the whole command."""
+    per_class, epochs, seeds = SIZES[size_name]["ch7"]
+    params = dict(backbones=["mlp"], heads=["etf", "learnable"], seeds_per_backbone={"mlp": seeds},
+                  per_class_train=per_class, per_class_test=100, widths={"mlp": 256}, feature_dim=D,
+                  epochs=epochs, milestones=[epochs // 2], fit_until=0, terminal_epochs=0, batch_size=BATCH,
+                  eval_batch_size=1000, cpu_threads=1)
+    out = dict(runs=2 * seeds, epochs=epochs, images=10 * per_class)
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory(prefix="nclib-bench-ch7-") as results:
+            cmd = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", "margins_tpt", "--scale", "tiny",
+                   "--device", "cpu", "--results", results, "--workers", str(workers)]
+            cmd += [f"--param={k}={json.dumps(v)}" for k, v in params.items()]
+            t = time.perf_counter()
+            done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            out[f"workers_{workers}_s"] = time.perf_counter() - t
+            if done.returncode:
+                raise RuntimeError(f"chapter 7 with {workers} worker(s) failed: {done.stderr[-2000:]}")
+            trainers = {json.loads(p.read_text())["extra"]["trained_by"]["pid"]
+                        for p in Path(results, "margins_tpt", "tiny", "runs").glob("*.json")}
+            out[f"workers_{workers}_trainers"] = len(trainers)
+    out["ratio"] = out["workers_2_s"] / out["workers_1_s"]
+    return out
+
+
 def table(res: dict) -> str:
     g1, g2 = res["gemm_gflops"]["1"], res["gemm_gflops"]["2"]
     rows = [("GEMM limit, torch.mm, 1 / 2 threads", f"{g1:.0f} / {g2:.0f} GFLOP/s")]
@@ -315,6 +346,10 @@ def table(res: dict) -> str:
                      f"{r['processes_s']:.1f} s ({r['processes_ratio']:.2f}×, {r['workers_that_trained']} workers trained)"))
         rows.append((f"  2 processes, steady state (start {r['processes_start_s']:.1f} s per sweep left out)",
                      f"{r['processes_steady_s']:.1f} s ({r['processes_steady_ratio']:.2f}× the loop)"))
+    c = res["chapter7"]
+    rows.append((f"chapter 7 sweep ({c['runs']} runs × {c['epochs']} epochs, {c['images']} images): 1 / 2 workers",
+                 f"{c['workers_1_s']:.1f} / {c['workers_2_s']:.1f} s = {c['ratio']:.2f}× the wall time "
+                 f"({c['workers_2_trainers']} workers trained)"))
     m = res["metrics"]
     rows.append((f"nc_metrics / accumulator vs reference float64, N = {m['N']}, d = {m['d']}, 1 thread",
                  f"{m['nclib_nc_metrics_s']:.2f} / {m['nclib_accumulator_s']:.2f} s vs {m['reference_s']:.2f} s "
@@ -339,7 +374,8 @@ def main(argv=None) -> dict:
            "gemm_gflops": {str(t): gemm_gflops(size["gemm"], t, size["repeats"]) for t in (1, 2)},
            "training": {k: training_and_measurement(k, size) for k in BACKBONES},
            "schedule": {k: schedule_share(k, size) for k in BACKBONES},
-           "sweep": {k: sweep_schemes(k, args.size) for k in BACKBONES}}
+           "sweep": {k: sweep_schemes(k, args.size) for k in BACKBONES},
+           "chapter7": chapter7_workers(args.size)}
     torch.set_num_threads(1)
     rec = metrics_speed.main(["--size", size["metrics"], "--repeats", str(size["repeats"])])
     t = {r["method"]: r["seconds"] for r in rec["rows"]}

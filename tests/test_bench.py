@@ -44,7 +44,7 @@ def test_cpu_speed_tiny_prints_every_ratio_and_records(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for row in ("GEMM limit", "measurement pass / training epoch", "forward-pass rate / training rate",
                 "metric time / training time", "ceiling of 2 processes", "loop / batched / 2 processes",
-                "2 processes, steady state",
+                "2 processes, steady state", "chapter 7 sweep",
                 "vs reference float64"):
         assert row in proc.stdout, row
     from nclib.scheme import bench_record_name
@@ -60,3 +60,7 @@ def test_cpu_speed_tiny_prints_every_ratio_and_records(tmp_path):
         assert sweep["processes_ceiling"] == pytest.approx(2 * sweep["epoch_2_thread_s"] / sweep["epoch_1_thread_s"])
         assert record["schedule"][kind]["auto"]["measured_epochs"] <= record["schedule"][kind]["every"]["measured_epochs"]
     assert record["provenance"]["cpu_model"] and record["sweep_processes"] == 2
+    # chapter 7 with two workers: both train (the chapter claimed the next run without waiting
+    # for the first; in lock-step one worker trained every run while the other waited)
+    ch7 = record["chapter7"]
+    assert ch7["workers_1_trainers"] == 1 and ch7["workers_2_trainers"] == 2, ch7
