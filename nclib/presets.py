@@ -24,6 +24,9 @@ __all__ = [
 EXPERIMENTS = {
     "margins_tpt": "book/ch07_margins_tpt.py",
     "non_conservative": "book/ch08_non_conservative.py",
+    # Section 5.2's confirmatory design on collapsed networks (chapter 10): chapter 8's notebook
+    # with the backbone whose features follow a ReLU and the rotation-invariant negative control.
+    "confirmatory": "book/ch08_non_conservative.py",
 }
 SCALES = ("tiny", "cpu", "reference", "paper")
 DATASETS = ("fashion_mnist", "cifar10", "cifar100")
@@ -51,6 +54,24 @@ _REFERENCE_TRAINING = dict(
     per_class_train=0, per_class_test=0, backbones=["mlp"], datasets=["fashion_mnist"],
     widths={"mlp": 256}, feature_dim=32, batch_size=128, lr=0.05, momentum=0.9, weight_decay=0.0,
     epochs=60, milestones=[40], fit_until=1.0, max_epochs=200, eval_batch_size=1000, cpu_threads=1,
+)
+
+# The confirmatory design (chapter 10, written before its runs): networks trained deep into the
+# terminal phase with weight decay, chosen by the collapse pilot (bench/reference_pilot.py,
+# results/bench/reference_pilot-mlp_relu-*.json); fresh seeds (100 onwards, never used before) and a
+# fresh head draw; the grid of M* and 10 permutations × 10 seeds on each backbone: `mlp_relu`
+# (features after a ReLU: the test) and `mlp_gauss` (a linear last layer with a rotation-invariant
+# initialisation: the negative control, where a permuted simplex ETF cannot matter in law). A
+# fixed budget, so that every run is held to the collapse criterion (nclib.collapse) and a run that
+# fails it is reported, not trained on until it passes.
+_CONFIRMATORY_TRAINING = dict(
+    per_class_train=3000, per_class_test=0, datasets=["fashion_mnist"], backbones=["mlp_relu", "mlp_gauss"],
+    widths={"mlp_relu": 256, "mlp_gauss": 256}, feature_dim=32, batch_size=128, lr=0.05, momentum=0.9,
+    weight_decay=2e-3, epochs=300, milestones=[30, 150], fit_until=0.0, eval_batch_size=1000, cpu_threads=1,
+)
+_CONFIRMATORY_DESIGN = dict(
+    seed=100, head_seed=100, small_dim=0, n_permutations=10, n_rotations=0, n_seeds=10, grid_permutations=10,
+    grid_rotations=0, grid_seeds=10, batched=False, compare_epochs=0, identity_epochs=0,
 )
 
 #: Parameter overrides per experiment and scale; "cpu" is the notebooks' own defaults (the scale
@@ -92,6 +113,22 @@ PRESETS: dict[str, dict[str, dict]] = {
                       datasets=["cifar10", "cifar100", "fashion_mnist"], small_dim=0, n_seeds=10,
                       compare_epochs=2, max_models=7,
                       ufm_steps=3000, **_PAPER_TRAINING),
+    },
+    "confirmatory": {
+        "tiny": dict(_CONFIRMATORY_DESIGN, backbones=["mlp_relu", "mlp_gauss"], per_class_train=8,
+                     per_class_test=8, feature_dim=16, widths={"mlp_relu": 32, "mlp_gauss": 32}, epochs=3,
+                     milestones=[2], fit_until=0.0, batch_size=32, n_permutations=2, n_seeds=2,
+                     grid_permutations=2, grid_seeds=2, n_resamples=99),
+        # the design at the book's CPU size (500 images, 60 epochs): a quick look, not a verdict
+        "cpu": dict(_CONFIRMATORY_DESIGN, backbones=["mlp_relu", "mlp_gauss"],
+                    widths={"mlp_relu": 128, "mlp_gauss": 128}, epochs=60, milestones=[10, 50], fit_until=0.0,
+                    n_permutations=6, n_seeds=6, grid_permutations=6, grid_seeds=6),
+        "reference": dict(_CONFIRMATORY_TRAINING, **_CONFIRMATORY_DESIGN),
+        # the paper's backbones, trained 350 epochs as in Papyan et al. 2020 (×0.1 at ⅓ and ⅔)
+        "paper": dict(_CONFIRMATORY_DESIGN, backbones=["vgg11", "resnet32", "densenet121"],
+                      datasets=["cifar10", "cifar100", "fashion_mnist"],
+                      **dict(_PAPER_TRAINING, epochs=350, milestones=[117, 233]), fit_until=0.0,
+                      batched=False),
     },
 }
 

@@ -608,7 +608,7 @@ def summarise(runs, **kw) -> dict:
 
 
 def decide_nc_gen(summary: SettingSummary | None, kind: str = "permutation", *, alpha: float = ALPHA,
-                  power: float = POWER) -> Verdict:
+                  power: float = POWER, p_adjusted: float | None = None) -> Verdict:
     """The verdict on Section 5.2 for one setting and one kind of equivalence ("permutation" or
     "rotation"): do the classifiers M* and M* P_i (or R_i M*) differ in test accuracy
     *consistently across seeds*, beyond the noise of the optimization path?
@@ -620,10 +620,14 @@ def decide_nc_gen(summary: SettingSummary | None, kind: str = "permutation", *, 
     else untestable at this size (a null the grid could not have turned into a detection). No grid
     → untestable at this size. The sureness is the effect's interval (holds) or the smallest
     detectable effect, with an equivalence statement only when the one-sided upper bound on the
-    effect sd lies below the seed sd."""
+    effect sd lies below the seed sd.
+
+    ``p_adjusted``: the test's p after a correction across a family of verdicts (Holm,
+    :func:`nclib.stats.holm`), decided on in place of the raw p, which the key still shows."""
     noun = {"permutation": "permutations M* P_i", "rotation": "rotations R_i M*"}[kind]
+    which = "Holm-adjusted p" if p_adjusted is not None else "p"
     rule = (f"permutation test (classifiers shuffled within each seed) of the classifier factor on the grid "
-            f"of M* and {noun} × seeds: p ≤ {alpha:g} → holds; otherwise not distinguishable from seed "
+            f"of M* and {noun} × seeds: {which} ≤ {alpha:g} → holds; otherwise not distinguishable from seed "
             f"noise if the grid detects an effect as large as the seed sd with probability ≥ {power:g}, "
             "else untestable at this size")
     ga = summary.grids.get(kind) if summary is not None else None
@@ -643,11 +647,14 @@ def decide_nc_gen(summary: SettingSummary | None, kind: str = "permutation", *, 
                f"{sd_kind:.2f} across {kind}s at one seed; the test on simulated grids with no "
                f"classifier effect rejects in {100 * ga.detectable.size:.1f}% of draws (level {100 * alpha:g}%)")
     pw = ga.power_at(seed_sd)
+    p = ga.p if p_adjusted is None else float(p_adjusted)
     base_key = f"permutation test p = {ga.p:.2g} on the {a} × {b} grid"
+    if p_adjusted is not None:
+        base_key = f"permutation test p = {ga.p:.2g}, Holm-adjusted {p:.2g}, on the {a} × {b} grid"
     caveat = ""
     if summary.n_tpt < summary.n_models:
         caveat = f" Only {summary.n_tpt} of {summary.n_models} models ended at 100% training accuracy."
-    if ga.p <= alpha:
+    if p <= alpha:
         lo, hi = ga.effect_interval
         sure = (f"classifier effect sd {ga.effect:.2f} points, {100 * (1 - alpha):g}% interval [{lo:.2f}, {hi:.2f}] "
                 f"(residual sd {ga.sigma:.2f})")

@@ -43,7 +43,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["AnovaTable", "two_way_anova", "permutation_test_rows", "SpreadComparison", "spread_comparison",
+__all__ = ["holm", "AnovaTable", "two_way_anova", "permutation_test_rows", "SpreadComparison", "spread_comparison",
            "f_test_power", "permutation_power", "Detectable", "detectable_effect", "effect_ratio_interval",
            "bootstrap_mean_ci", "Interval", "t_interval", "log_t_interval", "clopper_pearson",
            "detectable_shift", "detectable_sd_ratio", "mantel_test"]
@@ -449,6 +449,23 @@ def detectable_sd_ratio(n_a: int, n_b: int, power: float = 0.8, alpha: float = 0
         if np.mean((p < alpha) & larger) >= power:
             return float(k)
     return math.inf
+
+
+def holm(pvalues) -> list[float]:
+    """Holm's step-down adjustment (Holm 1979) of a family of p-values: sorted increasingly,
+    p_(i) becomes max_{j ≤ i} min(1, (m − j + 1) p_(j)); returned in the input order. Rejecting
+    where the adjusted p ≤ α keeps the family-wise error rate at α under any dependence."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1 or p.size == 0:
+        raise ValueError(f"holm: pvalues must be a non-empty list of numbers, got shape {p.shape}")
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValueError(f"holm: every p-value must lie in [0, 1], got {p.tolist()}")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out.tolist()
 
 
 def _offdiag_upper(A) -> np.ndarray:

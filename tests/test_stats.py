@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as hst
 from scipy import stats
 
 from nclib import stats as S
@@ -240,3 +242,34 @@ def test_mantel_detects_a_planted_association_and_not_a_random_one():
     Q = rng.normal(size=(8, 2))
     B = np.linalg.norm(Q[:, None] - Q[None], axis=2)
     assert S.mantel_test(A, B, n_perm=999)[1] > 0.01
+
+
+def test_holm_against_the_hand_worked_step_down():
+    from nclib.stats import holm
+
+    # sorted 0.01, 0.02, 0.04 over m = 3: 0.03, max(0.03, 0.04) = 0.04, max(0.04, 0.04) = 0.04
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.5]) == [0.5] and holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        holm([0.1, float("nan")])
+    with pytest.raises(ValueError, match="non-empty"):
+        holm([])
+
+
+@given(hst.lists(hst.floats(0, 1), min_size=1, max_size=8))
+def test_holm_is_monotone_bounded_and_order_free(ps):
+    """Adjusted p ≥ raw p, ≤ 1, ordered like the raw p (ties aside), invariant to the order of the family,
+    and its rejections at α are those of the step-down procedure run by hand."""
+    from nclib.stats import holm
+
+    adj = holm(ps)
+    assert all(a >= p - 1e-15 and a <= 1 for a, p in zip(adj, ps))
+    assert holm(ps[::-1]) == pytest.approx(adj[::-1])
+    m, alpha = len(ps), 0.05
+    order = sorted(range(m), key=lambda i: ps[i])
+    rejected = set()
+    for k, i in enumerate(order):  # the procedure: reject while p_(k) ≤ α / (m − k)
+        if ps[i] > alpha / (m - k):
+            break
+        rejected.add(i)
+    assert {i for i in range(m) if adj[i] <= alpha} == rejected
