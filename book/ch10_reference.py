@@ -15,7 +15,7 @@
 # # Reproducing at reference scale
 #
 # Chapters 7 and 8 judge Section 5 of {cite:t}`gao2023demystifying` on runs small enough to train
-# while the book builds: 500 or 2 000 training images. This chapter renders the same experiments
+# while the book builds: {glue:text}`ch10_cpu_sizes` training images. This chapter renders the same experiments
 # at the largest scale the project's machines (2-core x86-64 CPUs, no accelerator) can carry: the
 # **reference scale**, the full Fashion-MNIST split of 60 000 training and 10 000 test images. Its
 # runs are not trained in the build. `make experiments SCALE=reference` runs chapters 7 and 8
@@ -37,9 +37,10 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from nclib import report
+from nclib import confirmatory, report
+from nclib.collapse import CRITERION
 from nclib.experiments import Table, load_results, notebook_helpers, repo_root
-from nclib.presets import PRESETS
+from nclib.presets import PRESETS, chapter_parameters
 from nclib.report_plots import (
     plot_boxes,
     plot_figure3,
@@ -103,6 +104,9 @@ def missing_note(experiment, recorded):
     )
 
 
+sizes = {e: 10 * chapter_parameters(e)["per_class_train"] for e in ("margins_tpt", "non_conservative")}
+glue("ch10_cpu_sizes", f"{sizes['margins_tpt']:,} (chapter 7) and {sizes['non_conservative']:,} "
+     "(chapter 8)", display=False)
 display(
     Table(
         ["chapter 8 parameter", "reference value"],
@@ -139,10 +143,7 @@ display(
 # choices follow from it. The reference runs train **without weight decay**: with chapter 8's
 # $5\cdot10^{-4}$ the pilot had not fitted its training set at its cap (the table's "not fitted"
 # row), so runs would not enter the terminal phase within the budget. And the reference scale is
-# **MLP only**: the
-# small CNN trains at 5 700–7 500 images/s on these machines (`make bench` on the AMD EPYC and the
-# Intel Xeon), 8–10 s per epoch of the full split, and 150 runs of it would take about a day; it
-# stays in chapter 7 at CPU scale.
+# **MLP only**: {glue:text}`ch10_cnn_cost`; it stays in chapter 7 at CPU scale.
 
 # %% tags=["hide-input"]
 grid_a = PRESETS["non_conservative"].get(scale, {}).get("grid_permutations", 0) + 1
@@ -157,7 +158,23 @@ if grid_a > 1 and grid_b > 1:
     )
 else:
     glue("ch10_power_design", "the preset has no grid", display=False)
-pilots = sorted((root / "bench").glob("reference_pilot-*.json"))
+cnn = []
+for path in sorted((root / "bench").glob("cpu_speed-cpu-*.json")):
+    b = json.loads(path.read_text())
+    rate = b.get("training", {}).get("small_cnn", {}).get("train_img_s")
+    if rate:
+        cnn.append((b["provenance"].get("cpu_model", path.stem), rate))
+if cnn:
+    lo, hi = min(r for _, r in cnn), max(r for _, r in cnn)
+    glue("ch10_cnn_cost", f"the small CNN trains at {lo:,.0f}–{hi:,.0f} images/s on these machines "
+         f"(`make bench` on {' and '.join(c for c, _ in cnn)}, two threads), "
+         f"{60_000 / hi:.0f}–{60_000 / lo:.0f} s per epoch of the full split, so 150 runs of the "
+         f"MLP's 60–100 epochs would take {150 * 60 * 60_000 / hi / 3600:.0f}–"
+         f"{150 * 100 * 60_000 / lo / 3600:.0f} hours", display=False)
+else:
+    glue("ch10_cnn_cost", "the small CNN's cost on these machines is not recorded "
+         "(make bench)", display=False)
+pilots = sorted((root / "bench").glob("reference_pilot-mlp-*.json"))
 if pilots:
     rows = []
     for path in pilots:
@@ -228,7 +245,16 @@ else:
 # **Section 5.1 at reference scale: {glue:text}`verdict_ref_fig3`**
 # ({glue:text}`key_ref_fig3`).
 #
-# ## Section 5.2 at reference scale: equivalent classifiers against seed noise
+# ## Section 5.2 at reference scale, first-fit networks (exploratory)
+#
+# These runs were recorded first, and they are shown for what they are: networks at the *end of
+# fitting*, not collapsed ones. Each was trained without weight decay until its first epoch at
+# 100% training accuracy and stopped there ({glue:text}`ch10_firstfit_collapse`), while the
+# paper's claims are about networks deep in the terminal phase, where neural collapse holds. And
+# their backbone ends in a linear layer, so (chapter 8's identity) a permuted simplex ETF is a
+# rotated initialisation of that layer: what they can detect is the anisotropy of PyTorch's
+# uniform initialisation, not the paper's mechanism. The confirmatory design below is the test of
+# the claim as stated.
 #
 # Chapter 8's rule, applied to the recorded runs: the permutation test of the classifier factor
 # on each grid decides (holds at $p \le 0.05$; otherwise not distinguishable from seed noise if the
@@ -250,6 +276,11 @@ names = {
     ("simplex_etf", "rotation"): "ref_nc_rot",
     ("ufm", "permutation"): "ref_nc_gen_small",
 }
+firstfit = confirmatory.collapse_summary(nc.runs(), "mlp") if nc is not None else None
+glue("ch10_firstfit_collapse", "nothing recorded" if firstfit is None else (
+    f"{firstfit.collapsed} of {firstfit.runs} meet the collapse criterion stated below; median "
+    f"{firstfit.terminal_epochs:.0f} epochs of terminal phase, median training NC1 "
+    f"{firstfit.nc1_last:.2f} at the end"), display=False)
 for (structure, kind), name in names.items():
     Sk = by_structure.get(structure)
     gap = report.missing_in_setting(nc.missing, Sk.setting) if Sk is not None else None
@@ -287,10 +318,161 @@ for Sk in summaries.values():
 # - permutations of the $C > d$ structure: **{glue:text}`verdict_ref_nc_gen_small`**
 #   ({glue:text}`key_ref_nc_gen_small`).
 #
+# ## Section 5.2, confirmatory: collapsed networks, a test and a negative control
+#
+# **The design, written before any of its runs.** Chapter 8's grid, on networks in the paper's
+# regime and with a control whose truth is known:
+#
+# - *Networks.* The MLP of the runs above with a **ReLU after its last layer** (`mlp_relu`): its
+#   features live in the positive orthant, as after the ReLU and pooling of VGG, ResNet and
+#   DenseNet, and chapter 8 shows the rotation identity failing for it, so a permuted head is a
+#   different problem, not a re-drawn initialisation. Trained deep into the terminal phase with
+#   weight decay: SGD (momentum 0.9, batch 128), learning rate 0.05, ×0.1 at epochs 30 and 150,
+#   weight decay $2\cdot10^{-3}$, a fixed budget of 300 epochs, on a balanced subset of
+#   **30 000 training images** (3 000 per class) and the full test split of 10 000. The schedule
+#   and the subset come from the pilot below: the full split did not collapse within the budget.
+# - *Collapse criterion* (`nclib.collapse`), held to every run and reported per run:
+#   {glue:text}`ch10_criterion`. A run that fails it stays in the grid (dropping it would select
+#   on the outcome) and is listed with its reason; if fewer than
+#   {glue:text}`ch10_min_collapsed` of a grid's runs meet it, its verdict is *untestable at this
+#   size*: the experiment did not reach the regime the claim is about.
+# - *The test* (primary): the grid of a fresh simplex ETF $M^*$ and 10 permutations $M^*P_i$ ×
+#   10 fresh seeds (100–109, never used before), decided by chapter 8's rule: the permutation test
+#   of the classifier factor, holds at a Holm-adjusted $p \le 0.05$, otherwise *not
+#   distinguishable from seed noise* if the grid had power 0.8 against an effect as large as the
+#   seed sd, else untestable. Power of the design, before the runs: {glue:text}`ch10_conf_power`.
+# - *The negative control*: the same grid on the MLP whose last layer is linear and initialised
+#   from a rotation-invariant law (`mlp_gauss`: Gaussian weights, zero bias). There a permuted
+#   simplex ETF, being a rotation of $M^*$, only re-draws that layer from the same law, so the
+#   classifier cannot matter in distribution. Decided by the same rule at the raw level 0.05, it
+#   should come out "not distinguishable" in about 95% of such experiments; if it says "holds",
+#   the pipeline is suspect and this chapter says so rather than tuning the test.
+# - *The family*: Holm's correction (`nclib.stats.holm`) across the confirmatory verdicts decided
+#   at this scale (the control is not one of them). Further parts, in this order and as the
+#   budget allows: the rotation grid and the $C > d$ grid on `mlp_relu`, Figure 3 with 10 seeds
+#   per head; none is run yet.
+# - *Budget*: at most 24 worker-hours of these 2-core machines; the priced plan below.
+#
+# **The pilot** (`bench/reference_pilot.py`, one thread, the fixed budget, training NC1 recorded)
+# chose the schedule. With the paper's usual weight decay $5\cdot10^{-4}$ the network fitted its
+# labels but its NC1 stopped falling near 0.12–0.17; with $2\cdot10^{-3}$ and the learning rate
+# lowered early it fitted later and collapsed further:
+
+# %% tags=["hide-input"]
+glue("ch10_criterion", CRITERION.describe(), display=False)
+glue("ch10_min_collapsed", f"{100 * confirmatory.MIN_COLLAPSED:.0f}%", display=False)
+conf_preset = PRESETS["confirmatory"][scale] if scale in PRESETS["confirmatory"] else {}
+a_conf = conf_preset.get("grid_permutations", 0) + 1
+b_conf = conf_preset.get("grid_seeds", 0)
+if a_conf > 1 and b_conf > 1:
+    glue("ch10_conf_power",
+         f"the {a_conf} × {b_conf} grid detects a classifier effect with sd half the residual sd "
+         f"(τ = σ/2) with probability {f_test_power(a_conf, b_conf, 0.5):.2f} at level 0.05 and "
+         f"{f_test_power(a_conf, b_conf, 0.5, alpha=0.025):.2f} at 0.025 (a family of two), "
+         f"and τ = σ with {f_test_power(a_conf, b_conf, 1.0):.2f} (the F test; the permutation "
+         "test's power, simulated, is in the figure below)", display=False)
+else:
+    glue("ch10_conf_power", "the preset has no grid", display=False)
+pilot_rows = []
+for path in sorted((root / "bench").glob("reference_pilot-mlp_relu-*.json")):
+    p = json.loads(path.read_text())
+    c = p.get("collapse") or {}
+    pilot_rows.append((
+        f"{p['n_train']:,} images, wd {p['weight_decay']:g}, ×0.1 at "
+        f"{', '.join(map(str, p['milestones']))}, {p['epochs']} epochs",
+        str(p["terminal_epoch"]), f"{c['nc1_last']:.3f}" if c else "not fitted",
+        "yes" if c.get("collapsed") else "no", f"{p['seconds'] / 60:.1f} min",
+        str(p.get("provenance", {}).get("device_name", "?")).split(" (")[0]))
+if pilot_rows:
+    display(Table(["pilot (mlp_relu)", "fit at epoch", "final NC1", "criterion", "run", "CPU"],
+                  pilot_rows, caption="the collapse pilot (results/bench/reference_pilot-mlp_relu-*.json)"))
+
+# %% [markdown]
+# **What the sweep costs**, priced before it started by `python -m nclib.experiments run
+# --experiment confirmatory --scale reference --dry-run` from nclib's training loop timed on this
+# CPU: {glue:text}`ch10_conf_price`. Recorded so far: {glue:text}`ch10_conf_note`.
+
+# %% tags=["hide-input"]
+conf = load_results("confirmatory", scale, root)
+glue("ch10_conf_note", missing_note("confirmatory", conf), display=False)
+print("confirmatory design at reference scale:", missing_note("confirmatory", conf))
+price = root / "bench" / f"dry_run-confirmatory-{scale}.txt"
+if price.is_file():
+    lines = price.read_text().strip().splitlines()
+    glue("ch10_conf_price", f"{lines[-1].removeprefix('projected: ')} ({lines[0].lstrip('# ')}; "
+         f"record results/bench/{price.name})", display=False)
+else:
+    glue("ch10_conf_price", "no priced plan is recorded", display=False)
+conf_runs = conf.runs() if conf is not None else []
+conf_summaries = report.summarise(conf_runs, n_resamples=n_resamples) if conf_runs else {}
+by_backbone = {Sk.setting[0]: Sk for Sk in conf_summaries.values()}
+test, control = confirmatory.TEST_BACKBONE, confirmatory.CONTROL_BACKBONE
+collapse = {b: confirmatory.collapse_summary(conf_runs, b) for b in (test, control)}
+if conf_runs:
+    display(confirmatory.collapse_table(collapse.values(), "the collapse criterion per backbone"))
+
+
+def complete(backbone):
+    """The backbone's summary when every planned run of its setting is recorded, else None."""
+    Sk = by_backbone.get(backbone)
+    if Sk is None or report.missing_in_setting(conf.missing, Sk.setting):
+        return None
+    return Sk
+
+
+family = {"ref_conf_perm": (complete(test), "permutation")}
+decided = confirmatory.decide_family(family, {"ref_conf_perm": collapse[test]})
+control_summary = complete(control)
+if control_summary is not None:
+    decided["ref_conf_control"] = confirmatory.decide_family(
+        {"ref_conf_control": (control_summary, "permutation")},
+        {"ref_conf_control": collapse[control]})["ref_conf_control"]
+for name, backbone in (("ref_conf_perm", test), ("ref_conf_control", control)):
+    Sk = complete(backbone)
+    if Sk is None:
+        gap = (report.missing_in_setting(conf.missing, by_backbone[backbone].setting)
+               if conf is not None and backbone in by_backbone else None)
+        not_decided([name], conf, gap)
+        glue(f"ch10_{name}_agree", "no verdict yet", display=False)
+        continue
+    decided[name].glue(name, glue)
+    agree = confirmatory.replication_agreement(Sk, decided[name].label)
+    glue(f"ch10_{name}_agree", f"{agree:.2f}", display=False)
+for Sk in conf_summaries.values():
+    plot_boxes(Sk, f"confirmatory, {scale} scale: {Sk.title}")
+    plt.show()
+    if Sk.grids:
+        plot_grids(Sk, Sk.title)
+        plt.show()
+        for ga in Sk.grids.values():
+            display(report.anova_table(ga, Sk.title))
+
+# %% [markdown]
+# The boxes, heat maps and analysis-of-variance tables read as in chapter 8, one set per backbone
+# (the figures show whatever is recorded; a verdict waits for its whole grid).
+#
+# - **The test** (`mlp_relu`, permutations of the simplex ETF on collapsed networks):
+#   **{glue:text}`verdict_ref_conf_perm`** ({glue:text}`key_ref_conf_perm`). A replication of
+#   this grid would reach the same reading with probability {glue:text}`ch10_ref_conf_perm_agree`
+#   if the true effect equals its estimate.
+# - **The negative control** (`mlp_gauss`, where the truth is "no effect"):
+#   **{glue:text}`verdict_ref_conf_control`** ({glue:text}`key_ref_conf_control`); replication
+#   agreement {glue:text}`ch10_ref_conf_control_agree`.
+#
+# How to read them together, given the identity: if the control says "holds", the analysis finds
+# effects where none exist and neither verdict can be trusted. If the control is "not
+# distinguishable" and the test "holds", permuting the ETF head of a network whose features pass
+# through a ReLU changes its generalization beyond seed noise, which is the paper's claim, and the
+# effect's size in points of test accuracy is in the key, beside the seed sd. If both are "not
+# distinguishable", the claim is not supported at this size, and the smallest effect the grid would
+# have caught is in the sureness.
+#
 # ## Running it, here or on a cluster
 #
 # ```bash
 # make experiments SCALE=reference WORKERS=2      # two local worker processes, 1 thread each
+# make experiments SCALE=reference EXPERIMENT=confirmatory WORKERS=2   # the confirmatory design
+# python -m nclib.experiments run --experiment confirmatory --scale reference --dry-run  # its price
 # python -m nclib.experiments status              # records against each manifest
 # ```
 #

@@ -494,7 +494,10 @@ def main(argv=None) -> int:
                      help="this worker's index; 0 writes the canonical notebook (default: SLURM array index, else 0)")
     run.add_argument("--dry-run", action="store_true",
                      help="list the planned runs and price them on this CPU (worker-hours, wall time with "
-                          "--workers); trains and writes nothing")
+                          "--workers); trains nothing and writes nothing in --results")
+    run.add_argument("--record-price", default="", metavar="FOLDER",
+                     help="with --dry-run: also write the priced plan, with the machine and commit, to "
+                          "FOLDER/dry_run-<experiment>-<scale>.txt (e.g. results/bench)")
     run.add_argument("--claim-timeout", type=float, default=None,
                      help="seconds without heartbeat before another worker's claim is taken over (default 120)")
     status = sub.add_parser("status", help="recorded runs per experiment and scale, against the manifest")
@@ -523,10 +526,23 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
+    if args.record_price and not args.dry_run:
+        print("error: --record-price goes with --dry-run", file=sys.stderr)
+        return 2
     if args.dry_run:
         try:
             for exp in names:
-                print(dry_run(exp, args.scale, args.results, params, args.workers), flush=True)
+                text = dry_run(exp, args.scale, args.results, params, args.workers)
+                print(text, flush=True)
+                if args.record_price:
+                    prov = provenance("cpu")
+                    head = (f"# priced by `python -m nclib.experiments run --experiment {exp} --scale {args.scale} "
+                            f"--dry-run --workers {args.workers}` on {prov.get('device_name')}, "
+                            f"{prov.get('time_utc')}, commit {prov.get('git_commit')}"
+                            f"{' (uncommitted changes)' if prov.get('git_dirty') else ''}\n")
+                    out = Path(args.record_price) / f"dry_run-{exp}-{args.scale}.txt"
+                    atomic_write_text(out, head + text + "\n")
+                    print(f"recorded: {out}", flush=True)
         except ExperimentError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-__all__ = ["LABELS", "SHORT", "BOOK_VERDICTS", "REFERENCE_VERDICTS", "Verdict"]
+__all__ = ["LABELS", "SHORT", "BOOK_VERDICTS", "REFERENCE_VERDICTS", "CONFIRMATORY_VERDICTS", "Verdict"]
 
 #: The vocabulary (DESIGN.md, "Verdicts"), each with the CSS class of its coloured label.
 LABELS = {
@@ -64,6 +64,9 @@ BOOK_VERDICTS = (
 #: runs): {CPU-scale name: reference-scale name}. The other rows are theorem checks, not run twice.
 REFERENCE_VERDICTS = {"fig3": "ref_fig3", "nc_gen": "ref_nc_gen", "nc_rot": "ref_nc_rot",
                       "nc_gen_small": "ref_nc_gen_small"}
+#: The verdicts of chapter 10's confirmatory design (collapsed networks), shown in their own table:
+#: the test and its negative control.
+CONFIRMATORY_VERDICTS = ("ref_conf_perm", "ref_conf_control")
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def test_the_introduction_shows_every_book_verdict_and_no_other():
     import re
     from pathlib import Path
 
-    from nclib.verdicts import BOOK_VERDICTS, REFERENCE_VERDICTS
+    from nclib.verdicts import BOOK_VERDICTS, CONFIRMATORY_VERDICTS, REFERENCE_VERDICTS
 
     intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text()
     main, rules = intro.split("| result | decided by", 1)
@@ -55,7 +55,9 @@ def test_the_introduction_shows_every_book_verdict_and_no_other():
                          ("sure", rules)):
         shown = re.findall(rf"(ch\d\d_\w+)\.py::{field}_(\w+)", table)
         assert shown == list(BOOK_VERDICTS), f"the introduction's {field} column"
+    at_reference, confirmatory = at_reference.split("| confirmatory design", 1)
     reference = re.findall(r"ch10_reference\.py::badge_(\w+)", at_reference)
     assert reference == [REFERENCE_VERDICTS[n] for _, n in BOOK_VERDICTS if n in REFERENCE_VERDICTS]
+    assert re.findall(r"ch10_reference\.py::badge_(\w+)", confirmatory) == list(CONFIRMATORY_VERDICTS)
     stable = re.findall(r"stability\.py::stable_(ch\d\d_\w+)__(\w+)", intro)
     assert stable == list(BOOK_VERDICTS), "the introduction's stability column"

@@ -1,0 +1,104 @@
+"""Chapter 10's confirmatory analysis (nclib.confirmatory): Holm across the family, the collapse
+gate, replication agreement, the collapse summary; every outcome on constructed grids."""
+
+import numpy as np
+import pytest
+
+from nclib import confirmatory, report
+from nclib.collapse import CollapseCriterion
+from nclib.train import History
+from test_report import _nc_runs
+
+
+def _summary(table, seed=0):
+    runs = _nc_runs(table, extra_seeds=range(table.shape[1], 10), rng=np.random.default_rng(seed))
+    return report.summarise(runs, main_seed=0, n_resamples=999, power_sims=300)[("mlp", "toy", 9)]
+
+
+def _collapse(share, runs=100):
+    return confirmatory.CollapseSummary("x", runs, int(share * runs), 50, 0.2, 0.05, ())
+
+
+@pytest.fixture(scope="module")
+def effect():
+    rng = np.random.default_rng(2)
+    return _summary(70 + rng.standard_normal((7, 6)) + 1.5 * np.arange(7)[:, None])
+
+
+@pytest.fixture(scope="module")
+def null():
+    return _summary(70 + np.random.default_rng(3).standard_normal((7, 6)), seed=4)
+
+
+def test_holm_adjusts_the_family_and_the_key_shows_both(effect, null):
+    out = confirmatory.decide_family({"a": (effect, "permutation"), "b": (null, "permutation")},
+                                     {"a": _collapse(1.0), "b": _collapse(1.0)})
+    p = [effect.grids["permutation"].p, null.grids["permutation"].p]
+    from nclib.stats import holm
+
+    adj = holm(p)
+    assert "Holm-adjusted" in out["a"].key and f"{adj[0]:.2g}" in out["a"].key
+    assert out["a"].label == ("holds" if adj[0] <= 0.05 else "not distinguishable from seed noise")
+    assert out["a"].label == "holds"
+    assert out["b"].label != "holds"
+
+
+def test_holm_can_turn_a_raw_detection_into_none():
+    """A p between α/2 and α holds alone and fails in a family of two whose other p is large."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        S = _summary(70 + rng.standard_normal((5, 6)) + 0.5 * np.arange(5)[:, None], seed=int(rng.integers(99)))
+        if 0.025 < S.grids["permutation"].p <= 0.05:
+            break
+    else:
+        pytest.skip("no grid with 0.025 < p ≤ 0.05 drawn")
+    alone = confirmatory.decide_family({"a": (S, "permutation")}, {"a": _collapse(1.0)})["a"]
+    pair = confirmatory.decide_family({"a": (S, "permutation"), "b": (S, "permutation")},
+                                      {"a": _collapse(1.0), "b": _collapse(1.0)})["a"]
+    assert alone.label == "holds" and pair.label != "holds"
+
+
+def test_networks_that_did_not_collapse_make_the_verdict_untestable(effect):
+    out = confirmatory.decide_family({"a": (effect, "permutation")}, {"a": _collapse(0.5)})
+    assert out["a"].label == "untestable at this size" and "collapse criterion" in out["a"].key
+    assert "Holm" not in out["a"].key  # it left the family
+
+
+def test_a_missing_grid_is_untestable(effect):
+    out = confirmatory.decide_family({"a": (None, "permutation"), "b": (effect, "rotation")},
+                                     {"a": _collapse(1.0), "b": _collapse(1.0)})
+    assert out["a"].label == out["b"].label == "untestable at this size"
+
+
+def test_replication_agreement_is_the_power_at_the_estimate(effect, null):
+    from nclib.stats import f_test_power
+
+    ga = effect.grids["permutation"]
+    want = float(f_test_power(7, 6, ga.effect / ga.sigma))
+    assert confirmatory.replication_agreement(effect, "holds") == pytest.approx(want)
+    assert confirmatory.replication_agreement(effect, "not distinguishable from seed noise") == pytest.approx(1 - want)
+    assert 0 <= confirmatory.replication_agreement(null, "not distinguishable from seed noise") <= 1
+
+
+def _history(fit_at, last, nc1_fit, nc1_last):
+    h = History()
+    h.observe({"epoch": 0, "train_accuracy": 0.1, "train_nc1": 5.0}, [])
+    if fit_at is not None:
+        h.observe({"epoch": fit_at, "train_accuracy": 1.0, "train_nc1": nc1_fit}, [])
+    h.observe({"epoch": last, "train_accuracy": 1.0 if fit_at is not None else 0.99, "train_nc1": nc1_last}, [])
+    return h
+
+
+def test_collapse_summary_counts_medians_and_reasons():
+    runs = [({"backbone": "b", "kind": "base", "index": 0, "seed": s}, h) for s, h in enumerate(
+        [_history(100, 300, 0.1, 0.07), _history(100, 300, 0.12, 0.08), _history(None, 300, None, 0.2)])]
+    runs.append(({"backbone": "other"}, _history(100, 300, 0.1, 0.07)))
+    c = confirmatory.collapse_summary(runs, "b")
+    assert (c.runs, c.collapsed, c.terminal_epochs) == (3, 2, 200)
+    assert c.nc1_first_fit == pytest.approx(0.11) and c.nc1_last == pytest.approx(0.08)
+    assert c.failures == (("base 0 seed 2", "never fitted every training label"),)
+    assert c.share == pytest.approx(2 / 3)
+    strict = confirmatory.collapse_summary(runs, "b", CollapseCriterion(nc1_max=0.075, nc1_fraction=0.1))
+    assert strict.collapsed == 1
+    table = confirmatory.collapse_table([c], "caption")
+    assert table.rows[0][:2] == ["b", "2 / 3"] and "never fitted" in table.rows[0][-1]
