@@ -92,6 +92,29 @@ def measure_rates(params: dict, threads: int = 1, batches: int = 60, repeats: in
     return Rates(epoch / n, measure / n, test / n, int(threads), n)
 
 
+class _OtherLoad:
+    """The cores that *other* processes kept busy, on average, from its creation to
+    :meth:`cores`: the whole machine's busy CPU time minus this process's (psutil)."""
+
+    def __init__(self):
+        import psutil
+
+        self._ps, self._me = psutil, psutil.Process()
+        self._t0, self._busy0, self._mine0 = time.perf_counter(), self._busy(), self._mine()
+
+    def _busy(self) -> float:
+        t = self._ps.cpu_times()
+        return sum(v for k, v in t._asdict().items() if k not in ("idle", "iowait", "guest", "guest_nice"))
+
+    def _mine(self) -> float:
+        t = self._me.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def cores(self) -> float:
+        wall = max(time.perf_counter() - self._t0, 1e-9)
+        return max(0.0, (self._busy() - self._busy0) - (self._mine() - self._mine0)) / wall
+
+
 @dataclass(frozen=True)
 class RunCost:
     """Projected seconds of one run: ``low`` (the planned epochs, the auto schedule's measured
@@ -128,8 +151,8 @@ def project(plan: list[dict], threads: int = 1, recorded=frozenset(), measure=me
     totals in worker-hours."""
     import os
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rates, costs = {}, []
+    busy = _OtherLoad()
     for entry in plan:
         if entry["run_id"] in recorded:
             continue
@@ -137,6 +160,7 @@ def project(plan: list[dict], threads: int = 1, recorded=frozenset(), measure=me
         if key not in rates:
             rates[key] = measure(entry["params"], threads)
         costs.append(run_cost(entry["name"], entry["params"], rates[key]))
+    load = busy.cores() if rates else None
     return {"rates": rates, "costs": costs, "load": load, "cores": os.cpu_count(), "low_hours": sum(c.low for c in costs) / 3600,
             "high_hours": sum(c.high for c in costs) / 3600, "longest_low_hours": max((c.low for c in costs), default=0) / 3600}
 
@@ -166,9 +190,9 @@ def format_projection(experiment: str, scale: str, plan: list[dict], recorded, p
         f"{lo:.2f} worker-hours (up to {hi:.2f} if every epoch is measured)" if fixed else
         f"{lo:.2f} worker-hours (up to {hi:.2f} if every run needs max_epochs and every epoch is measured)")
     load = projection.get("load")
-    if load is not None and load > 0.5:
-        lines.append(f"warning: the machine was busy while measuring (load average {load:.1f} over "
-                     f"{projection.get('cores', '?')} cores): the rates are pessimistic; price on a quiet machine")
+    if load is not None and load > 0.25:
+        lines.append(f"warning: other processes kept {load:.1f} of {projection.get('cores', '?')} cores busy while "
+                     "the rates were measured: they are pessimistic; price on a quiet machine")
     lines.append(f"projected: {spread}; wall time with {workers} worker(s): {wall_lo:.2f} h"
                  + ("" if math.isclose(lo, hi, rel_tol=1e-3) else f" (up to {max(hi / workers, 0):.2f} h)"))
     return "\n".join(lines)
