@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -290,6 +291,45 @@ def sweep_schemes(kind: str, size_name: str) -> dict:
     return out
 
 
+def near_limit(size: dict, sweep: dict, g1: float) -> dict:
+    """Row 5b, the reference sweep against the machine's limit: useful training FLOPs per second
+    (forward and backward of every training image of every epoch of every model; the measurement
+    passes and the start of the processes count as time, not as work) of the scheme the runner
+    picks for this CPU (nclib.scheme: the processes where their steady ratio beat the loop), over
+    the limit 2 × the 1-thread GEMM rate. Its ceiling, measured beside it: a minimal torch loop
+    of the same model on one thread (no measurement) over the 1-thread GEMM rate. And the loop
+    itself: nclib's ``train`` (every epoch measured) against the minimal loop plus the same
+    measurement passes, both on one thread."""
+    kind = "mlp"
+    tr, te = data(size, kind)
+    m = model(kind, width=SWEEP_WIDTHS[kind])
+    f_train = flops_per_image(m, tr.x[:64], backward=True)
+    useful = sweep["models"] * sweep["epochs"] * len(tr) * f_train
+    processes = sweep["processes_steady_ratio"] > 1.0
+    seconds = sweep["processes_s"] if processes else sweep["loop_s"]
+    out = dict(scheme="2 processes × 1 thread" if processes else "1 process × 2 threads", gflop_per_image=f_train / 1e9,
+               sweep_gflops=useful / seconds / 1e9, limit_gflops=2 * g1)
+    out["share"] = out["sweep_gflops"] / out["limit_gflops"]
+    out["ceiling_share"] = len(tr) * f_train / sweep["epoch_1_thread_s"] / 1e9 / g1
+    torch.set_num_threads(1)
+    epochs = size["sweep_epochs"]
+    config = dataclasses.replace(sweep_config(kind, size), epochs=epochs)
+    lay = LAYOUT[kind]
+
+    def minimal():
+        mm = model(kind, width=SWEEP_WIDTHS[kind])
+        for _ in range(epochs):
+            one_epoch(mm, tr)
+        for _ in range(epochs + 1):  # what nclib measures: epoch 0 and every epoch after it
+            evaluate(mm, tr, lay["eval_batch"]), evaluate_loss_accuracy(mm, te, lay["eval_batch"])
+
+    out["minimal_s"] = best(minimal, size["repeats"])
+    out["nclib_s"] = best(lambda: train(model(kind, width=SWEEP_WIDTHS[kind]), tr, te, config, progress=False),
+                          size["repeats"])
+    out["nclib_over_minimal"] = out["nclib_s"] / out["minimal_s"]
+    return out
+
+
 def chapter7_workers(size_name: str) -> dict:
     """Row 6: chapter 7's sweep under the runner with 1 and with 2 workers (one thread each), each
     into a fresh results folder; wall times of the whole command."""
@@ -346,6 +386,12 @@ def table(res: dict) -> str:
                      f"{r['processes_s']:.1f} s ({r['processes_ratio']:.2f}×, {r['workers_that_trained']} workers trained)"))
         rows.append((f"  2 processes, steady state (start {r['processes_start_s']:.1f} s per sweep left out)",
                      f"{r['processes_steady_s']:.1f} s ({r['processes_steady_ratio']:.2f}× the loop)"))
+    n = res["near_limit"]
+    rows.append((f"reference sweep ({n['scheme']}, measurement and start included) / machine limit",
+                 f"{n['sweep_gflops']:.0f} / {n['limit_gflops']:.0f} GFLOP/s = {100 * n['share']:.0f}% "
+                 f"(ceiling: a minimal 1-thread loop reaches {100 * n['ceiling_share']:.0f}% of the 1-thread GEMM)"))
+    rows.append(("nclib train / minimal torch loop + the same measurement passes, 1 thread",
+                 f"{n['nclib_s']:.2f} / {n['minimal_s']:.2f} s = {n['nclib_over_minimal']:.2f}×"))
     c = res["chapter7"]
     rows.append((f"chapter 7 sweep ({c['runs']} runs × {c['epochs']} epochs, {c['images']} images): 1 / 2 workers",
                  f"{c['workers_1_s']:.1f} / {c['workers_2_s']:.1f} s = {c['ratio']:.2f}× the wall time "
@@ -376,6 +422,7 @@ def main(argv=None) -> dict:
            "schedule": {k: schedule_share(k, size) for k in BACKBONES},
            "sweep": {k: sweep_schemes(k, args.size) for k in BACKBONES},
            "chapter7": chapter7_workers(args.size)}
+    res["near_limit"] = near_limit(size, res["sweep"]["mlp"], res["gemm_gflops"]["1"])
     torch.set_num_threads(1)
     rec = metrics_speed.main(["--size", size["metrics"], "--repeats", str(size["repeats"])])
     t = {r["method"]: r["seconds"] for r in rec["rows"]}

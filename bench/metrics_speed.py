@@ -1,25 +1,29 @@
-"""Speed of the neural-collapse metrics: nclib against the float64 pipeline of the reference
-library rhubarbwu/neural-collapse, measured in the same run, on one thread.
+"""Speed of the neural-collapse metrics: nclib against the reference library
+rhubarbwu/neural-collapse, measured in the same run, on one thread.
 
 The reference here is a *re-implementation of that library's published formulas*, not its code
-(which needs faiss and computes one metric per call): three passes over batches of 1000 as its
-accumulators do, everything in float64 —
+(its NC4 accumulator can use faiss, an optional dependency, and it computes one metric per call),
+in its two pipelines:
 
-1. class means: per batch a one-hot (K×B) matrix times the batch (``MeanAccumulator``);
-2. within-class covariance: per batch Σ (x − μ_y)(x − μ_y)ᵀ, a d×d product (``CovarAccumulator``);
-3. NC4: per batch the nearest-class-centre decision from ‖x‖² + ‖μ‖² − 2⟨x, μ⟩ against the
-   classifier's argmax (``DecAccumulator``, its non-faiss branch);
+* **float32, its default**: the features in the dtype the model hands them over, two passes over
+  batches of 1000 as its accumulators do: class means (a one-hot (K×B) matrix times the batch,
+  ``MeanAccumulator``) and the within-class covariance (per batch Σ (x − μ_y)(x − μ_y)ᵀ, a d×d
+  product, ``CovarAccumulator``), then NC1 and NC2 from them: the *statistics* a metric of
+  variability needs, which is what nclib's statistics-only accumulator computes too;
+* **float64, everything**: the same two passes plus NC4 (per batch the nearest-class-centre
+  decision from ‖x‖² + ‖μ‖² − 2⟨x, μ⟩ against the classifier's argmax, ``DecAccumulator``, its
+  branch without faiss), all in float64: what nclib's full paths compute.
 
-then NC1 = tr(Σ_W Σ_B⁺)/C with ``torch.linalg.pinv`` of the d×d Σ_B (``variability_pinv``; the
-library divides Σ_B by d where Papyan et al. divide by C, and so does nclib: the re-implementation
-uses 1/C so that both report the same number, at the same cost), NC2 equinorm (coefficient of
-variation of the centred mean norms, ``mean_norms``) and equiangularity (std of the off-diagonal
-cosines, ``interference_grid``), the simplex-ETF and self-duality errors (``simplex_etf_error``,
-``self_duality_error``) and the NCC agreement (``clf_ncc_agreement``).
+Both finish with NC1 = tr(Σ_W Σ_B⁺)/C, ``torch.linalg.pinv`` of the d×d Σ_B (``variability_pinv``;
+since November 2024 the library divides Σ_B by C, as Papyan et al. and nclib do), NC2 equinorm
+(coefficient of variation of the centred mean norms, ``mean_norms``) and equiangularity (std of the
+off-diagonal cosines, ``interference_grid``); the float64 pipeline adds the simplex-ETF and
+self-duality errors (``simplex_etf_error``, ``self_duality_error``) and the NCC agreement
+(``clf_ncc_agreement``).
 
-nclib is timed three ways: ``nc_metrics`` on the whole matrix, ``NCAccumulator`` over the same
-batches (it keeps the features, as NC4 needs), and ``NCAccumulator(keep_features=False)``
-(statistics only, no NC4: its d×d second moment costs what the reference's covariance costs).
+nclib is timed three ways: ``nc_metrics`` on the whole matrix and ``NCAccumulator`` over the same
+batches (it keeps the features, as NC4 needs), both against the float64 reference; and
+``NCAccumulator(keep_features=False)`` (statistics only, no NC4) against the float32 default.
 Each time is the best of ``--repeats`` runs. The printed ratios are reference time / nclib time
 (> 1: nclib is faster). No timing is asserted anywhere.
 
@@ -79,7 +83,7 @@ def reference_metrics(batches, W: torch.Tensor, C: int, d: int) -> dict:
         hits += (dists.argmin(1) == (X @ W.T).argmax(1)).sum()
     m_G = means.mean(0)
     centred = means - m_G
-    V_inter = centred.T @ centred / C  # the library divides by d here; see the module docstring
+    V_inter = centred.T @ centred / C  # Σ_B / C, as the library since November 2024
     nc1 = torch.trace(torch.linalg.pinv(V_inter) @ V_intra).item() / C
     norms = centred.norm(dim=1)
     unit = centred / norms[:, None]
@@ -96,6 +100,31 @@ def reference_metrics(batches, W: torch.Tensor, C: int, d: int) -> dict:
             "nc2_equiangular": off.std(unbiased=False).item(), "nc2_etf_error": structure_error(centred, centred),
             "nc3_self_duality_error": structure_error(centred, W),
             "nc4_agreement": hits.item() / ns.sum().item()}
+
+
+def reference_statistics_float32(batches, C: int, d: int) -> dict:
+    """The library's default pipeline: its two accumulators in the features' float32, then NC1
+    and NC2 (the pseudo-inverse in float32 too)."""
+    ns = torch.zeros(C)
+    totals = torch.zeros(C, d)
+    for X, Y in batches:  # MeanAccumulator
+        onehot = (Y[:, None] == torch.arange(C)).to(X.dtype)
+        ns += onehot.sum(0)
+        totals += onehot.T @ X
+    means = totals / ns[:, None]
+    cov = torch.zeros(d, d)
+    for X, Y in batches:  # CovarAccumulator
+        diff = X - means[Y]
+        cov += diff.T @ diff
+    V_intra = cov / ns.sum()
+    centred = means - means.mean(0)
+    V_inter = centred.T @ centred / C
+    nc1 = torch.trace(torch.linalg.pinv(V_inter) @ V_intra).item() / C
+    norms = centred.norm(dim=1)
+    unit = centred / norms[:, None]
+    off = (unit @ unit.T)[~torch.eye(C, dtype=torch.bool)]
+    return {"nc1": nc1, "nc2_equinorm": (norms.std(unbiased=False) / norms.mean()).item(),
+            "nc2_equiangular": off.std(unbiased=False).item()}
 
 
 # --- timing ------------------------------------------------------------------------------------
@@ -150,7 +179,9 @@ def main(argv=None) -> dict:
     rows.append(("nclib nc_metrics (in memory)", t_mem))
     t_acc, _ = best_of(lambda: nclib_accumulator(batches, M, True), args.repeats)
     rows.append(("nclib NCAccumulator (keeps features)", t_acc))
-    t_stat, _ = best_of(lambda: nclib_accumulator(batches, M, False), args.repeats)
+    t_ref32, ref32 = best_of(lambda: reference_statistics_float32(batches, C, d), args.repeats)
+    rows.append(("reference float32 default (statistics: means, covariance)", t_ref32))
+    t_stat, stat = best_of(lambda: nclib_accumulator(batches, M, False), args.repeats)
     rows.append(("nclib NCAccumulator (statistics only, no NC4)", t_stat))
 
     # The two implementations must compute the same quantities for the ratio to mean anything.
@@ -159,15 +190,17 @@ def main(argv=None) -> dict:
         "nc2_equinorm": abs(mem["nc2_equinorm_means"] - ref["nc2_equinorm"]) / abs(ref["nc2_equinorm"]),
         "nc2_etf_error": abs(mem["nc2_etf_error_means"] - ref["nc2_etf_error"]) / abs(ref["nc2_etf_error"]),
         "nc4": abs(mem["nc4_ncc_mismatch"] - (1.0 - ref["nc4_agreement"])),
+        "statistics_nc1_vs_float64": abs(stat["nc1"] - ref["nc1"]) / abs(ref["nc1"]),
+        "reference_float32_nc1_vs_float64": abs(ref32["nc1"] - ref["nc1"]) / abs(ref["nc1"]),
     }
     cpu = cpu_model()
     print(f"metrics speed: N = {N}, d = {d}, C = {C}, batches of {BATCH}, "
           f"{torch.get_num_threads()} thread, best of {args.repeats}; CPU: {cpu}; torch {torch.__version__}")
-    print(f"{'method':48s} {'seconds':>9s} {'reference / this':>17s}")
+    print(f"{'method':58s} {'seconds':>9s}")
     for name, t in rows:
-        print(f"{name:48s} {t:9.3f} {t_ref / t:16.2f}×")
-    print(f"ratio reference / nclib: nc_metrics {t_ref / t_mem:.2f}×, NCAccumulator {t_ref / t_acc:.2f}×, "
-          f"statistics only {t_ref / t_stat:.2f}×")
+        print(f"{name:58s} {t:9.3f}")
+    print(f"ratio reference float64 / nclib: nc_metrics {t_ref / t_mem:.2f}×, NCAccumulator {t_ref / t_acc:.2f}×; "
+          f"reference float32 default / nclib statistics only {t_ref32 / t_stat:.2f}×")
     print("agreement with the reference (relative; NC4 absolute): "
           + ", ".join(f"{k} {v:.1e}" for k, v in agree.items()))
 
@@ -175,6 +208,7 @@ def main(argv=None) -> dict:
         "benchmark": "metrics_speed", "size": args.size, "N": N, "d": d, "C": C, "batch": BATCH,
         "repeats": args.repeats,
         "rows": [{"method": name, "seconds": t, "ratio_reference_over_this": t_ref / t} for name, t in rows],
+        "statistics_ratio_float32_reference_over_nclib": t_ref32 / t_stat,
         "agreement": agree,
         "provenance": {
             "cpu_model": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
