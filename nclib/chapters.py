@@ -19,7 +19,8 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["PARAMETERS_MARKER", "parameters_span", "chapter_parameters", "inject_parameters", "copy_book"]
+__all__ = ["PARAMETERS_MARKER", "COPY_MARKER", "parameters_span", "chapter_parameters", "inject_parameters",
+           "copy_book"]
 
 PARAMETERS_MARKER = '# %% tags=["parameters"]'
 
@@ -63,15 +64,55 @@ def inject_parameters(source: str, params: dict, name: str = "chapter") -> str:
     return source[:end] + cell + source[end:]
 
 
+#: The file that marks a folder as a copy made by :func:`copy_book`, the only kind it replaces.
+COPY_MARKER = ".nclib-book-copy"
+
+
+def _check_copy_target(root: Path, out: Path) -> None:
+    """Refuse an ``out`` that is not ours to replace: the checkout or a folder holding it, a folder
+    inside the checkout other than under ``_build/``, a file, and any existing non-empty folder
+    that no earlier copy made (no :data:`COPY_MARKER`)."""
+    if not (root / "book").is_dir():
+        raise ValueError(f"--root {root}: not a checkout of the book (no book/ folder)")
+    if out == root or out in root.parents:
+        raise ValueError(f"--out {out}: that folder holds the book itself; choose a new folder, e.g. _build/seed1/src")
+    if out.is_relative_to(root) and not out.is_relative_to(root / "_build"):
+        raise ValueError(f"--out {out}: inside the checkout only a folder under _build/ may be used "
+                         "(e.g. _build/seed1/src), so that no source file is ever replaced")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: a file is there; choose a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / COPY_MARKER).is_file():
+        raise ValueError(f"--out {out}: the folder exists and was not made by this command (no {COPY_MARKER}); "
+                         "it is left alone: choose a new or empty folder")
+
+
+def _known_parameters(root: Path) -> set:
+    known = set()
+    for chapter in sorted((root / "book").glob("*.py")):
+        if PARAMETERS_MARKER in chapter.read_text(encoding="utf-8"):
+            known |= set(chapter_parameters(chapter))
+    return known
+
+
 def copy_book(root, out, params: dict, only_existing: bool = True) -> list[Path]:
     """Copy the book (``_config.yml``, ``_toc.yml``, ``book/``, ``_vendor/``) from ``root`` to ``out``
     with ``params`` injected into every chapter that has a parameters cell. With
     ``only_existing``, a chapter gets only the keys its parameters cell defines (``seed`` goes to
-    the chapters that have a seed). Returns the chapters that were changed."""
-    root, out = Path(root), Path(out)
+    the chapters that have a seed); a key that no chapter defines is an error. Returns the chapters
+    that were changed.
+
+    ``out`` is replaced only when it is new, empty, or an earlier copy (marked by
+    :data:`COPY_MARKER`): nothing this function did not create is ever deleted."""
+    root, out = Path(root).resolve(), Path(out).resolve()
+    _check_copy_target(root, out)
+    unknown = sorted(set(params) - _known_parameters(root)) if only_existing else []
+    if unknown:
+        raise ValueError(f"--set {', '.join(unknown)}: no chapter has such a parameter; known: "
+                         f"{', '.join(sorted(_known_parameters(root)))}")
     if out.exists():
-        shutil.rmtree(out)
+        shutil.rmtree(out)  # a copy this function made before (it carries the marker)
     out.mkdir(parents=True)
+    (out / COPY_MARKER).write_text("made by nclib.chapters.copy_book; the next copy here replaces it\n")
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, out / name)
     shutil.copytree(root / "book", out / "book", ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
@@ -111,7 +152,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.settings:
         parser.error("give at least one --set name=value")
-    changed = copy_book(args.root, args.out, dict(args.settings))
+    try:
+        changed = copy_book(args.root, args.out, dict(args.settings))
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"{args.out}: {', '.join(dict(args.settings))} set in {len(changed)} chapters: "
           + ", ".join(p.name for p in changed))
     return 0

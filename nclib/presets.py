@@ -133,6 +133,18 @@ PRESETS: dict[str, dict[str, dict]] = {
 }
 
 
+# Lists (or dicts) that must name at least one thing, counts with their least value, and numbers
+# that must be positive: a value outside these plans nothing, or trains on nonsense, without an error.
+_NONEMPTY = ("backbones", "datasets", "heads")
+_COUNTS = {"seeds_per_backbone": 1, "epochs": 0, "max_epochs": 0, "batch_size": 1, "eval_batch_size": 1,
+           "n_permutations": 0, "n_rotations": 0, "n_seeds": 0, "grid_permutations": 0, "grid_rotations": 0,
+           "grid_seeds": 0, "small_grid_permutations": 0, "small_grid_rotations": 0, "per_class_train": 0,
+           "per_class_test": 0, "feature_dim": 0, "small_dim": 0, "terminal_epochs": 0, "cpu_threads": 0,
+           "seed": 0, "head_seed": 0, "n_resamples": 1, "ufm_steps": 1, "compare_epochs": 0,
+           "compare_models": 0, "identity_epochs": 0, "max_models": 0}
+_POSITIVE = ("lr", "logit_scale")
+
+
 class ParameterError(ValueError):
     """A preset or ``--param`` override that the chapter's parameters cell does not accept."""
 
@@ -190,6 +202,15 @@ def validate_parameters(experiment: str, params: dict, origin: str = "--param") 
                 hint = f" (did the shell strip its quotes? write --param '{key}={json.dumps(default)}')"
             raise ParameterError(f"{origin} {key}: expected {_type_name(default)} like the default "
                                  f"{default!r}, got {_type_name(value)} {value!r}{hint}")
+        if key in _NONEMPTY and isinstance(value, (list, dict)) and not value:
+            raise ParameterError(f"{origin} {key}: must name at least one; an empty {key} would plan no runs")
+        if key in _COUNTS:
+            counts = value.values() if isinstance(value, dict) else [value]
+            bad = [c for c in counts if isinstance(c, bool) or not isinstance(c, int) or c < _COUNTS[key]]
+            if bad:
+                raise ParameterError(f"{origin} {key}: must be a whole number ≥ {_COUNTS[key]}, got {bad[0]!r}")
+        if key in _POSITIVE and isinstance(value, (int, float)) and not isinstance(value, bool) and not value > 0:
+            raise ParameterError(f"{origin} {key}: must be > 0, got {value!r}")
         if key in _CHOICES:
             names = list(value) if isinstance(value, (list, dict)) else [value]
             unknown = [n for n in names if n not in _CHOICES[key]]

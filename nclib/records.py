@@ -24,6 +24,7 @@ that determines the run, so changing a parameter never reuses a stale record.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import math
@@ -45,7 +46,7 @@ from nclib.train import History
 
 __all__ = [
     "SCHEMA", "repo_root", "atomic_write_text", "atomic_write_json", "to_jsonable", "run_id_for",
-    "resolve_device", "provenance", "make_record", "validate_record", "RunSpec", "RunStore",
+    "resolve_device", "provenance", "make_record", "validate_record", "RunSpec", "RunStore", "UnreadableRecord",
 ]
 
 SCHEMA = 1
@@ -80,17 +81,35 @@ def _utc_now() -> str:
 # ----------------------------------------------------------------------------------------------
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write_text(path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.w-{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes 0600; a record is shared with other users and workers like any file (umask)
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}"
+                          + (" (the disk is full: free space, then rerun; finished runs are kept)"
+                             if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -278,6 +297,21 @@ class RunSpec:
         self.run_id = run_id_for(self.name, self.params)
 
 
+class UnreadableRecord(OSError):
+    """A record file that exists but cannot be read (permissions, I/O): not corrupt, not redone."""
+
+
+def _flatten(params: dict, prefix: str = "") -> dict:
+    """``{"config": {"lr": 0.1}}`` → ``{"config.lr": 0.1}``; lists become JSON text."""
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v) if isinstance(v, list) else v
+    return out
+
+
 class RunStore:
     """The records of one experiment at one scale, in ``root`` (see the module docstring).
     ``claim_timeout``: seconds without heartbeat after which another worker's claim on a run is
@@ -315,13 +349,18 @@ class RunStore:
 
     def check(self, run_id: str) -> tuple[dict | None, str | None]:
         """``(record, None)`` for a valid record, ``(None, reason)`` for a file that is not one,
-        ``(None, None)`` for no file. Changes nothing."""
+        ``(None, None)`` for no file. Changes nothing. A file that cannot be *read* (permissions,
+        an I/O error) is not judged: :class:`UnreadableRecord` says so."""
         try:
             text = self.path(run_id).read_text(encoding="utf-8")
         except FileNotFoundError:
             return None, None
-        except (OSError, UnicodeDecodeError) as exc:
-            return None, str(exc)
+        except UnicodeDecodeError as exc:
+            return None, f"not UTF-8 text ({exc.reason})"
+        except OSError as exc:
+            raise UnreadableRecord(exc.errno, f"cannot read the record {self.path(run_id)}: {exc.strerror}; it is "
+                                              "neither judged corrupt nor redone: fix its permissions (or the "
+                                              "disk) and rerun") from exc
         try:
             record = validate_record(json.loads(text))
             if record["run_id"] != run_id:
@@ -341,12 +380,17 @@ class RunStore:
         record, problem = self.check(run_id)
         if record is not None or problem is None:
             return record
+        aside = p.with_name(p.name + ".corrupt")
+        k = 1
+        while aside.exists():  # never overwrite an earlier corrupt file: each is kept
+            aside, k = p.with_name(f"{p.name}.corrupt{k}"), k + 1
         try:  # move aside only the file we judged: another worker may have just replaced it
             if p.stat().st_ino == inode:
-                p.replace(p.with_name(p.name + ".corrupt"))
+                p.replace(aside)
         except FileNotFoundError:
             pass
-        print(f"corrupt record {p.name} ({problem}); moved aside, the run will be redone", file=sys.stderr)
+        print(f"corrupt record {p.name} ({problem}); moved aside to {aside.name}, the run will be redone",
+              file=sys.stderr)
         return None
 
     def save(self, record: dict) -> Path:
@@ -419,15 +463,20 @@ class RunStore:
         return m
 
     def write_csv(self) -> Path:
-        """``records.csv``: one row per run and epoch, with the run's scalar parameters as columns."""
+        """``records.csv``: one row per run and epoch, with every parameter of the run as a column
+        (nested ones dotted, ``config.lr``; lists as JSON), so that runs of two configurations in
+        one folder differ in a column and not only in their ids, and ``planned``: whether the
+        run is in the folder's current manifest."""
         import csv
         import io
 
+        manifest = self.manifest()
+        planned = set(manifest["run_ids"]) if manifest else set()
         rows, cols = [], []
         for rec in self.records():
-            flat = {k: v for k, v in rec["params"].items() if not isinstance(v, (list, dict))}
+            flat = _flatten(rec["params"])
             for ep in rec["history"]["records"]:
-                row = {"run_id": rec["run_id"], "name": rec["name"], **flat, **ep,
+                row = {"run_id": rec["run_id"], "name": rec["name"], "planned": rec["run_id"] in planned, **flat, **ep,
                        "terminal_epoch": rec["history"]["terminal_epoch"]}
                 rows.append(row)
                 cols += [c for c in row if c not in cols]

@@ -42,7 +42,8 @@ from pathlib import Path
 from nclib.children import Interrupted, bound_command, on_termination, stop
 from nclib.presets import (EXPERIMENTS, PRESETS, RUNNER_KEYS, SCALES, ParameterError, chapter_parameters,
                            dataset_problem, validate_parameters)
-from nclib.records import RunStore, atomic_write_json, atomic_write_text, provenance, repo_root, resolve_device
+from nclib.records import (RunStore, UnreadableRecord, atomic_write_json, atomic_write_text, provenance, repo_root,
+                           resolve_device)
 from nclib.scheme import choose_workers
 
 __all__ = ["ExperimentError", "plan_parameters", "execute", "dry_run", "summarize", "main"]
@@ -232,9 +233,13 @@ def summarize(folder) -> dict:
     store = RunStore.view(folder)
     manifest = store.manifest()
     planned = manifest["run_ids"] if manifest else []
-    valid, corrupt = [], {}
+    valid, corrupt, unreadable = [], {}, {}
     for run_id in planned:
-        record, problem = store.check(run_id)
+        try:
+            record, problem = store.check(run_id)
+        except UnreadableRecord as exc:
+            unreadable[run_id] = str(exc)
+            continue
         if record is not None:
             valid.append(run_id)
         elif problem is not None:
@@ -247,7 +252,7 @@ def summarize(folder) -> dict:
     status = prov.get("status", "no provenance")
     missing = [i for i in planned if i not in valid]
     return {"manifest": manifest is not None, "planned": len(planned), "valid": len(valid), "missing": missing,
-            "corrupt": corrupt, "status": status, "problems": list(prov.get("problems") or []),
+            "corrupt": corrupt, "unreadable": unreadable, "status": status, "problems": list(prov.get("problems") or []),
             "complete": manifest is not None and bool(planned) and not missing and status == "complete"}
 
 
@@ -315,6 +320,8 @@ def execute(experiment: str, scale: str = "paper", device: str = "auto", results
         summary = summarize(folder) if store.manifest() else None
         if summary is None:
             problems.append("the chapter wrote no manifest (it planned no runs)")
+        elif summary["planned"] == 0:
+            problems.append("the chapter planned no runs (an empty list of backbones, datasets, heads or seeds?)")
         elif summary["missing"]:
             problems.append(f"{len(summary['missing'])} of {summary['planned']} planned runs have no valid record")
         status = "incomplete" if problems else "complete"
@@ -428,7 +435,10 @@ def _run_workers(args, names: list[str], params: dict) -> int:
              for k in range(n)]
     worst = 0
     try:
-        while any(p.poll() is None for p in procs):
+        while True:
+            alive = [p.poll() is None for p in procs]  # poll every worker: any() would stop at the first
+            if not any(alive):
+                break
             for k, p in enumerate(procs):
                 if p.returncode not in (None, 0) and worst == 0:
                     worst = p.returncode
@@ -461,11 +471,14 @@ def _status(results: str) -> int:
         all_complete &= s["complete"]
         counts = f"{s['valid']}/{s['planned']} runs recorded" if s["manifest"] else "no manifest"
         extra = (f", {len(s['missing'])} missing" if s["missing"] else "") + (
-            f" ({len(s['corrupt'])} corrupt)" if s["corrupt"] else "")
+            f" ({len(s['corrupt'])} corrupt)" if s["corrupt"] else "") + (
+            f" ({len(s['unreadable'])} unreadable)" if s["unreadable"] else "")
         verdict = "complete" if s["complete"] else f"incomplete (provenance: {s['status']})"
         print(f"{folder.parent.name:18s} {folder.name:6s} {counts}{extra}  {verdict}")
         for problem in s["problems"]:
             print(f"    {problem}")
+        for run_id, why in {**s["corrupt"], **s["unreadable"]}.items():
+            print(f"    {run_id}: {why}")
     return 0 if all_complete else 1
 
 
@@ -543,7 +556,7 @@ def main(argv=None) -> int:
                     out = Path(args.record_price) / f"dry_run-{exp}-{args.scale}.txt"
                     atomic_write_text(out, head + text + "\n")
                     print(f"recorded: {out}", flush=True)
-        except ExperimentError as exc:
+        except (ExperimentError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0

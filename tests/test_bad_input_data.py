@@ -494,7 +494,7 @@ def test_build_backbone_rejects_bad_in_shape(name, in_shape):
 
 
 @pytest.mark.parametrize("name,phrase", [
-    ("resnet18", "unknown backbone 'resnet18'; choose one of mlp, small_cnn, vgg11, resnet32, densenet121"),
+    ("resnet18", "unknown backbone 'resnet18'; choose one of mlp, mlp_relu, mlp_gauss, small_cnn, vgg11, resnet32, densenet121"),
     ("ResNet32", "lower-case: 'resnet32'"),
     (None, "unknown backbone None"),
 ])

@@ -67,14 +67,76 @@ def test_papermill_reads_every_parameter_of_every_chapter():
 
 
 def test_book_copy_sets_the_seed_only_where_a_chapter_has_one(tmp_path):
-    changed = copy_book(ROOT, tmp_path / "copy", {"seed": 7, "not_a_parameter": 1})
+    changed = copy_book(ROOT, tmp_path / "copy", {"seed": 7, "epochs": 3})
     with_seed = {p.name for p in (ROOT / "book").glob("*.py")
                  if PARAMETERS_MARKER in p.read_text() and "seed" in chapter_parameters(p)}
     assert {p.name for p in changed} == with_seed and len(with_seed) >= 8
     for p in changed:
         text = p.read_text()
-        assert "seed = 7" in text and "not_a_parameter" not in text
+        assert "seed = 7" in text
+        assert ("epochs = 3" in text) == ("epochs" in chapter_parameters(ROOT / "book" / p.name))
     assert (tmp_path / "copy" / "_toc.yml").is_file()
+    with pytest.raises(ValueError, match="no chapter has such a parameter"):
+        copy_book(ROOT, tmp_path / "copy2", {"seed": 1, "not_a_parameter": 1})
+    assert not (tmp_path / "copy2").exists()
+
+
+def _checkout(tmp_path):
+    """A small checkout: the config files, book/ with one chapter, and files that must survive."""
+    root = tmp_path / "repo"
+    (root / "book").mkdir(parents=True)
+    (root / "nclib").mkdir()
+    (root / ".git").mkdir()
+    for name in ("_config.yml", "_toc.yml"):
+        (root / name).write_text("x: 1\n")
+    (root / "book" / "ch.py").write_text(CHAPTER)
+    (root / "nclib" / "keep.py").write_text("# mine\n")
+    (root / ".git" / "HEAD").write_text("ref\n")
+    return root
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("target", [".", "book", "nclib", "nclib/sub", ".git", "..", "_config.yml"])
+def test_book_copy_never_deletes_what_it_did_not_create(tmp_path, target):
+    """Probes of the copy's target: the checkout, a folder holding it, a source folder inside it,
+    a file. Each is refused with a message naming --out, and nothing is touched."""
+    root = _checkout(tmp_path)
+    before = _files(tmp_path)
+    with pytest.raises(ValueError, match="--out"):
+        copy_book(root, root / target, {"seed": 1})
+    assert _files(tmp_path) == before
+
+
+def test_book_copy_replaces_only_its_own_earlier_copy(tmp_path):
+    root = _checkout(tmp_path)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me\n")
+    with pytest.raises(ValueError, match="not made by this command"):
+        copy_book(root, foreign, {"seed": 1})
+    assert (foreign / "notes.txt").read_text() == "keep me\n"
+    out = root / "_build" / "seed1" / "src"
+    copy_book(root, out, {"seed": 1})
+    (out / "stale.txt").write_text("from the last copy\n")
+    copy_book(root, out, {"seed": 2})  # an earlier copy (marked): replaced
+    assert not (out / "stale.txt").exists() and "seed = 2" in (out / "book" / "ch.py").read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    copy_book(root, empty, {"seed": 3})  # an empty folder is fine
+
+
+def test_the_copy_cli_exits_2_with_one_line_and_touches_nothing(tmp_path, capsys):
+    from nclib.chapters import main
+
+    root = _checkout(tmp_path)
+    before = _files(tmp_path)
+    assert main(["copy", "--root", str(root), "--out", str(root), "--set", "seed=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out") and len(err.strip().splitlines()) == 1
+    assert _files(tmp_path) == before
 
 
 def test_a_statement_other_than_name_equals_literal_is_refused(tmp_path):

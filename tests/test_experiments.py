@@ -512,3 +512,27 @@ def test_provenance_names_the_threads_the_run_uses():
     assert f"{torch.get_num_threads()} torch threads" in provenance("cpu")["device_name"]
     named = provenance("cpu", threads=1)["device_name"]  # a worker's kernel with cpu_threads = 1
     assert named.startswith(f"CPU: {cpu_model()} (") and named.endswith(", 1 torch threads)")
+
+
+def test_two_configurations_in_one_folder_differ_in_a_column_of_records_csv(tmp_path):
+    """Probe: the same sweep twice into one folder, the second with another learning rate. The run
+    ids differ (every parameter is hashed); records.csv tells the rows apart by the config.lr
+    column and says which runs the folder's current plan holds."""
+    import csv
+    import dataclasses
+
+    store = RunStore(tmp_path)
+    _, heads = equivalent_classifiers(4, 5, 1, 0, seed=0)
+    ids = {}
+    for lr in (0.05, 0.1):
+        cfg = dataclasses.replace(CFG, lr=lr)
+        specs = [RunSpec(f"run{i}", {"i": i, "config": cfg.to_dict()}, h.M) for i, h in enumerate(heads)]
+        store.write_manifest([s.run_id for s in specs], {"lr": lr})
+        run_group(specs, _build, _data(), _data(1), cfg, store=store)
+        ids[lr] = {s.run_id for s in specs}
+    assert not ids[0.05] & ids[0.1]
+    store.write_csv()
+    rows = list(csv.DictReader((tmp_path / "records.csv").open()))
+    by_run = {r["run_id"]: (float(r["config.lr"]), r["planned"]) for r in rows}
+    assert {i: v for i, v in by_run.items()} == {**{i: (0.05, "False") for i in ids[0.05]},
+                                                  **{i: (0.1, "True") for i in ids[0.1]}}
