@@ -1,0 +1,77 @@
+"""nclib as a library: a license, declared dependencies, and a core that imports nothing else.
+
+The check of the core's imports runs each core module in a fresh interpreter whose import system
+refuses every top-level package that is neither the standard library nor a declared dependency
+(pyproject.toml's ``dependencies``, with their own dependencies), so an undeclared import fails here,
+not on a user's machine (a package the declared ones import only optionally, as torch does pydot,
+is refused the same way and they carry on without it). The wheel is built as ``pip install .`` builds it, and must hold the
+modules and the license."""
+
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ["accumulate", "bounds", "collapse", "etf", "metrics", "models", "schedule", "stats", "synthetic", "train",
+        "ufm", "sweep", "data", "verdicts"]
+# top-level modules that the declared packages import themselves (torch's and scipy's own
+# dependencies), found by pip, so they are present wherever the declared ones are
+TRANSITIVE = {"typing_extensions", "sympy", "mpmath", "networkx", "jinja2", "markupsafe", "filelock", "fsspec",
+              "triton", "nvidia", "setuptools", "pkg_resources", "_distutils_hack", "colorama", "opt_einsum",
+              "optree", "functorch", "torchgen", "mkl", "packaging", "importlib_metadata"}
+
+GUARD = """
+import importlib.abc, sys
+allowed = set({allowed!r}) | set(sys.stdlib_module_names) | {{"nclib"}}
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top not in allowed and not top.startswith("_"):
+            # as if it were not installed: packages that import it optionally carry on without it
+            raise ModuleNotFoundError(f"undeclared dependency {{top!r}} (not installed with nclib's core)", name=top)
+        return None
+sys.meta_path.insert(0, Refuse())
+import importlib
+for module in {modules!r}:
+    importlib.import_module("nclib." + module)
+"""
+
+
+def _declared():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {d.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip() for d in meta["dependencies"]}
+    return names, meta
+
+
+def test_the_package_declares_a_license_and_its_core_dependencies():
+    names, meta = _declared()
+    assert (ROOT / "LICENSE").is_file() and "MIT" in (ROOT / "LICENSE").read_text()
+    assert meta["license"] == {"text": "MIT"}
+    assert {"torch", "numpy", "scipy", "tqdm"} <= names
+    for extra in ("plots", "data", "experiments", "book", "test", "lab"):
+        assert meta["optional-dependencies"][extra], extra
+
+
+def test_the_core_imports_only_declared_packages():
+    names, _ = _declared()
+    code = GUARD.format(allowed=sorted(names | TRANSITIVE), modules=CORE)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_wheel_holds_every_module_and_the_license(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next(tmp_path.glob("nclib-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for module in CORE:
+        assert f"nclib/{module}.py" in names, module
+    assert any(n.endswith("LICENSE") for n in names)
+    meta = next(n for n in names if n.endswith("METADATA"))
+    text = zipfile.ZipFile(wheel).read(meta).decode()
+    assert "Requires-Dist: torch>=2.1" in text and "Provides-Extra: book" in text
