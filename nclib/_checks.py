@@ -34,6 +34,7 @@ __all__ = [
     "UndefinedMetricError",
     "as_float64",
     "as_generator",
+    "check_bias",
     "check_bool",
     "check_classifier",
     "check_distribution",
@@ -274,6 +275,14 @@ def check_classifier(M, d: int, C: int) -> torch.Tensor:
             f"{tuple(M.shape)}; if you hold the nn.Linear weight (C×d), pass weight.T")
     _finite_or_raise(M, "classifier M")
     return M
+
+
+def check_bias(b, C: int) -> torch.Tensor | None:
+    """A classifier bias: None, or a finite vector of C numbers (``nn.Linear(d, C).bias``); float64."""
+    if b is None:
+        return None
+    b = check_matrix(b, "classifier bias", shape=(C,), ndim=1)
+    return b
 
 
 def check_distribution(p, C: int, name: str = "class_probs", atol: float = 1e-9) -> torch.Tensor:

@@ -30,6 +30,7 @@ import torch
 
 from nclib._checks import (
     as_float64,
+    check_bias,
     check_bool,
     check_classifier,
     check_features,
@@ -65,7 +66,8 @@ def _gram(D: torch.Tensor, blocks: int = 4) -> torch.Tensor:
 
 class NCAccumulator:
     """Streaming NC1–NC4 (Papyan et al. 2020), margins (Theorem 4.1, Definition 4.3) and accuracy for
-    a fixed classifier ``M`` (d×C).
+    a fixed classifier ``M`` (d×C) and, for a head with one, its ``bias`` (C numbers; see
+    :func:`nclib.metrics.nc_metrics`, and :func:`nclib.metrics.classifier_of` for a head module).
 
     Call :meth:`update` with each batch of features and labels, then :meth:`compute`. The result
     equals ``nc_metrics(Z, y, M)`` and ``margins(Z, y, M)`` on the concatenated batches up to
@@ -74,7 +76,7 @@ class NCAccumulator:
     not modify them in place before :meth:`compute`.
     """
 
-    def __init__(self, M, device=None, keep_features: bool = True):
+    def __init__(self, M, device=None, keep_features: bool = True, bias=None):
         M = as_float64(M, "classifier M")
         if M.ndim != 2 or M.shape[1] < 2:
             raise ValueError(f"classifier M must be a d×C matrix with C ≥ 2 classes, got shape "
@@ -83,6 +85,7 @@ class NCAccumulator:
         self.device = torch.device(device) if device is not None else M.device
         self.M = check_classifier(M, d, C).to(self.device)
         self.C, self.d = C, d
+        self.bias = None if bias is None else check_bias(bias, C).to(self.device)
         self.keep_features = check_bool(keep_features, "keep_features")
         f64 = dict(dtype=_F64, device=self.device)
         self.counts = torch.zeros(C, **f64)
@@ -95,6 +98,7 @@ class NCAccumulator:
         self._Ms, self._sm = _scaled_classifier(self.M)
         self._Ms32 = None
         self._low = False
+        self._bs = None
         self.shifts = torch.zeros(C, d, **f64)
         self.shifted_sums = torch.zeros(C, d, **f64)
         self.shifted_second_moment = torch.zeros(d, d, **f64)
@@ -118,6 +122,8 @@ class NCAccumulator:
         low = Z.dtype in _LOW_PRECISION
         if self._s is None:
             self._s, self._low = pow2_scale(amax), low
+            # the bias in the units of the scaled logits (Z/s)·(M/sm)
+            self._bs = None if self.bias is None else self.bias / (self._s * self._sm)
         elif low != self._low:
             raise ValueError(f"batch features are {Z.dtype}, earlier batches were "
                              f"{'float32 or lower' if self._low else 'float64'}: the statistics path keeps its "
@@ -157,7 +163,7 @@ class NCAccumulator:
         # Σ‖z‖² is not summed here: compute() has it exactly from the statistics (_sq_norm_total)
         if self._Ms32 is None:
             self._Ms32 = self._Ms.to(torch.float32)
-        logits = z @ self._Ms32
+        logits = z @ self._Ms32 if self._bs is None else torch.addmm(self._bs.to(torch.float32), z, self._Ms32)
         gaps = (logits.gather(1, y[:, None]) - logits).to(_F64)
         self.min_gaps.scatter_reduce_(0, y[:, None].expand(-1, self.C), gaps, reduce="amin")
         self.correct += (logits.argmax(dim=1) == y).sum()
@@ -166,7 +172,7 @@ class NCAccumulator:
         """The running margin, norm and accuracy statistics of a batch (float64, in units of Z/s)."""
         flat = c.reshape(-1)
         self.sq_norm_total += torch.dot(flat, flat)
-        logits = c @ self._Ms
+        logits = c @ self._Ms if self._bs is None else torch.addmm(self._bs, c, self._Ms)
         gaps = logits.gather(1, y[:, None]) - logits
         self.min_gaps.scatter_reduce_(0, y[:, None].expand(-1, self.C), gaps, reduce="amin")
         self.correct += (logits.argmax(dim=1) == y).sum()
@@ -185,7 +191,7 @@ class NCAccumulator:
                              "needs at least one (use a class-balanced subset or a larger one)")
         if self.keep_features:
             parts = list(zip(self._features, self._labels))
-            return _all_metrics(parts, self.C, self.d, self.M, self._amax, with_margins=True)
+            return _all_metrics(parts, self.C, self.d, self.M, self._amax, with_margins=True, bias=self.bias)
         if not torch.isfinite(self.shifted_second_moment).all():
             raise ValueError("the second moment overflowed float64: later batches were far larger "
                              "than the first; rescale the features (the metrics are scale invariant)")
@@ -207,13 +213,13 @@ class NCAccumulator:
 
 
 @torch.no_grad()
-def measure(features_fn, loader, M, device=None, keep_features: bool = True) -> dict:
+def measure(features_fn, loader, M, device=None, keep_features: bool = True, bias=None) -> dict:
     """Run ``features_fn`` (inputs → N×d features) over ``loader`` once and return every metric of
     :class:`NCAccumulator` (NC1–NC4 of Papyan et al. 2020, the margins of Gao et al. Theorem 4.1 and
     Definition 4.3). ``loader`` yields ``(inputs, labels)`` batches."""
     if not callable(features_fn):
         raise ValueError(f"features_fn must be callable (inputs → features), got {type(features_fn).__name__}")
-    acc = NCAccumulator(M, device=device, keep_features=keep_features)
+    acc = NCAccumulator(M, device=device, keep_features=keep_features, bias=bias)
     for k, batch in enumerate(loader):
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
             raise ValueError(f"loader must yield (inputs, labels) pairs; batch {k} is a "

@@ -37,6 +37,7 @@ from nclib._checks import (
     DEGENERATE_RTOL,
     UndefinedMetricError,
     as_float64,
+    check_bias,
     check_classifier,
     check_features,
     check_int,
@@ -55,6 +56,7 @@ __all__ = [
     "Margins",
     "margins_from_min_gaps",
     "margins",
+    "classifier_of",
     "scale_free_margin_of_etf",
     "UndefinedMetricError",
 ]
@@ -65,9 +67,10 @@ _EPS = torch.finfo(_F64).eps
 
 # --- validation and row blocks ------------------------------------------------------------------
 
-def _inputs(Z, y, M, require_all: bool = True):
+def _inputs(Z, y, M, require_all: bool = True, bias=None):
     """Validate (Z, y, M) together: shapes first (M fixes C), then values. Returns
-    ``(Z as given, max|Z|, y int64, M float64, C)``; Z is not cast (see :func:`_blocks`)."""
+    ``(Z as given, max|Z|, y int64, M float64, C)``; Z is not cast (see :func:`_blocks`). ``bias``
+    is checked against C too (a C-vector or None)."""
     Z, amax = check_features(Z)
     M = as_float64(M, "classifier M")
     if M.ndim != 2 or M.shape[0] != Z.shape[1] or M.shape[1] < 2:
@@ -77,7 +80,14 @@ def _inputs(Z, y, M, require_all: bool = True):
             "pass weight.T")
     y, C = check_labels(y, Z.shape[0], M.shape[1], require_all=require_all)
     M = check_classifier(M, Z.shape[1], C).to(Z.device)
+    check_bias(bias, C)
     return Z, amax, y.to(Z.device), M, C
+
+
+def _scaled_bias(bias, C: int, s: float, sm: float, device):
+    """The bias in the units of the scaled logits (Z/s)·(M/sm), or None."""
+    b = check_bias(bias, C)
+    return None if b is None else b.to(device) / (s * sm)
 
 
 def _prepare(Z, y, M):
@@ -114,9 +124,9 @@ def _class_sums(parts, C: int, d: int, inv_s: float, device):
     return counts, sums, sumsq
 
 
-def _scan(parts, inv_s, *, Ms=None, means=None, V=None, centred=None, gaps=False, sumsq=False):
-    """Second pass. With ``Ms``: logits, decisions (``correct``) and, with ``gaps``, the C×C min
-    logit gaps per class. With ``means``: the centred block D = z − μ_y meets [V | Āᵀ] in one
+def _scan(parts, inv_s, *, Ms=None, bs=None, means=None, V=None, centred=None, gaps=False, sumsq=False):
+    """Second pass. With ``Ms`` (and a scaled bias ``bs``): logits, decisions (``correct``) and,
+    with ``gaps``, the C×C min logit gaps per class. With ``means``: the centred block D = z − μ_y meets [V | Āᵀ] in one
     product, giving ``proj`` = Σ_i (D_i·v_k)² for NC1 and, with ``centred`` (Ā), the NC4 mismatch:
     ‖z − μ_c‖² − ‖D‖² = ‖μ_y − μ_c‖² + 2⟨D, μ_y − μ_c⟩, a form without the ‖z‖² − 2⟨z, μ⟩ + ‖μ‖²
     cancellation that loses every digit when the means are far from the origin."""
@@ -139,7 +149,7 @@ def _scan(parts, inv_s, *, Ms=None, means=None, V=None, centred=None, gaps=False
             flat = c.reshape(-1)
             out["sumsq"] += torch.dot(flat, flat)
         if Ms is not None:
-            logits = c @ Ms
+            logits = c @ Ms if bs is None else torch.addmm(bs, c, Ms)
             decision = logits.argmax(dim=1)
             out["correct"] += (decision == yc).sum()
             if gaps:  # row i: ⟨M_{y_i} − M_{y'}, z_i⟩ for every y'
@@ -223,11 +233,12 @@ def _scaled_classifier(M: torch.Tensor):
     return (M / s if s != 1.0 else M), s
 
 
-def _all_metrics(parts, C: int, d: int, M: torch.Tensor, amax: float, with_margins: bool) -> dict:
+def _all_metrics(parts, C: int, d: int, M: torch.Tensor, amax: float, with_margins: bool, bias=None) -> dict:
     """Every metric of :func:`nc_metrics` (and, ``with_margins``, of :func:`margins` plus accuracy)
     over (Z, y) parts: the shared core of the in-memory functions and the accumulator."""
     s = pow2_scale(amax)
     Ms, sm = _scaled_classifier(M)
+    bs = _scaled_bias(bias, C, s, sm, M.device)
     counts, sums, sumsq = _class_sums(parts, C, d, 1.0 / s, M.device)
     if (counts == 0).any():
         empty = (counts == 0).nonzero().flatten().tolist()
@@ -236,7 +247,7 @@ def _all_metrics(parts, C: int, d: int, M: torch.Tensor, amax: float, with_margi
     means = sums / counts[:, None]
     rho = (sumsq / N).sqrt().item()
     centred, sv, V = _between(means, rho)
-    scan = _scan(parts, 1.0 / s, Ms=Ms, means=means, V=V, centred=centred, gaps=with_margins)
+    scan = _scan(parts, 1.0 / s, Ms=Ms, bs=bs, means=means, V=V, centred=centred, gaps=with_margins)
     out = {"nc1": (scan["proj"] / sv.pow(2)).sum().item() / N}
     out.update(_nc2_nc3(centred, Ms, rho))
     out["nc4_ncc_mismatch"] = scan["mismatch"].item() / N
@@ -315,11 +326,11 @@ def _from_moments(counts, S, Q, K, M) -> dict[str, float]:
     return out
 
 
-def ncc_mismatch(Z, y, M, means: torch.Tensor | None = None) -> float:
-    """NC4 (Papyan et al. 2020): fraction of samples whose classifier decision argmax_c ⟨M_c, z⟩
+def ncc_mismatch(Z, y, M, means: torch.Tensor | None = None, bias=None) -> float:
+    """NC4 (Papyan et al. 2020): fraction of samples whose classifier decision argmax_c ⟨M_c, z⟩ + b_c
     differs from the nearest-class-centre decision argmin_c ‖z − μ_c‖ (class means of the same Z
-    unless given as a C×d matrix)."""
-    Z, amax, y, M, C = _inputs(Z, y, M, require_all=means is None)
+    unless given as a C×d matrix; ``bias`` b: the classifier's, None for a bias-free one)."""
+    Z, amax, y, M, C = _inputs(Z, y, M, require_all=means is None, bias=bias)
     s = pow2_scale(amax)
     parts = [(Z, y)]
     if means is None:
@@ -328,11 +339,12 @@ def ncc_mismatch(Z, y, M, means: torch.Tensor | None = None) -> float:
     else:
         means = check_matrix(means, "means", shape=(C, Z.shape[1])).to(Z.device) / s
     centred = means - means.mean(dim=0, keepdim=True)
-    scan = _scan(parts, 1.0 / s, Ms=_scaled_classifier(M)[0], means=means, centred=centred)
+    Ms, sm = _scaled_classifier(M)
+    scan = _scan(parts, 1.0 / s, Ms=Ms, bs=_scaled_bias(bias, C, s, sm, Z.device), means=means, centred=centred)
     return scan["mismatch"].item() / Z.shape[0]
 
 
-def nc_metrics(Z, y, M) -> dict[str, float]:
+def nc_metrics(Z, y, M, bias=None) -> dict[str, float]:
     """All neural-collapse metrics of Section 3 (Papyan et al. 2020) for features Z, labels y and
     classifier M (d×C):
 
@@ -343,11 +355,17 @@ def nc_metrics(Z, y, M) -> dict[str, float]:
       al. number it NC2, and their NC3 is the ETF structure that is NC2 here);
     - ``nc4_ncc_mismatch``: disagreement of the classifier with the nearest-class-centre rule.
 
+    Shapes: Z is N×d (any real dtype; computed in float64), y N integers in [0, C), M d×C.
+    ``bias``: the classifier's bias b (C numbers, e.g. ``nn.Linear(d, C).bias``), for a head whose
+    logits are z·M + b: it moves the decisions, so NC4 uses them; NC1–NC3 are properties of the
+    features and of the vectors M_y and do not involve it. A bias left out describes another
+    classifier than the model's (:func:`classifier_of` reads M and b off a head module).
+
     Raises :class:`UndefinedMetricError` when a metric is undefined (equal class means, a zero
     classifier column), never returns NaN.
     """
-    Z, amax, y, M, C = _inputs(Z, y, M)
-    return _all_metrics([(Z, y)], C, Z.shape[1], M, amax, with_margins=False)
+    Z, amax, y, M, C = _inputs(Z, y, M, bias=bias)
+    return _all_metrics([(Z, y)], C, Z.shape[1], M, amax, with_margins=False, bias=bias)
 
 
 # --- margins ------------------------------------------------------------------------------------
@@ -427,16 +445,35 @@ def margins_from_min_gaps(min_gaps: torch.Tensor, M, rms_feature_norm: float) ->
     return _margins_scaled(D / sm, Ms, 1.0, sm, rho)
 
 
-def margins(Z, y, M) -> Margins:
+def margins(Z, y, M, bias=None) -> Margins:
     """p_min (Theorem 4.1), pairwise margins γ_{y,y'} (Definition 4.3), their M-normalized version
     and the scale-free margin; see :class:`Margins`. Note min_{y≠y'} γ_{y,y'} = p_min.
     ρ̄ is computed on Z divided by a power of two, so it cannot overflow (‖z‖² of features
-    ×1e155 would)."""
-    Z, amax, y, M, C = _inputs(Z, y, M)
+    ×1e155 would).
+
+    ``bias``: a classifier bias b (C numbers). The paper's classifier has none; with one the margin
+    of a pair is the logit gap ⟨M_y − M_{y'}, z⟩ + b_y − b_{y'}, its normalized version the
+    distance to that pair's (shifted) hyperplane, and p_min the model's smallest logit gap."""
+    Z, amax, y, M, C = _inputs(Z, y, M, bias=bias)
     s = pow2_scale(amax)
     Ms, sm = _scaled_classifier(M)
-    scan = _scan([(Z, y)], 1.0 / s, Ms=Ms, gaps=True, sumsq=True)
+    scan = _scan([(Z, y)], 1.0 / s, Ms=Ms, bs=_scaled_bias(bias, C, s, sm, Z.device), gaps=True, sumsq=True)
     return _margins_scaled(scan["min_gaps"], Ms, s, sm, (scan["sumsq"] / Z.shape[0]).sqrt().item())
+
+
+def classifier_of(head) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(M, bias)`` of a linear head, for the functions of this module: from ``nn.Linear(d, C)``
+    M = weightᵀ (d×C) and its bias (None when built with ``bias=False``); from nclib's heads
+    (``LinearHead``, ``FixedHead``) their matrix and no bias. Detached float64 copies."""
+    from torch import nn
+
+    if isinstance(head, nn.Linear):
+        b = None if head.bias is None else head.bias.detach().to(_F64).clone()
+        return head.weight.detach().to(_F64).T.clone(), b
+    if hasattr(head, "matrix") and callable(head.matrix):
+        return head.matrix().detach().to(_F64).clone(), None
+    raise ValueError(f"classifier_of(head): expected an nn.Linear or an nclib head (LinearHead, FixedHead), got "
+                     f"{type(head).__name__}; for another head pass M (d×C) and bias (C) yourself")
 
 
 def scale_free_margin_of_etf(C: int) -> float:
