@@ -296,7 +296,9 @@ def covering_bound(Z, y, M, supports, lipschitz: float) -> BoundResult:
     valid when the features are linearly separable (Definition 4.3) and N_y ≥ max_{y'} N(γ̂_{y,y'},
     M_y) for every class (the "S large enough" assumption). ``supports[y]`` is a dense sample of
     the support M_y of class y in input space; covering numbers come from :func:`greedy_cover`.
-    When the size assumption fails the bound is returned as not applicable, with the numbers."""
+    When the size assumption fails the bound is returned as not applicable, with the numbers; so is
+    a *saturated* covering, where every sampled support point is its own ball (the training images
+    taken as the support, say): its count is the sample's size and bounds nothing."""
     Z, y, M, C = _prepare(Z, y, M)
     lipschitz = check_real(lipschitz, "the Lipschitz constant lipschitz", positive=True)
     _check_supports(supports, C)
@@ -309,6 +311,14 @@ def covering_bound(Z, y, M, supports, lipschitz: float) -> BoundResult:
     counts = torch.bincount(y, minlength=C).cpu()
     value = 1.0 - worst.sum().item() / (2.0 * len(y))
     terms = {"radii": radii, "covering": cover, "worst_covering": worst.tolist(), "class_sizes": counts.tolist()}
+    sizes = torch.tensor([len(supports[c]) for c in range(C)])
+    saturated = (worst >= sizes).nonzero().flatten().tolist()
+    if saturated:  # every sampled point its own ball: the count is the sample's size, not a covering
+        return _not_applicable(
+            "accuracy", f"the covering is saturated for classes {saturated}: at these radii every sampled point of "
+            f"the support is its own ball (covering numbers {worst.tolist()} for samples of {sizes.tolist()} points), "
+            "so the count measures the sample, not the support; sample the supports densely enough that balls "
+            "hold several points (or the bound says nothing)", value_if_applied=value, **terms)
     short = (counts < worst).nonzero().flatten().tolist()
     if short:
         return _not_applicable(

@@ -29,6 +29,7 @@ import atexit
 import datetime as _dt
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -39,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["DEFAULT_TIMEOUT", "Holder", "Claims", "pid_alive", "claim_timeout_from_env"]
+
+_RUN_ID = re.compile(r"[A-Za-z0-9._-]+")
 
 #: Seconds without a heartbeat after which a claim counts as abandoned.
 DEFAULT_TIMEOUT = 120.0
@@ -123,7 +126,10 @@ class Claims:
     # -- reading -----------------------------------------------------------------------------
 
     def path(self, run_id: str) -> Path:
-        """The lock file of ``run_id``."""
+        """The lock file of ``run_id`` (a run id is a plain file name: no folder, no '..')."""
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+            raise ValueError(f"a claim needs a run id made of letters, digits, '.', '_' and '-' (no folder part), "
+                             f"got {run_id!r}")
         return self.folder / f"{run_id}.lock"
 
     def holder(self, run_id: str) -> Holder | None:
@@ -136,6 +142,8 @@ class Claims:
             text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError):  # a folder, binary junk, an unreadable file: a lock nobody can own
+            return Holder("?", 0, "?", "", age)
         try:
             d = json.loads(text)
             return Holder(str(d["host"]), int(d["pid"]), str(d["started_utc"]), str(d["token"]), age)

@@ -104,6 +104,12 @@ class _Group:
                 self.done[s.run_id] = h
                 if store is None:
                     continue
+                if store.path(s.run_id).is_file():
+                    # another worker took this run over while we were stopped and recorded it: its
+                    # record stands (the same configuration); ours is not written over it
+                    print(f"{s.run_id}: already recorded by another worker; keeping that record",
+                          file=sys.stderr, flush=True)
+                    continue
                 prov = self.prov or provenance(self.train_data.x.device)
                 store.save(make_record(s.run_id, s.name, s.params, h, prov, wall / len(specs), extra={
                     "group_size": len(specs), "group_wall_time_s": wall, "batched": opt["batched"],

@@ -47,6 +47,7 @@ from nclib.train import History
 __all__ = [
     "SCHEMA", "repo_root", "atomic_write_text", "atomic_write_json", "to_jsonable", "run_id_for",
     "resolve_device", "provenance", "make_record", "validate_record", "RunSpec", "RunStore", "UnreadableRecord",
+    "NewerRecord", "RECORD_KEYS",
 ]
 
 SCHEMA = 1
@@ -212,6 +213,34 @@ def provenance(device="cpu", threads: int | None = None) -> dict:
 # Records
 # ----------------------------------------------------------------------------------------------
 
+#: The record of one measured epoch (``History.records``, records.csv's columns, ``on_epoch``'s
+#: input), key → meaning and unit. Written by :func:`nclib.train.train` and the batched sweep;
+#: the plotting and analysis functions read these names. Accuracies are fractions in [0, 1], losses
+#: mean cross-entropy in nats, margins in the units of features × classifier.
+RECORD_KEYS = {
+    "epoch": "epochs trained when measured (0: at initialisation)",
+    "lr": "learning rate used during that epoch",
+    "train_loss": "mean cross-entropy on the training set (nats)",
+    "train_accuracy": "fraction of training samples classified correctly",
+    "train_p_min": "p_min of Theorem 4.1: the smallest logit gap ⟨M_y − M_y', z⟩ over samples and rivals",
+    "train_scale_free_margin": "min γ_{y,y'}/(‖M_y − M_y'‖ ρ̄): p_min free of feature and classifier scale",
+    "train_feature_rms": "ρ̄ = (mean ‖z_i‖²)^½, the RMS feature norm",
+    "train_classifier_norm": "mean column norm ‖M_y‖ of the classifier",
+    "train_nc1": "NC1 = tr(Σ_W Σ_B⁺)/C (Papyan et al. 2020)",
+    "train_nc2_equinorm_means": "NC2: coefficient of variation of the centred class-mean norms",
+    "train_nc2_equiangular_means": "NC2: sd of the cosines between centred class means",
+    "train_nc2_max_angle_means": "NC2: mean |cos + 1/(C−1)| between centred class means",
+    "train_nc2_etf_error_means": "NC2: distance of the centred means' Gram to a simplex ETF's",
+    "train_nc2_equinorm_classifier": "NC2 equinorm of the classifier columns",
+    "train_nc2_equiangular_classifier": "NC2 equiangularity of the classifier columns",
+    "train_nc2_max_angle_classifier": "NC2 max-angle of the classifier columns",
+    "train_nc2_etf_error_classifier": "NC2 ETF error of the classifier columns",
+    "train_nc3_self_duality": "NC3: ‖M/‖M‖ − M̄/‖M̄‖‖²_F between classifier and centred means",
+    "train_nc4_ncc_mismatch": "NC4: fraction of samples where the classifier and nearest class centre disagree",
+    "test_loss": "mean cross-entropy on the test set (nats)",
+    "test_accuracy": "fraction of test samples classified correctly",
+}
+
 _REQUIRED_EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "train_p_min", "test_loss", "test_accuracy")
 _FIELDS = (("run_id", str), ("name", str), ("params", dict), ("history", dict), ("provenance", dict),
            ("extra", dict))
@@ -244,8 +273,12 @@ def validate_record(record) -> dict:
     naming the first problem."""
     if not isinstance(record, dict):
         raise ValueError(f"a record must be a JSON object, got {type(record).__name__}")
-    if record.get("schema") != SCHEMA:
-        raise ValueError(f"record schema {record.get('schema')!r} is not {SCHEMA}")
+    schema = record.get("schema")
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
+        raise NewerRecord(f"the record was written by a newer nclib (schema {schema}, this one reads {SCHEMA}); "
+                          "update nclib to read it (it is kept, not redone)")
+    if schema != SCHEMA:
+        raise ValueError(f"record schema {schema!r} is not {SCHEMA}")
     body = {k: v for k, v in record.items() if k != "checksum"}
     if record.get("checksum") != hashlib.sha256(_canonical(body).encode()).hexdigest():
         raise ValueError("record checksum does not match its contents (truncated or edited)")
@@ -295,6 +328,10 @@ class RunSpec:
     def __post_init__(self):
         self.params = to_jsonable(self.params)
         self.run_id = run_id_for(self.name, self.params)
+
+
+class NewerRecord(ValueError):
+    """A record of a newer schema than this nclib reads: not corrupt, not redone."""
 
 
 class UnreadableRecord(OSError):
@@ -366,6 +403,8 @@ class RunStore:
             if record["run_id"] != run_id:
                 raise ValueError(f"file holds run {record['run_id']!r}")
             return record, None
+        except NewerRecord as exc:
+            raise NewerRecord(f"{self.path(run_id)}: {exc}") from None
         except ValueError as exc:
             return None, str(exc)
 
@@ -409,8 +448,11 @@ class RunStore:
         ``O_APPEND`` write, so concurrent workers' lines do not interleave."""
         line = json.dumps({"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
                            "time_utc": _utc_now(), **to_jsonable(info)}, sort_keys=True) + "\n"
-        fd = os.open(self.root / "trainings.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self.root / "trainings.jsonl", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":  # a line cut by a killed writer: end it
+                line = "\n" + line
             os.write(fd, line.encode())
         finally:
             os.close(fd)
@@ -451,8 +493,22 @@ class RunStore:
         return atomic_write_json(self.root / "manifest.json", {
             "run_ids": sorted(set(run_ids)), "parameters": parameters, "time_utc": _utc_now()})
 
+    def manifest_problem(self) -> str | None:
+        """Why ``manifest.json`` exists but cannot be used (None when it is fine or absent)."""
+        p = self.root / "manifest.json"
+        if not p.exists():
+            return None
+        try:
+            m = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return f"manifest.json is damaged ({exc})"
+        if not isinstance(m, dict) or not isinstance(m.get("run_ids"), list):
+            return "manifest.json is damaged (no list of run_ids)"
+        return None
+
     def manifest(self) -> dict | None:
-        """The planned runs written by :meth:`write_manifest`, or None (also for a damaged file)."""
+        """The planned runs written by :meth:`write_manifest`, or None (also for a damaged file:
+        :meth:`manifest_problem` says why)."""
         p = self.root / "manifest.json"
         try:
             m = json.loads(p.read_text()) if p.is_file() else None
@@ -476,7 +532,9 @@ class RunStore:
         for rec in self.records():
             flat = _flatten(rec["params"])
             for ep in rec["history"]["records"]:
-                row = {"run_id": rec["run_id"], "name": rec["name"], "planned": rec["run_id"] in planned, **flat, **ep,
+                prov = rec.get("provenance") or {}
+                row = {"run_id": rec["run_id"], "name": rec["name"], "planned": rec["run_id"] in planned,
+                       "machine": prov.get("device_name"), **flat, **ep,
                        "terminal_epoch": rec["history"]["terminal_epoch"]}
                 rows.append(row)
                 cols += [c for c in row if c not in cols]

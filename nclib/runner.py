@@ -31,6 +31,7 @@ import datetime as _dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ import uuid
 from pathlib import Path
 
 from nclib.children import Interrupted, bound_command, on_termination, stop
+from nclib.claims import pid_alive
 from nclib.presets import (EXPERIMENTS, PRESETS, RUNNER_KEYS, SCALES, ParameterError, chapter_parameters,
                            dataset_problem, validate_parameters)
 from nclib.records import (RunStore, UnreadableRecord, atomic_write_json, atomic_write_text, provenance, repo_root,
@@ -244,15 +246,24 @@ def summarize(folder) -> dict:
             valid.append(run_id)
         elif problem is not None:
             corrupt[run_id] = problem
-    try:
-        prov = json.loads((folder / "provenance.json").read_text())
-    except (OSError, ValueError):
-        prov = None
+    damage = [p for p in [store.manifest_problem()] if p]
+    prov = None
+    if (folder / "provenance.json").exists():
+        try:
+            prov = json.loads((folder / "provenance.json").read_text())
+        except (OSError, ValueError) as exc:
+            damage.append(f"provenance.json is damaged ({exc})")
+        if prov is not None and not isinstance(prov, dict):
+            damage.append("provenance.json is damaged (not a JSON object)")
     prov = prov if isinstance(prov, dict) else {}
-    status = prov.get("status", "no provenance")
+    status = prov.get("status", "damaged provenance" if (folder / "provenance.json").exists() else "no provenance")
+    if status == "running" and prov.get("host") == socket.gethostname() and isinstance(prov.get("pid"), int) \
+            and not pid_alive(prov["pid"]):
+        status = f"interrupted (its process {prov['pid']} is gone; a rerun resumes)"
     missing = [i for i in planned if i not in valid]
     return {"manifest": manifest is not None, "planned": len(planned), "valid": len(valid), "missing": missing,
-            "corrupt": corrupt, "unreadable": unreadable, "status": status, "problems": list(prov.get("problems") or []),
+            "corrupt": corrupt, "unreadable": unreadable, "status": status,
+            "problems": damage + list(prov.get("problems") or []),
             "complete": manifest is not None and bool(planned) and not missing and status == "complete"}
 
 
@@ -265,11 +276,19 @@ def _collect_problems(folder: Path, token: str) -> list[str]:
 
 
 def _default_worker() -> int:
+    """This worker's index from SLURM's array variables, else 0; variables that are set but are no
+    array index are an error (silently becoming worker 0 would make two canonical writers)."""
     task, first = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_MIN", "0")
-    try:
-        return max(0, int(task) - int(first)) if task is not None else 0
-    except ValueError:
+    if task is None:
         return 0
+    try:
+        index = int(task) - int(first)
+    except ValueError:
+        raise ParameterError(f"SLURM_ARRAY_TASK_ID={task!r} / SLURM_ARRAY_TASK_MIN={first!r}: not whole numbers; "
+                             "unset them or pass --worker-index") from None
+    if index < 0:
+        raise ParameterError(f"SLURM_ARRAY_TASK_ID={task} is below SLURM_ARRAY_TASK_MIN={first}; pass --worker-index")
+    return index
 
 
 def execute(experiment: str, scale: str = "paper", device: str = "auto", results=None,
@@ -296,7 +315,7 @@ def execute(experiment: str, scale: str = "paper", device: str = "auto", results
     params.update(scale=scale, device=str(dev), results_dir=str(folder), deterministic=bool(deterministic))
     token = uuid.uuid4().hex[:12]
     # the chapter's kernel trains with cpu_threads threads, not with this process's count
-    prov = {**provenance(dev, threads=params.get("cpu_threads") or None), "experiment": experiment,
+    prov = {**provenance(dev, threads=params.get("cpu_threads") or None), "pid": os.getpid(), "experiment": experiment,
             "scale": scale, "chapter": EXPERIMENTS[experiment], "runner": runner, "worker": worker, "parameters": params, "status": "running", "wall_time_s": None,
             "started_utc": _utc_now()}
     atomic_write_json(own / "provenance.json", prov)
@@ -375,6 +394,20 @@ def dry_run(experiment: str, scale: str = "paper", results=None, parameters: dic
 # ----------------------------------------------------------------------------------------------
 # The CLI
 # ----------------------------------------------------------------------------------------------
+
+
+def _check_results_folder(results: str, must_write: bool = True) -> None:
+    """``--results``: a non-empty path to a folder (created if missing) that this process may
+    write; a file there, or a folder it cannot write, is an error before anything runs."""
+    if not str(results).strip():
+        raise ParameterError("--results: an empty path; give a folder (default: results/ of the checkout)")
+    path = Path(results)
+    if path.exists() and not path.is_dir():
+        raise ParameterError(f"--results {results}: a file is there, not a folder")
+    if must_write:
+        probe = path if path.exists() else next((p for p in path.parents if p.exists()), Path("."))
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise ParameterError(f"--results {results}: {probe} is not writable by this user; choose another folder")
 
 
 def _parse_param(text: str):
@@ -517,11 +550,21 @@ def main(argv=None) -> int:
     status.add_argument("--results", default=str(repo_root() / "results"))
     args = parser.parse_args(argv)
     if args.command == "status":
+        try:
+            _check_results_folder(args.results, must_write=False)
+        except ParameterError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return _status(args.results)
 
     names = list(EXPERIMENTS) if args.experiment == "all" else [e.strip() for e in args.experiment.split(",")]
     params = dict(args.param)
     try:
+        _check_results_folder(args.results, must_write=not args.dry_run)
+        if args.worker_index is not None and args.worker_index < 0:
+            raise ParameterError(f"--worker-index: must be ≥ 0, got {args.worker_index}")
+        if args.worker_index is None and not args.dry_run:
+            _default_worker()  # SLURM's variables checked before anything runs
         if args.claim_timeout is not None and not args.claim_timeout > 0:
             raise ParameterError(f"--claim-timeout: must be a positive number of seconds, got {args.claim_timeout}")
         backbones = []

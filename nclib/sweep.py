@@ -440,20 +440,30 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
 
 
 def train_sweep(models, train_data: TensorDataset, test_data: TensorDataset, config: TrainConfig, *,
-                batched: bool = True, max_models: int | None = None, progress: bool = False,
+                batched: bool | None = None, max_models: int | None = None, progress: bool = False,
                 checkpoint=None, checkpoint_every: float = 300.0) -> list[History]:
     """Train the models of a sweep (shared seed and data order) either together
     (:func:`train_batched`, in chunks of at most ``max_models`` to bound memory; chunks give the
     same result as one batch) or one after the other with the plain loop
-    :func:`nclib.train.train`. Returns one history per model, in order."""
+    :func:`nclib.train.train`. Returns one history per model, in order.
+
+    ``batched=None`` picks what ``make bench`` measured faster on the data's device: the plain loop
+    on a CPU (the vmapped step ran 0.30× (small CNN) to 1.02× (MLP) as fast as the loop on these
+    CPUs, results/bench/cpu_speed-*.json), the batched step on an accelerator. ``progress``: a bar
+    over the models with an ETA (and each model's epochs)."""
     models = list(models)
     if not models:
         raise ValueError("a sweep needs at least one model")
     if max_models is not None and max_models < 1:
         raise ValueError(f"max_models must be ≥ 1 or None, got {max_models}")
     device = train_data.x.device
+    if batched is None:
+        batched = device.type != "cpu"
     if not batched:
-        return [train(m.to(device), train_data, test_data, config, progress=progress) for m in models]
+        out = []
+        for m in tqdm(models, desc="models", disable=not progress or len(models) == 1):
+            out.append(train(m.to(device), train_data, test_data, config, progress=progress))
+        return out
     size = max_models or len(models)
     out: list[History] = []
     for c, start in enumerate(range(0, len(models), size)):

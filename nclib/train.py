@@ -362,22 +362,57 @@ def _batch_input(x, config: TrainConfig, aug_gen):
     return _in_memory_format(x, config.channels_last)
 
 
+def _check_training_inputs(model, train_data, test_data, config) -> None:
+    """What :func:`train` needs, checked before the first step, with how to provide it."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "classifier_matrix", None)):
+        raise TypeError(f"train(model, ...): model must be an nn.Module with classifier_matrix() (the d×C matrix "
+                        f"of its head) and features(x), as nclib.models.NCModel has; got {type(model).__name__}. "
+                        "Wrap your network: NCModel(backbone, LinearHead(d, C)) or NCModel(backbone, FixedHead(M))")
+    if not callable(getattr(model, "features", None)) or not isinstance(getattr(model, "head", None), nn.Module):
+        raise TypeError("train(model, ...): model must have features(x) (the backbone's output, d features per "
+                        "input) and a head module (features → logits); nclib.models.NCModel has both")
+    for name, data in (("train_data", train_data), ("test_data", test_data)):
+        if not isinstance(data, TensorDataset):
+            raise TypeError(f"train(...): {name} must be an nclib.data.TensorDataset (the whole split in memory), "
+                            f"got {type(data).__name__}; wrap tensors as TensorDataset(x, y, classes)")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train(...): config must be an nclib.train.TrainConfig, got {type(config).__name__}")
+
+
 def train(model, train_data: TensorDataset, test_data: TensorDataset, config: TrainConfig,
-          progress: bool = True, on_epoch=None) -> History:
+          progress: bool = True, on_epoch=None, optimizer=None, scheduler=None) -> History:
     """Train ``model`` with cross-entropy and measure everything on the full training set (and loss
     and accuracy on the test set) after every epoch. The data order is drawn from ``config.seed``.
 
     ``on_epoch(epoch, model, train_metrics, test_metrics)``, if given, is called after each
     measurement (epoch 0 included; which epochs is ``config.measure``'s choice); a dict it returns
     is merged into that epoch's record.
+
+    ``model``: an :class:`nclib.models.NCModel` (or any module with ``features(x)`` and
+    ``classifier_matrix()``); the data: :class:`nclib.data.TensorDataset`. ``optimizer`` (a
+    ``torch.optim.Optimizer`` over the model's parameters) and ``scheduler`` (an LR scheduler of
+    that optimizer, stepped once per epoch) replace the default SGD with momentum, weight decay and
+    the step schedule of ``config`` (whose ``lr``, ``momentum``, ``weight_decay``, ``milestones``
+    are then not used). The record of each measured epoch: :data:`nclib.records.RECORD_KEYS`.
     """
+    _check_training_inputs(model, train_data, test_data, config)
     device = train_data.x.device
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     g, aug_gen = _generators(config, device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.lr_gamma)
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"train(...): optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if scheduler is not None and optimizer is None:
+        raise ValueError("train(...): a scheduler needs the optimizer it schedules; pass optimizer= too")
+    if scheduler is not None and getattr(scheduler, "optimizer", None) is not optimizer:
+        raise ValueError("train(...): scheduler must schedule the optimizer passed as optimizer=")
+    opt = optimizer or torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                       weight_decay=config.weight_decay)
+    sched = scheduler if optimizer is not None else torch.optim.lr_scheduler.MultiStepLR(
+        opt, list(config.milestones), config.lr_gamma)
     history = History()
 
     def log(epoch):
@@ -418,7 +453,8 @@ def train(model, train_data: TensorDataset, test_data: TensorDataset, config: Tr
             loss.backward()
             opt.step()
         lr_used = opt.param_groups[0]["lr"]
-        sched.step()
+        if sched is not None:
+            sched.step()
         errors = int(run_errors.item())
         history.running.append({"epoch": epoch, "lr": lr_used, "running_loss": run_loss / len(order),
                                 "running_accuracy": 1.0 - errors / len(order)})

@@ -149,8 +149,12 @@ def test_covering_bound_checks_its_size_assumption():
     # γ = 4 (gap 2·2), ‖M_0 − M_1‖ = 2, so γ̂ = 2: one ball covers each unit segment.
     assert r.applicable and r.terms["worst_covering"] == [1, 1]
     assert r.value == pytest.approx(1 - 2 / 200)
+    short = covering_bound(Z, y, M, [seg0, seg1], lipschitz=250.0)  # γ̂ = 0.008: ~67 balls > 50 samples
+    assert not short.applicable and "assumption" in short.reason
+    assert 50 < short.terms["worst_covering"][0] < 200
+    # γ̂ = 0.002 is below half the sampling step (1/199): every sampled point is its own ball
     tiny = covering_bound(Z, y, M, [seg0, seg1], lipschitz=1000.0)
-    assert not tiny.applicable and "assumption" in tiny.reason
+    assert not tiny.applicable and "saturated" in tiny.reason and tiny.terms["worst_covering"] == [200, 200]
 
 
 def test_hoeffding_H_by_hand_and_limits():

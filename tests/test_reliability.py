@@ -149,3 +149,125 @@ def test_record_price_needs_dry_run(tmp_path, capsys):
     assert main(["run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", str(tmp_path),
                  "--record-price", str(tmp_path)]) == 2
     assert "--record-price goes with --dry-run" in capsys.readouterr().err
+
+
+def test_a_record_of_a_newer_schema_is_kept_and_named(tmp_path):
+    from nclib.records import NewerRecord, _canonical
+    import hashlib
+
+    store = RunStore(tmp_path)
+    rid = _valid_record_file(store)
+    rec = json.loads(store.path(rid).read_text())
+    rec["schema"] = 99
+    body = {k: v for k, v in rec.items() if k != "checksum"}
+    rec["checksum"] = hashlib.sha256(_canonical(body).encode()).hexdigest()
+    store.path(rid).write_text(json.dumps(rec))
+    with pytest.raises(NewerRecord, match="newer nclib .*schema 99"):
+        store.load(rid)
+    assert store.path(rid).is_file() and not list(store.runs.glob("*.corrupt*"))
+
+
+def test_a_line_cut_in_trainings_jsonl_is_not_glued_to_the_next(tmp_path):
+    store = RunStore(tmp_path)
+    (tmp_path / "trainings.jsonl").write_text('{"run_id": "a"}\n{"run_id": "b", "ho')  # a killed writer
+    store.log_training("c", wall_time_s=1.0)
+    lines = (tmp_path / "trainings.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[2])["run_id"] == "c"
+
+
+def test_damaged_manifest_or_provenance_is_named_not_called_missing(tmp_path):
+    store = RunStore(tmp_path)
+    (tmp_path / "manifest.json").write_text("{cut")
+    (tmp_path / "provenance.json").write_text("[1, 2")
+    s = summarize(tmp_path)
+    assert any("manifest.json is damaged" in p for p in s["problems"])
+    assert any("provenance.json is damaged" in p for p in s["problems"])
+    assert s["status"] == "damaged provenance" and not s["complete"]
+
+
+def test_a_killed_cli_is_not_running_for_good(tmp_path):
+    """kill -9 of a single CLI leaves provenance 'running'; status sees its process is gone."""
+    store = RunStore(tmp_path)
+    store.write_manifest(["x-0000000000"], {})
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "provenance.json").write_text(json.dumps({"status": "running", "host": socket.gethostname(),
+                                                          "pid": dead.pid}))
+    assert summarize(tmp_path)["status"].startswith("interrupted (its process")
+
+
+@pytest.mark.parametrize("run_id", ["../x", "a/b", "..", "", "x\\y", 3])
+def test_a_claim_cannot_escape_its_folder(tmp_path, run_id):
+    from nclib.claims import Claims
+
+    claims = Claims(tmp_path / "claims")
+    with pytest.raises(ValueError, match="run id"):
+        claims.claim(run_id)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.lock").exists()
+
+
+@pytest.mark.parametrize("damage", ["folder", "binary"])
+def test_a_malformed_lock_is_a_stale_claim_not_a_crash(tmp_path, damage):
+    from nclib.claims import Claims
+
+    claims = Claims(tmp_path / "claims", timeout=1.0)
+    lock = claims.path("run-1")
+    lock.parent.mkdir(parents=True)
+    if damage == "folder":
+        lock.mkdir()
+    else:
+        lock.write_bytes(b"\xff\xfe\x00junk")
+    h = claims.holder("run-1")
+    assert h is not None and h.pid == 0 and h.token == ""
+
+
+@pytest.mark.parametrize("results, message", [("", "empty path"), ("FILE", "a file is there")])
+def test_results_paths_are_checked_before_anything_runs(tmp_path, capsys, results, message):
+    if results == "FILE":
+        results = str(tmp_path / "f")
+        Path(results).write_text("x")
+    rc = main(["run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", results])
+    assert rc == 2 and message in capsys.readouterr().err
+
+
+def test_a_read_only_results_folder_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as root every folder is writable
+    rc = main(["run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", str(tmp_path / "r")])
+    assert rc == 2 and "not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task, first", [("x", "0"), ("3", "five"), ("1", "4")])
+def test_bad_slurm_variables_are_an_error_not_worker_0(tmp_path, capsys, monkeypatch, task, first):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", task)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", first)
+    rc = main(["run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", str(tmp_path), "--workers", "1"])
+    assert rc == 2 and "SLURM_ARRAY_TASK" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_resumed_stale_worker_does_not_overwrite_the_record_another_wrote(tmp_path, monkeypatch):
+    """Worker A is stopped mid-run, B takes its claim over and records the run; A resumes and
+    finishes: B's record stands (A's training is the same configuration, and is not written over it)."""
+    import nclib.sweep
+    from nclib.experiments import run_group
+    from test_experiments import CFG, _build, _data, _specs
+
+    store = RunStore(tmp_path)
+    spec = _specs(1)[0]
+    real = nclib.sweep.train_sweep
+
+    def b_records_meanwhile(models, *args, **kwargs):
+        out = real(models, *args, **kwargs)
+        other = RunStore(tmp_path)  # worker B, which took the claim over and finished first
+        from nclib.records import make_record, provenance
+
+        other.save(make_record(spec.run_id, spec.name, spec.params, out[0], {**provenance("cpu"), "who": "B"}, 1.0))
+        return out
+
+    monkeypatch.setattr(nclib.sweep, "train_sweep", b_records_meanwhile)
+    run_group([spec], _build, _data(), _data(1), CFG, store=store)
+    assert store.load(spec.run_id)["provenance"]["who"] == "B"

@@ -86,8 +86,8 @@ def test_chunks_equal_one_batch_and_weights_are_written_back():
     cfg = TrainConfig(epochs=2, batch_size=16, lr=0.05, seed=2)
     fn = lambda: mlp((1, 8, 8), 6, width=16)
     one, chunked = _sweep(fn), _sweep(fn)
-    h1 = train_sweep(one, data, data, cfg, max_models=None)
-    h2 = train_sweep(chunked, data, data, cfg, max_models=2)
+    h1 = train_sweep(one, data, data, cfg, batched=True, max_models=None)
+    h2 = train_sweep(chunked, data, data, cfg, batched=True, max_models=2)
     _assert_histories_close(h1, h2)
     init = _sweep(fn)
     for a, b, c in zip(one, chunked, init):
@@ -210,3 +210,15 @@ def test_deterministic_mode_switches_on_and_off():
     finally:
         set_deterministic(False)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_the_sweep_helper_defaults_to_the_loop_on_a_cpu(monkeypatch):
+    """batched=None: what make bench measured faster here (the loop on a CPU)."""
+    import nclib.sweep as sweep
+
+    calls = []
+    monkeypatch.setattr(sweep, "train_batched", lambda *a, **kw: calls.append("batched") or [])
+    monkeypatch.setattr(sweep, "train", lambda *a, **kw: calls.append("loop"))
+    data = _data()
+    sweep.train_sweep(_sweep(lambda: mlp((1, 8, 8), 6, width=16)), data, data, TrainConfig(epochs=1))
+    assert calls and set(calls) == {"loop"}

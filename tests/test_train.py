@@ -157,3 +157,45 @@ def test_measurement_passes_build_no_autograd_graph():
     evaluate(model, data, 16)
     evaluate_loss_accuracy(model, data, 16)
     assert seen and not any(seen)
+
+
+def test_the_record_format_is_the_documented_one():
+    """Every measured epoch carries exactly the keys of nclib.records.RECORD_KEYS (one place)."""
+    from nclib.records import RECORD_KEYS
+    from nclib.data import TensorDataset
+    from nclib.models import LinearHead, NCModel, mlp
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(8)
+    data = TensorDataset(torch.randn(24, 1, 4, 4, generator=g) + y[:, None, None, None], y, list("abc"))
+    torch.manual_seed(0)
+    model = NCModel(mlp((1, 4, 4), 4, width=8), LinearHead(4, 3))
+    h = train(model, data, data, TrainConfig(epochs=2, batch_size=8, measure="every"), progress=False)
+    for rec in h.records:
+        assert set(rec) == set(RECORD_KEYS)
+
+
+def test_train_says_what_it_needs_and_takes_an_optimizer_and_a_schedule():
+    from torch import nn
+
+    from nclib.data import TensorDataset
+    from nclib.models import LinearHead, NCModel, mlp
+
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(3).repeat(8)
+    data = TensorDataset(torch.randn(24, 1, 4, 4, generator=g), y, list("abc"))
+    cfg = TrainConfig(epochs=3, batch_size=8)
+    with pytest.raises(TypeError, match="NCModel"):
+        train(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), data, data, cfg, progress=False)
+    model = NCModel(mlp((1, 4, 4), 4, width=8), LinearHead(4, 3))
+    with pytest.raises(TypeError, match="TensorDataset"):
+        train(model, (data.x, data.y), data, cfg, progress=False)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    h = train(model, data, data, cfg, progress=False, optimizer=opt, scheduler=sched)
+    assert [r["lr"] for r in h.running] == pytest.approx([1e-3, 5e-4, 2.5e-4])  # the given schedule, per epoch
+    with pytest.raises(ValueError, match="needs the optimizer"):
+        train(model, data, data, cfg, progress=False, scheduler=sched)
+    other = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="must schedule the optimizer"):
+        train(model, data, data, cfg, progress=False, optimizer=other, scheduler=sched)
