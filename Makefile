@@ -95,7 +95,11 @@ browser:
 browser-test: venv browser
 	$(BIN)/python -m pytest -q tests/browser
 
-test: pytest book-strict browser-test
+# The suite and the strict build run side by side (each is mostly one process per core, with idle
+# stretches the other fills); the browser test then reads the built book.
+test:
+	$(MAKE) -j2 --output-sync=target pytest book-strict
+	$(MAKE) browser-test
 
 # The chapters as live notebooks: JupyterLab on localhost, rooted at book/. Jupytext (its server
 # extension, enabled by the install) opens each percent-format chapter as a notebook and saves it

@@ -343,6 +343,8 @@ def chapter7_workers(size_name: str) -> dict:
         with tempfile.TemporaryDirectory(prefix="nclib-bench-ch7-") as results:
             cmd = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", "margins_tpt", "--scale", "tiny",
                    "--device", "cpu", "--results", results, "--workers", str(workers)]
+            # the recorded sweeps run under papermill; the test's tiny size, as plain scripts (faster start)
+            cmd += ["--runner", "script"] if size_name == "tiny" else []
             cmd += [f"--param={k}={json.dumps(v)}" for k, v in params.items()]
             t = time.perf_counter()
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)

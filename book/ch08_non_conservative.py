@@ -182,8 +182,10 @@ for backbone, name in (("mlp", "ch8_identity"), ("mlp_relu", "ch8_identity_relu"
         R0 = random_rotation(d0, generator=head_seed)
         budget = config_for(seed, epochs=identity_epochs, until_accuracy=None,
                             max_epochs=None)
-        gaps = report.identity_check(backbone_fn(backbone, first[0], d0), M0, R0, seed,
-                                     *first, budget)
+        # both MLPs at the width of chapter 8's (`widths` names only "mlp")
+        net = lambda b=backbone: build_backbone(b, tuple(first[0].x.shape[1:]), d0,
+                                                widths.get("mlp"))
+        gaps = report.identity_check(net, M0, R0, seed, *first, budget)
         identity[backbone] = report.decide_identity(gaps["identity"], gaps["control"])
     else:
         identity[backbone] = report.decide_identity(float("nan"), float("nan"))

@@ -104,8 +104,10 @@ def missing_note(experiment, recorded):
     )
 
 
-sizes = {e: 10 * chapter_parameters(e)["per_class_train"] for e in ("margins_tpt", "non_conservative")}
-glue("ch10_cpu_sizes", f"{sizes['margins_tpt']:,} (chapter 7) and {sizes['non_conservative']:,} "
+sizes = {e: 10 * chapter_parameters(e)["per_class_train"]
+         for e in ("margins_tpt", "non_conservative")}
+glue("ch10_cpu_sizes", f"{sizes['margins_tpt']:,} (chapter 7) and "
+     f"{sizes['non_conservative']:,} "
      "(chapter 8)", display=False)
 display(
     Table(
@@ -166,10 +168,11 @@ for path in sorted((root / "bench").glob("cpu_speed-cpu-*.json")):
         cnn.append((b["provenance"].get("cpu_model", path.stem), rate))
 if cnn:
     lo, hi = min(r for _, r in cnn), max(r for _, r in cnn)
-    glue("ch10_cnn_cost", f"the small CNN trains at {lo:,.0f}–{hi:,.0f} images/s on these machines "
-         f"(`make bench` on {' and '.join(c for c, _ in cnn)}, two threads), "
-         f"{60_000 / hi:.0f}–{60_000 / lo:.0f} s per epoch of the full split, so 150 runs of the "
-         f"MLP's 60–100 epochs would take {150 * 60 * 60_000 / hi / 3600:.0f}–"
+    glue("ch10_cnn_cost", f"the small CNN trains at {lo:,.0f}–{hi:,.0f} images/s on "
+         f"these machines (`make bench` on {' and '.join(c for c, _ in cnn)}, "
+         f"two threads), {60_000 / hi:.0f}–{60_000 / lo:.0f} s per epoch of the full "
+         "split, so 150 runs of 60–100 epochs (what the MLP needed) would take "
+         f" {150 * 60 * 60_000 / hi / 3600:.0f}–"
          f"{150 * 100 * 60_000 / lo / 3600:.0f} hours", display=False)
 else:
     glue("ch10_cnn_cost", "the small CNN's cost on these machines is not recorded "
@@ -278,9 +281,9 @@ names = {
 }
 firstfit = confirmatory.collapse_summary(nc.runs(), "mlp") if nc is not None else None
 glue("ch10_firstfit_collapse", "nothing recorded" if firstfit is None else (
-    f"{firstfit.collapsed} of {firstfit.runs} meet the collapse criterion stated below; median "
-    f"{firstfit.terminal_epochs:.0f} epochs of terminal phase, median training NC1 "
-    f"{firstfit.nc1_last:.2f} at the end"), display=False)
+    f"{firstfit.collapsed} of {firstfit.runs} meet the collapse criterion stated "
+    f"below; median {firstfit.terminal_epochs:.0f} epochs of terminal phase, median "
+    f"training NC1 {firstfit.nc1_last:.2f} at the end"), display=False)
 for (structure, kind), name in names.items():
     Sk = by_structure.get(structure)
     gap = report.missing_in_setting(nc.missing, Sk.setting) if Sk is not None else None
@@ -366,10 +369,12 @@ a_conf = conf_preset.get("grid_permutations", 0) + 1
 b_conf = conf_preset.get("grid_seeds", 0)
 if a_conf > 1 and b_conf > 1:
     glue("ch10_conf_power",
-         f"the {a_conf} × {b_conf} grid detects a classifier effect with sd half the residual sd "
-         f"(τ = σ/2) with probability {f_test_power(a_conf, b_conf, 0.5):.2f} at level 0.05 and "
-         f"{f_test_power(a_conf, b_conf, 0.5, alpha=0.025):.2f} at 0.025 (a family of two), "
-         f"and τ = σ with {f_test_power(a_conf, b_conf, 1.0):.2f} (the F test; the permutation "
+         f"the {a_conf} × {b_conf} grid detects a classifier effect with sd half the "
+         f"residual sd (τ = σ/2) with probability "
+         f"{f_test_power(a_conf, b_conf, 0.5):.2f} at level 0.05 and "
+         f"{f_test_power(a_conf, b_conf, 0.5, alpha=0.025):.2f} at 0.025 (a family of "
+         f"two), and τ = σ with {f_test_power(a_conf, b_conf, 1.0):.2f} (the F test; the "
+         "permutation "
          "test's power, simulated, is in the figure below)", display=False)
 else:
     glue("ch10_conf_power", "the preset has no grid", display=False)
@@ -384,8 +389,9 @@ for path in sorted((root / "bench").glob("reference_pilot-mlp_relu-*.json")):
         "yes" if c.get("collapsed") else "no", f"{p['seconds'] / 60:.1f} min",
         str(p.get("provenance", {}).get("device_name", "?")).split(" (")[0]))
 if pilot_rows:
-    display(Table(["pilot (mlp_relu)", "fit at epoch", "final NC1", "criterion", "run", "CPU"],
-                  pilot_rows, caption="the collapse pilot (results/bench/reference_pilot-mlp_relu-*.json)"))
+    display(Table(["pilot (mlp_relu)", "fit at epoch", "final NC1", "criterion", "run",
+                   "CPU"], pilot_rows,
+                  caption="the collapse pilot (results/bench/reference_pilot-*)"))
 
 # %% [markdown]
 # **What the sweep costs**, priced before it started by `python -m nclib.experiments run
@@ -399,21 +405,24 @@ print("confirmatory design at reference scale:", missing_note("confirmatory", co
 price = root / "bench" / f"dry_run-confirmatory-{scale}.txt"
 if price.is_file():
     lines = price.read_text().strip().splitlines()
-    glue("ch10_conf_price", f"{lines[-1].removeprefix('projected: ')} ({lines[0].lstrip('# ')}; "
+    glue("ch10_conf_price", f"{lines[-1].removeprefix('projected: ')} "
+         f"({lines[0].lstrip('# ')}; "
          f"record results/bench/{price.name})", display=False)
 else:
     glue("ch10_conf_price", "no priced plan is recorded", display=False)
 conf_runs = conf.runs() if conf is not None else []
-conf_summaries = report.summarise(conf_runs, n_resamples=n_resamples) if conf_runs else {}
+conf_summaries = (report.summarise(conf_runs, n_resamples=n_resamples)
+                  if conf_runs else {})
 by_backbone = {Sk.setting[0]: Sk for Sk in conf_summaries.values()}
 test, control = confirmatory.TEST_BACKBONE, confirmatory.CONTROL_BACKBONE
 collapse = {b: confirmatory.collapse_summary(conf_runs, b) for b in (test, control)}
 if conf_runs:
-    display(confirmatory.collapse_table(collapse.values(), "the collapse criterion per backbone"))
+    display(confirmatory.collapse_table(collapse.values(),
+                                        "the collapse criterion per backbone"))
 
 
 def complete(backbone):
-    """The backbone's summary when every planned run of its setting is recorded, else None."""
+    """The backbone's summary once its setting's planned runs are all recorded."""
     Sk = by_backbone.get(backbone)
     if Sk is None or report.missing_in_setting(conf.missing, Sk.setting):
         return None

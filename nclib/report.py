@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nclib.stats import (AnovaTable, Detectable, SpreadComparison, bootstrap_mean_ci, detectable_effect,
-                         effect_ratio_interval, permutation_test_rows, spread_comparison, two_way_anova)
+from nclib.stats import (AnovaTable, Detectable, SpreadComparison, UndefinedTestError, bootstrap_mean_ci,
+                         detectable_effect, effect_ratio_interval, permutation_test_rows, spread_comparison,
+                         two_way_anova)
 from nclib.verdicts import Verdict
 
 __all__ = [
@@ -568,6 +569,7 @@ class SettingSummary:
     range: dict
     spread: SpreadComparison | None
     grids: dict = field(default_factory=dict)
+    undefined: dict = field(default_factory=dict)  # test → why it could not be computed
 
     @property
     def seed_sd(self) -> float:
@@ -585,20 +587,27 @@ def summarise_setting(setting, cells, *, main_seed: int | None = None, n_resampl
     hs = [h for _, h in cells.values()]
     acc = {g: [100 * final(h, "test_accuracy") for _, h in v] for g, v in groups.items()}
     spread = None
+    undefined = {}
     if "permutations" in acc and "seeds (M* fixed)" in acc:
-        spread = spread_comparison(acc["permutations"], acc["seeds (M* fixed)"])
+        try:
+            spread = spread_comparison(acc["permutations"], acc["seeds (M* fixed)"])
+        except UndefinedTestError as exc:
+            undefined["spread"] = str(exc)
     grids = {}
     for kind in ("permutation", "rotation"):
         g = grid(cells, kind)
         if g is not None:
-            grids[kind] = analyse_grid(g, n_resamples=n_resamples, alpha=alpha, power=power, seed=seed,
-                                       power_sims=power_sims)
+            try:
+                grids[kind] = analyse_grid(g, n_resamples=n_resamples, alpha=alpha, power=power, seed=seed,
+                                           power_sims=power_sims)
+            except UndefinedTestError as exc:  # every run of the grid alike: nothing to test
+                undefined[kind] = str(exc)
     return SettingSummary(
         setting, setting_title(setting, cells), _structure(cells), main, len(hs),
         sum(final(h, "train_accuracy") == 1.0 for h in hs), max(final(h, "train_loss") for h in hs),
         (min(h.epochs_trained for h in hs), max(h.epochs_trained for h in hs)), groups,
         {g: float(np.std(v, ddof=1)) for g, v in acc.items()}, {g: float(np.ptp(v)) for g, v in acc.items()},
-        spread, grids)
+        spread, grids, undefined)
 
 
 def summarise(runs, **kw) -> dict:
@@ -636,7 +645,8 @@ def decide_nc_gen(summary: SettingSummary | None, kind: str = "permutation", *, 
     if ga is None:
         control = (f"seed control: M* under several seeds spreads by sd {box_sd:.2f} points"
                    if np.isfinite(box_sd) else "seed control: not run")
-        why = f"no grid of M* and {kind}s × seeds (at least 2 × 2 runs) among the runs"
+        why = (summary.undefined[kind] if summary is not None and kind in summary.undefined else
+               f"no grid of M* and {kind}s × seeds (at least 2 × 2 runs) among the runs")
         return Verdict("untestable at this size", rule, control, "nothing to test: " + why, why)
     seed_sd = ga.seed_sd
     a, b = ga.grid.shape

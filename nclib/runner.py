@@ -227,6 +227,28 @@ def _have_papermill() -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
+def _csv_problem(folder: Path, valid: list[str]) -> str | None:
+    """Why ``records.csv`` does not match the valid records (cut short, damaged, missing runs), or
+    None. It is derived from the records: ``python -m nclib.experiments run`` rewrites it."""
+    import csv
+
+    path = folder / "records.csv"
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        rows = list(csv.reader(text.splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return f"records.csv is damaged ({exc}); it is derived from runs/ and rewritten by the next run"
+    if not text.endswith("\n") or any(len(r) != len(rows[0]) for r in rows[1:]):
+        return "records.csv is cut short (a last row incomplete); it is rewritten from runs/ by the next run"
+    ids = {r[0] for r in rows[1:]}
+    lacking = [i for i in valid if i not in ids]
+    if lacking:
+        return f"records.csv lacks {len(lacking)} recorded run(s) (e.g. {lacking[0]}); the next run rewrites it"
+    return None
+
+
 def summarize(folder) -> dict:
     """What a results folder holds, read only: planned run ids (manifest), valid records, missing
     and corrupt ones, the provenance status and its problems, and ``complete``: every planned run
@@ -246,7 +268,7 @@ def summarize(folder) -> dict:
             valid.append(run_id)
         elif problem is not None:
             corrupt[run_id] = problem
-    damage = [p for p in [store.manifest_problem()] if p]
+    damage = [p for p in [store.manifest_problem(), _csv_problem(folder, valid)] if p]
     prov = None
     if (folder / "provenance.json").exists():
         try:
@@ -264,7 +286,7 @@ def summarize(folder) -> dict:
     return {"manifest": manifest is not None, "planned": len(planned), "valid": len(valid), "missing": missing,
             "corrupt": corrupt, "unreadable": unreadable, "status": status,
             "problems": damage + list(prov.get("problems") or []),
-            "complete": manifest is not None and bool(planned) and not missing and status == "complete"}
+            "complete": manifest is not None and bool(planned) and not missing and status == "complete" and not damage}
 
 
 def _collect_problems(folder: Path, token: str) -> list[str]:

@@ -43,7 +43,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["holm", "AnovaTable", "two_way_anova", "permutation_test_rows", "SpreadComparison", "spread_comparison",
+__all__ = ["holm", "UndefinedTestError", "AnovaTable", "two_way_anova", "permutation_test_rows", "SpreadComparison", "spread_comparison",
            "f_test_power", "permutation_power", "Detectable", "detectable_effect", "effect_ratio_interval",
            "bootstrap_mean_ci", "Interval", "t_interval", "log_t_interval", "clopper_pearson",
            "detectable_shift", "detectable_sd_ratio", "mantel_test"]
@@ -69,6 +69,10 @@ class AnovaTable:
                 continue
             out.append((src, self.ss[src], self.df[src], self.ms.get(src), self.F.get(src), self.p.get(src)))
         return out
+
+
+class UndefinedTestError(ValueError):
+    """A test whose statistic is 0/0 on these data (no variation at all): nothing can be tested."""
 
 
 def _as_table(values) -> np.ndarray:
@@ -133,15 +137,16 @@ def permutation_test_rows(values, n_resamples: int = 9999, seed: int = 0) -> tup
     column (seed): under "rows have no effect" the a values in each column are exchangeable, so
     shuffle them independently per column and recompute the two-way F of the rows. Returns
     (observed F, p) with p = (1 + #{F* ≥ F}) / (1 + n_resamples) (Phipson & Smyth 2010); a
-    table without any variation gives (NaN, 1)."""
+    table without variation within its columns raises :class:`UndefinedTestError`."""
     y = np.asarray(values, dtype=np.float64)
     if y.ndim != 2:
         raise ValueError(f"need an a×b table (rows × seeds), got shape {y.shape}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be ≥ 1, got {n_resamples}")
     observed = two_way_anova(y).F["rows"]
-    if not np.isfinite(observed) and np.isnan(observed):  # no variation at all: no evidence of an effect
-        return float("nan"), 1.0
+    if np.isnan(observed):  # rows and residual both without variation: F = 0/0
+        raise UndefinedTestError("permutation_test_rows: the table has no variation within its columns (every "
+                                 "row equal in every column), so the F ratio 0/0 is undefined: no test is possible")
     a, b = y.shape
     rng = np.random.default_rng(seed)
     count = 0
@@ -178,10 +183,13 @@ def spread_comparison(a, b) -> SpreadComparison:
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise ValueError("samples contain NaN or infinite values")
     sd_a, sd_b = float(a.std(ddof=1)), float(b.std(ddof=1))
-    if np.ptp(a) == 0 and np.ptp(b) == 0:
-        stat, p = np.nan, np.nan
-    else:
-        stat, p = _st.levene(a, b, center="median")
+    if np.all(a == np.median(a)) and np.all(b == np.median(b)):
+        raise UndefinedTestError("spread_comparison: both samples are constant (no deviation from their "
+                                 "medians), so the Brown–Forsythe statistic 0/0 is undefined")
+    stat, p = _st.levene(a, b, center="median")
+    if not np.isfinite(stat):
+        raise UndefinedTestError("spread_comparison: no deviation from the medians in either sample: the "
+                                 "Brown–Forsythe statistic is undefined")
     return SpreadComparison(sd_a, sd_b, sd_a / sd_b if sd_b > 0 else np.inf, float(stat), float(p))
 
 

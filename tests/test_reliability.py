@@ -271,3 +271,16 @@ def test_a_resumed_stale_worker_does_not_overwrite_the_record_another_wrote(tmp_
     monkeypatch.setattr(nclib.sweep, "train_sweep", b_records_meanwhile)
     run_group([spec], _build, _data(), _data(1), CFG, store=store)
     assert store.load(spec.run_id)["provenance"]["who"] == "B"
+
+
+def test_a_truncated_records_csv_is_not_complete(tmp_path):
+    store = RunStore(tmp_path)
+    rid = _valid_record_file(store)
+    store.write_manifest([rid], {})
+    (tmp_path / "provenance.json").write_text(json.dumps({"status": "complete"}))
+    store.write_csv()
+    assert summarize(tmp_path)["complete"]
+    text = (tmp_path / "records.csv").read_text()
+    (tmp_path / "records.csv").write_text(text[: len(text) // 2 + 3])
+    s = summarize(tmp_path)
+    assert not s["complete"] and any("records.csv" in p for p in s["problems"])

@@ -309,3 +309,11 @@ def test_run_names_and_the_missing_runs_of_one_setting():
     assert missing_in_setting(missing, ("mlp", "fashion_mnist", 3)) == [missing[2]]  # d3 is not a prefix of d32
     assert missing_in_setting(missing, ("mlp", "cifar10", 32)) == []
     assert missing_in_setting([], ("mlp", "fashion_mnist", 32)) == []
+
+
+def test_a_grid_without_any_variation_is_untestable_with_the_reason():
+    """Probe: every run of the grid ends at the same test accuracy (models stuck on one class)."""
+    S = _summary(np.full((4, 3), 10.0))
+    assert "permutation" not in S.grids and "0/0" in S.undefined["permutation"]
+    v = report.decide_nc_gen(S, "permutation")
+    assert v.label == "untestable at this size" and "0/0" in v.key

@@ -81,8 +81,11 @@ def test_permutation_test_rows():
     assert p0 == permutation_test_rows(noise, n_resamples=4999)[1]  # seeded: reproducible
     with pytest.raises(ValueError):
         permutation_test_rows(noise, n_resamples=0)
-    F_const, p_const = permutation_test_rows(np.ones((3, 3)), n_resamples=99)
-    assert np.isnan(F_const) and p_const == 1.0
+    # no variation within columns: the test is undefined and says so (it was (NaN, p = 1.0))
+    with pytest.raises(S.UndefinedTestError, match="0/0 is undefined"):
+        permutation_test_rows(np.ones((3, 3)), n_resamples=99)
+    with pytest.raises(S.UndefinedTestError):
+        permutation_test_rows(np.ones((3, 1)) * np.arange(3)[None, :], n_resamples=99)  # columns differ only
 
 
 def test_spread_comparison_matches_brown_forsythe():
@@ -94,6 +97,9 @@ def test_spread_comparison_matches_brown_forsythe():
     assert s.ratio == pytest.approx(np.std(a, ddof=1) / np.std(b, ddof=1))
     with pytest.raises(ValueError):
         spread_comparison([1.0], [1.0, 2.0])
+    with pytest.raises(S.UndefinedTestError, match="both samples are constant"):
+        spread_comparison([2.0, 2.0, 2.0], [5.0, 5.0])
+    assert np.isfinite(spread_comparison([2.0, 2.0, 2.0], [5.0, 6.0, 8.0]).p_value)  # one constant sample is fine
 
 
 # ----------------------------------------------------------------------------------------------
