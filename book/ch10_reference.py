@@ -295,16 +295,22 @@ if nc is not None:
     display(nc.provenance_table())
 
 # %% tags=["hide-input"]
-for Sk in summaries.values():
-    plot_boxes(Sk, f"recorded, {scale} scale: {Sk.title}")
+def show_setting(Sk, label, power=True):
+    """Boxes, heat maps, ANOVA tables (and the power curves) of one recorded setting."""
+    plot_boxes(Sk, f"{label}, {scale} scale: {Sk.title}")
     plt.show()
     if Sk.grids:
         plot_grids(Sk, Sk.title)
         plt.show()
         for ga in Sk.grids.values():
             display(report.anova_table(ga, Sk.title))
-        plot_power(Sk, "power of the permutation test on each grid")
-        plt.show()
+        if power:
+            plot_power(Sk, "power of the permutation test on each grid")
+            plt.show()
+
+
+for Sk in summaries.values():
+    show_setting(Sk, "recorded")
 
 # %% [markdown]
 # The boxes, heat maps, analysis-of-variance tables and power curves read as in chapter 8. The
@@ -448,13 +454,7 @@ for name, backbone in (("ref_conf_perm", test), ("ref_conf_control", control)):
     agree = confirmatory.replication_agreement(Sk, decided[name].label)
     glue(f"ch10_{name}_agree", f"{agree:.2f}", display=False)
 for Sk in conf_summaries.values():
-    plot_boxes(Sk, f"confirmatory, {scale} scale: {Sk.title}")
-    plt.show()
-    if Sk.grids:
-        plot_grids(Sk, Sk.title)
-        plt.show()
-        for ga in Sk.grids.values():
-            display(report.anova_table(ga, Sk.title))
+    show_setting(Sk, "confirmatory", power=False)
 
 # %% [markdown]
 # The boxes, heat maps and analysis-of-variance tables read as in chapter 8, one set per backbone

@@ -58,6 +58,9 @@ class UndefinedMetricError(ValueError):
 
 def _tensor(x, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
+        if x.device.type == "meta":
+            raise ValueError(f"{name} is on the meta device: a tensor with a shape but no values; "
+                             "materialize it first (e.g. build the model on 'cpu', or .to_empty() and load weights)")
         return x
     try:
         return torch.as_tensor(x)

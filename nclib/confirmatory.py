@@ -73,7 +73,7 @@ def collapse_table(summaries, caption: str):
     from nclib.experiments import Table
 
     body = []
-    for c in summaries:
+    for c in (c for c in summaries if c.runs):  # a backbone with no recorded run yet has no row
         shown = "; ".join(f"{who}: {why}" for who, why in c.failures[:3]) + (" …" if len(c.failures) > 3 else "")
         body.append([c.backbone, f"{c.collapsed} / {c.runs}", f"{c.terminal_epochs:.0f}", f"{c.nc1_first_fit:.3f}",
                      f"{c.nc1_last:.3f}", shown or "none"])

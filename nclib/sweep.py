@@ -22,6 +22,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
-from nclib._checks import check_orthogonal
+from nclib._checks import check_matrix, check_orthogonal
 from nclib.accumulate import NCAccumulator
 from nclib.data import TensorDataset
 from nclib.etf import permute, random_permutation, random_rotation, rotate, simplex_etf, ufm_structure
@@ -119,8 +121,8 @@ def rotation_between(A, B) -> tuple[torch.Tensor, float]:
     """The orthogonal Q minimizing ‖Q A − B‖_F (orthogonal Procrustes, Schönemann 1966) and the
     residual ‖Q A − B‖_F. For two simplex ETFs with the same scale the residual is zero: every
     permutation M* P of a simplex ETF is also a rotation Q M* (their Gram matrices coincide)."""
-    A = torch.as_tensor(A, dtype=torch.float64)
-    B = torch.as_tensor(B, dtype=torch.float64)
+    A = check_matrix(A, "rotation_between: A")
+    B = check_matrix(B, "rotation_between: B")
     if A.ndim != 2 or A.shape != B.shape:
         raise ValueError(f"A and B must be d×C matrices of the same shape, got {tuple(A.shape)}, {tuple(B.shape)}")
     U, _, Vh = torch.linalg.svd(B @ A.T)
@@ -319,7 +321,10 @@ def _atomic_torch_save(obj, path: Path) -> None:
     at any moment leaves either the old file or the new one, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # named like nclib.records' temporaries (".<name>.w-<host>-<pid>.<tag>.tmp"), so that a store
+    # opened after this writer died on this host removes it at once instead of after its stale age
+    host = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())
+    tmp = path.with_name(f".{path.name}.w-{host}-{os.getpid()}.ckpt.tmp")
     with open(tmp, "wb") as f:
         torch.save(obj, f)
         f.flush()

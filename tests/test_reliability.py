@@ -284,3 +284,41 @@ def test_a_truncated_records_csv_is_not_complete(tmp_path):
     (tmp_path / "records.csv").write_text(text[: len(text) // 2 + 3])
     s = summarize(tmp_path)
     assert not s["complete"] and any("records.csv" in p for p in s["problems"])
+
+
+# -- the library ---------------------------------------------------------------------------------
+
+
+def test_nan_and_meta_tensors_get_named_errors_not_raw_ones():
+    import torch
+
+    from nclib.etf import simplex_etf
+    from nclib.metrics import nc_metrics
+    from nclib.sweep import rotation_between
+
+    M = simplex_etf(3, 4, generator=0)
+    with pytest.raises(ValueError, match="rotation_between: B .*(NaN|finite)"):
+        rotation_between(M, torch.full_like(M, float("nan")))
+    Z = torch.empty(6, 4, device="meta")
+    with pytest.raises(ValueError, match="meta device"):
+        nc_metrics(Z, torch.tensor([0, 1, 2, 0, 1, 2]), M)
+
+
+def test_a_killed_writers_checkpoint_temporary_is_removed_at_once(tmp_path):
+    """A checkpoint temporary of a dead writer on this host is cleaned when the store opens (it
+    lingered for the stale age: its name did not say who wrote it)."""
+    import socket
+    import subprocess
+    import sys
+
+    from nclib.sweep import _atomic_torch_save
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "checkpoints").mkdir()
+    _atomic_torch_save({"x": 1}, tmp_path / "checkpoints" / "group-a.pt")
+    host = __import__("re").sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())
+    left = tmp_path / "checkpoints" / f".group-b.pt.w-{host}-{dead.pid}.ckpt.tmp"
+    left.write_bytes(b"partial")
+    RunStore(tmp_path)
+    assert not left.exists() and (tmp_path / "checkpoints" / "group-a.pt").is_file()
