@@ -50,6 +50,8 @@ from nclib._checks import (
 __all__ = [
     "class_means",
     "nc1",
+    "ClassStatistics",
+    "class_statistics",
     "nc_from_statistics",
     "ncc_mismatch",
     "nc_metrics",
@@ -265,6 +267,54 @@ def class_means(Z, y, num_classes: int | None = None) -> torch.Tensor:
     s = pow2_scale(amax)
     counts, sums, _ = _class_sums([(Z, y.to(Z.device))], C, Z.shape[1], 1.0 / s, Z.device)
     return sums / counts[:, None] * s
+
+
+@dataclass(frozen=True)
+class ClassStatistics:
+    """Per-class statistics of features (each a length-C tensor, float64, or C×C for ``cdnv``):
+    ``counts`` N_c; ``within_variance`` Var_c = Ave_{i∈c} ‖z_i − μ_c‖² (the trace of the class's
+    covariance); ``mean_norm`` ‖μ_c − μ_G‖, the class mean's distance to the global mean;
+    ``cdnv`` the class-distance normalized variance of each pair (Galanti et al. 2022),
+    (Var_c + Var_c')/(2‖μ_c − μ_c'‖²), NaN on the diagonal."""
+
+    counts: torch.Tensor
+    within_variance: torch.Tensor
+    mean_norm: torch.Tensor
+    cdnv: torch.Tensor
+
+    def mean_cdnv(self) -> float:
+        """The average of the off-diagonal CDNV: Galanti et al.'s variability-collapse number."""
+        C = self.cdnv.shape[0]
+        return self.cdnv[~torch.eye(C, dtype=torch.bool, device=self.cdnv.device)].mean().item()
+
+
+def class_statistics(Z, y, num_classes: int | None = None) -> ClassStatistics:
+    """Per-class counts, within-class variances, centred mean norms and the pairwise CDNV
+    (class-distance normalized variance, Galanti, György & Hutter 2022, "On the role of neural
+    collapse in transfer learning", Definition 1) of features Z (N×d) with labels y. Computed
+    around each class's mean in float64 (no ‖z‖² − ‖μ‖² cancellation); invariant to a common
+    offset, a rotation and a common scale of Z (CDNV) or equivariant to them (the others).
+    Raises :class:`UndefinedMetricError` when two class means coincide (CDNV divides by their
+    distance)."""
+    Z, amax = check_features(Z)
+    y, C = check_labels(y, Z.shape[0], num_classes)
+    s = pow2_scale(amax)
+    y = y.to(Z.device)
+    counts, sums, _ = _class_sums([(Z, y)], C, Z.shape[1], 1.0 / s, Z.device)
+    means = sums / counts[:, None]
+    var = torch.zeros(C, dtype=_F64, device=Z.device)
+    for c, yc in _blocks([(Z, y)], 1.0 / s):
+        var.index_add_(0, yc, (c - means.index_select(0, yc)).pow(2).sum(dim=1))
+    var = var / counts
+    centred = means - means.mean(dim=0, keepdim=True)
+    dist2 = (means[:, None, :] - means[None, :, :]).pow(2).sum(-1)
+    eye = torch.eye(C, dtype=torch.bool, device=Z.device)
+    rho = means.norm(dim=1).max().item() + var.max().sqrt().item()
+    if (dist2[~eye] <= (DEGENERATE_RTOL * max(rho, 1e-300)) ** 2).any():
+        a, b = ((dist2 <= (DEGENERATE_RTOL * rho) ** 2) & ~eye).nonzero()[0].tolist()
+        raise UndefinedMetricError(f"the CDNV is undefined: the means of classes {a} and {b} coincide")
+    cdnv = ((var[:, None] + var[None, :]) / (2 * dist2)).masked_fill(eye, float("nan"))
+    return ClassStatistics(counts, var * s * s, centred.norm(dim=1) * s, cdnv)
 
 
 def nc1(Z, y, num_classes: int | None = None) -> float:
