@@ -541,8 +541,11 @@ def decide_rem49(perm_acc, seed_acc, perm_rhs, n_test: int, seed: int = 0) -> Ve
     smallest ratio detectable with probability 0.8 at these sample sizes; (2) does the bound's
     right-hand side order the permutations as their accuracy (Spearman ρ > 0, one-sided p < 0.05)?
     "holds" if (1) and (2); "violated" if (1) but ρ < 0 with p < 0.05 (the bound ranks them the
-    wrong way); "not distinguishable from seed noise" if (1) fails; "untestable at this size" if
-    no run differs in accuracy."""
+    wrong way); if (1) fails, "not distinguishable from seed noise" only when the test had power
+    0.8 against an effect as large as the seed noise (chapter 8's standard: permutation effects of
+    sd equal to the seed sd make the SD ratio √2, so the ratio detected with probability 0.8 must
+    be at most √2), else "untestable at this size"; "untestable at this size" too if no run differs
+    in accuracy."""
     pa, sa, pr = (np.asarray(v, dtype=float) for v in (perm_acc, seed_acc, perm_rhs))
     rule = ("accuracy spread across permutations (seed fixed) vs across seeds (ETF fixed), "
             "Brown–Forsythe at 0.05; and the bound's right-hand side must rank the permutations by "
@@ -572,6 +575,12 @@ def decide_rem49(perm_acc, seed_acc, perm_rhs, n_test: int, seed: int = 0) -> Ve
             f"detected with probability 0.8; Spearman ρ = {rho:.2f} (p = {p_pos:.2g})")
     key = (f"accuracy SD {100 * sd_p:.2f} points across permutations vs {100 * sd_s:.2f} across seeds; "
            f"ρ(bound, accuracy) = {rho:.2f}")
+    if p_spread >= 0.05 and detect > math.sqrt(2):
+        return Verdict("untestable at this size", rule, control_txt, sure,
+                       f"{key}; only an SD ratio ≥ {detect:.1f} would have been detected with probability "
+                       f"0.8 (an effect as large as the seed noise makes it √2 ≈ 1.41)",
+                       "with these numbers of runs the spread test could not have detected permutation "
+                       "effects as large as the seed noise, so a null says nothing")
     if p_spread >= 0.05:
         return Verdict("not distinguishable from seed noise", rule, control_txt, sure, key,
                        f"accuracy varies no more across permutations than across seeds (an SD ratio "

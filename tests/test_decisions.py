@@ -153,7 +153,15 @@ def test_decide_rem49_outcomes():
     perm_acc = 0.8 + 0.02 * rng.normal(size=12)
     assert D.decide_rem49(perm_acc, seed_acc, perm_acc + 0.001 * rng.normal(size=12), 2000).label == "holds"
     assert D.decide_rem49(perm_acc, seed_acc, -perm_acc, 2000).label == "violated"
-    assert D.decide_rem49(seed_acc[::-1] + 0.0001, seed_acc, perm_acc, 2000).label == "not distinguishable from seed noise"
+    # a null with 12 runs a side: the test detects only SD ratios ≥ 3.1 with probability 0.8, an effect
+    # as large as the seed noise makes √2: untestable at this size, by chapter 8's standard
+    weak = D.decide_rem49(seed_acc[::-1] + 0.0001, seed_acc, perm_acc, 2000)
+    assert weak.label == "untestable at this size" and "√2" in weak.key
+    # with 200 runs a side the same null is a real one (ratio 1.3 detected with probability 0.8)
+    big_seed = 0.8 + 0.002 * rng.normal(size=200)
+    big_perm = 0.8 + 0.002 * rng.normal(size=200)
+    strong = D.decide_rem49(big_perm, big_seed, big_perm, 2000)
+    assert strong.label == "not distinguishable from seed noise"
     assert D.decide_rem49(np.ones(8), np.ones(8), perm_acc[:8], 2000).label == "untestable at this size"
 
 
