@@ -177,7 +177,9 @@ def decide_nc(drop: dict, control: dict, start_epoch, last_epoch) -> Verdict:
 def flow_summary(t, loss, p_min, late_from: float = 0.1) -> dict:
     """What Theorem 4.1 is decided on, for one gradient-flow path: whether CE never rose between
     snapshots (relative tolerance 1e-9), the factor by which it fell, the slope of log CE and of
-    p_min against log t over the late part (t ≥ ``late_from``·t_end, the last decade), and
+    p_min against log t over the late part (t ≥ ``late_from``·t_end, the last decade), the ratio of
+    that slope to the decade before's (``pmin_persistence``: 1 for growth like log t, about 0.1 for
+    a p_min that approaches a finite limit like 1/t; NaN without three snapshots there), and
     whether p_min rose at every late snapshot."""
     t, loss, p_min = (np.asarray(v, dtype=float) for v in (t, loss, p_min))
     keep = t > 0
@@ -186,11 +188,20 @@ def flow_summary(t, loss, p_min, late_from: float = 0.1) -> dict:
     if late.sum() < 3:
         raise ValueError("need at least three snapshots in the late part of the path")
     lt = np.log(t[late])
+    slope = float(np.polyfit(lt, p_min[late], 1)[0])
+    # the decade before: growth like log t keeps its slope from decade to decade, a bounded
+    # increase (p_min → a finite limit) loses it (for 2 − 1/t, by a factor 10 per decade)
+    before = (t >= late_from**2 * t[-1]) & ~late
+    persistence = math.nan
+    if before.sum() >= 3:
+        prev = float(np.polyfit(np.log(t[before]), p_min[before], 1)[0])
+        persistence = slope / prev if prev > 0 else math.nan
     return {
         "monotone_ce": bool(np.all(np.diff(loss) <= 1e-9 * loss[:-1])),
         "ce_start": float(loss[0]), "ce_end": float(loss[-1]),
         "ce_slope": float(np.polyfit(lt, np.log(loss[late]), 1)[0]),
-        "pmin_slope": float(np.polyfit(lt, p_min[late], 1)[0]),
+        "pmin_slope": slope,
+        "pmin_persistence": persistence,
         "pmin_rising": bool(np.all(np.diff(p_min[late]) > 0)),
         "pmin_end": float(p_min[-1]),
     }
@@ -218,13 +229,17 @@ def decide_thm41(runs: list[dict], controls: list[dict]) -> Verdict:
     holds at this horizon if CE never rose, fell by a factor ≥ 1000 and still falls at least like
     t^(−1/2) over the last decade of flow time; then p_min grows without bound if its slope
     against log t over that decade is positive, with a 95% t-interval over the initializations
-    above 0, and it rose at every late snapshot. "violated": premise met, slope interval ≤ 0;
-    "untestable at this size": premise not met in some path; otherwise not distinguishable.
+    above 0, it rose at every late snapshot and kept at least half its slope from the decade before
+    (growth like log t keeps all of it). "violated": premise met and either the slope interval ≤ 0,
+    or every path lost more than half its slope in a decade (p_min approaching a finite limit, which
+    contradicts p_min → ∞ however it rises); "untestable at this size": premise not met in some
+    path; otherwise not distinguishable.
     ``controls``: the same flow with weight decay, where CE cannot reach 0 and p_min stays
     bounded."""
     rule = ("paths from several initializations: CE never rises and falls ≥1000× (still ∝ t^−½ or "
             "faster); p_min must then rise at every late snapshot with slope vs log t > 0 "
-            "(95% interval over initializations)")
+            "(95% interval over initializations), keeping ≥ ½ of its slope from the decade before "
+            "(a bounded p_min loses it)")
     slopes = [r["pmin_slope"] for r in runs]
     m, lo, hi = t_interval(slopes)
     if controls:
@@ -242,12 +257,20 @@ def decide_thm41(runs: list[dict], controls: list[dict]) -> Verdict:
         return Verdict("untestable at this size", rule, control_txt, sure, key,
                        "CE does not approach 0 within the flow in every path, so the theorem's "
                        "premise is not reached and it makes no prediction")
-    if lo > 0 and all(r["pmin_rising"] for r in runs):
-        return Verdict("holds", rule, control_txt, sure, key,
-                       "CE → 0 and p_min grows like log t in every path")
+    persist = [r.get("pmin_persistence", math.nan) for r in runs]
+    fading = [p < 0.5 for p in persist if np.isfinite(p)]
+    if fading:
+        sure += f"; slope kept from the decade before: {min(persist):.2f}–{max(persist):.2f}"
     if hi <= 0:
         return Verdict("violated", rule, control_txt, sure, key,
                        "CE approaches 0 while p_min does not grow")
+    if fading and all(fading) and len(fading) == len(runs):
+        return Verdict("violated", rule, control_txt, sure, key,
+                       "CE approaches 0 while p_min's growth dies out decade by decade: it approaches a "
+                       "finite limit instead of ∞")
+    if lo > 0 and all(r["pmin_rising"] for r in runs) and not any(fading):
+        return Verdict("holds", rule, control_txt, sure, key,
+                       "CE → 0 and p_min grows like log t in every path")
     return Verdict("not distinguishable from seed noise", rule, control_txt, sure, key,
                    "p_min's growth is not separated from zero across initializations")
 

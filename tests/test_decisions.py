@@ -64,6 +64,13 @@ def test_decide_thm41_outcomes():
     assert D.decide_thm41(grows, bounded).label == "holds"
     assert D.decide_thm41(stuck, bounded).label == "violated"
     assert D.decide_thm41(bounded, bounded).label == "untestable at this size"
+    # CE → 0 and p_min rising at every snapshot, but towards a finite limit (2 − 1/(1+t)): the
+    # slope against log t dies out decade by decade, which contradicts p_min → ∞
+    creeping = [_path(lambda t: 40 / (1 + t), lambda t: 2 - 1 / (1 + t) + 0.01 * k) for k in range(4)]
+    assert all(r["pmin_rising"] for r in creeping) and all(r["pmin_slope"] > 0 for r in creeping)
+    v_creep = D.decide_thm41(creeping, bounded)
+    assert v_creep.label == "violated" and "finite limit" in v_creep.detail
+    assert all(r["pmin_persistence"] == pytest.approx(1.0, abs=0.15) for r in grows)
     v = D.decide_thm41(grows, bounded)
     assert "premise not met" in v.control
 
