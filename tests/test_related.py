@@ -542,9 +542,14 @@ def test_decide_jacot_every_outcome():
     held = _jacot()
     assert held.label == "holds" and "not that balancedness is needed" in held.detail
     assert "stays" in _jacot(control_nc1=[0.3, 0.4, 0.35]).detail
-    assert _jacot(unbalancedness=[0.2, 0.21, 0.2]).label == "violated"
+    # still unbalanced, but decaying at the predicted rate: a short budget, not a violation (600
+    # steps instead of 1 000 read "violated" while the rate matched the theory 1.026×)
+    short = _jacot(unbalancedness=[0.2, 0.21, 0.2])
+    assert short.label == "untestable at this size" and "too short" in short.detail
+    assert _jacot(unbalancedness=[0.2, 0.21, 0.2], rate_ratio=[0.5, 0.52, 0.51]).label == "violated"
     assert _jacot(rate_ratio=[0.5, 0.52, 0.51]).label == "violated"
-    assert _jacot(nc1_values=[0.2, 0.3, 0.25]).label == "violated"
+    balanced_not_collapsed = _jacot(nc1_values=[0.2, 0.3, 0.25])
+    assert balanced_not_collapsed.label == "violated" and "balanced but not collapsed" in balanced_not_collapsed.detail
     assert _jacot(train_accuracy=[1.0, 0.99, 1.0]).label == "untestable at this size"
     assert _jacot(control_unbalancedness=[0.01, 0.01, 0.012]).label == "untestable at this size"
     assert _jacot(unbalancedness=[0.02, 0.06, 0.04]).label == "not distinguishable from seed noise"
