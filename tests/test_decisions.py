@@ -80,7 +80,14 @@ def test_decide_rem42_outcomes():
     ratio = [0.97, 0.98, 0.97]
     assert D.decide_rem42([0.999, 0.998, 0.999], [-1.0, -0.9, -1.1], ctrl, ratio).label == "holds"
     assert D.decide_rem42([0.94, 0.93, 0.94], [0.5, 0.6, 0.4], ctrl, ratio).label == "violated"
-    assert D.decide_rem42([0.98, 0.975, 0.985], [-0.5, -0.4, -0.6], ctrl, ratio).label == "untestable at this size"
+    # approaching the SVM (1 − cos shrinking) and closer than the control: holds at any final cosine
+    # above the control's, the threshold of 0.99 (or 0.995) is gone
+    assert D.decide_rem42([0.98, 0.975, 0.985], [-0.5, -0.4, -0.6], ctrl, ratio).label == "holds"
+    # no approach visible: the slope's interval contains 0
+    assert D.decide_rem42([0.98, 0.975, 0.985], [-0.1, 0.05, -0.02], ctrl, ratio).label == "untestable at this size"
+    # the margin of the joint solution not yet within 10% of the ETF's
+    assert D.decide_rem42([0.999, 0.998, 0.999], [-1.0, -0.9, -1.1], ctrl, [0.7, 0.72, 0.71]).label \
+        == "untestable at this size"
 
 
 # --- chapter 4: Theorem 4.4, Remark 4.6, margins and similarity -------------------------------------
