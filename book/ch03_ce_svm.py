@@ -121,7 +121,7 @@ glue("ch3_halving_pmin", f"{pmin_gap / np.ptp(path['p_min']):.1e}", display=Fals
 # in $p_{\min}$ is a fraction {glue:text}`ch3_halving_pmin` of its range (part of it is
 # interpolation between snapshots). At this step size gradient descent traces the flow.
 #
-# ## Theorem 4.1: CE → 0 and p_min → ∞
+# ## Theorem 4.1: CE → 0 and $p_{\min} \to \infty$
 #
 # The theorem is an implication about $t\to\infty$; a computation reaches a finite $t$, so we
 # state what would count for and against it at $t$ = {glue:text}`ch3_t_end`.

@@ -248,6 +248,7 @@ plt.show()
 
 # %%
 from nclib.decisions import decide_rem49
+from nclib.decisions import span as number_span
 
 every_run = {**results, **small_perm, **small_seed}
 verdict48 = decide_thm48(cases(every_run), cases(every_run, "shuffled_correct"))
@@ -260,7 +261,7 @@ for name, v in (("Theorem 4.8", verdict48), ("Remark 4.9", verdict49)):
 
 def span(values, fmt=".3f", scale=1.0):
     v = [scale * x for x in values if x is not None and np.isfinite(x)]
-    return f"{min(v):{fmt}}–{max(v):{fmt}}" if v else "none"
+    return number_span(min(v), max(v), fmt) if v else "none"
 
 
 small_acc = np.concatenate([perm_acc, seed_acc])

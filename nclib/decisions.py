@@ -39,6 +39,7 @@ from nclib.stats import clopper_pearson, detectable_sd_ratio, detectable_shift, 
 from nclib.verdicts import Verdict
 
 __all__ = [
+    "span",
     "summary",
     "FeatureSnapshots",
     "nc1_numpy",
@@ -170,6 +171,13 @@ def decide_nc(drop: dict, control: dict, start_epoch, last_epoch) -> Verdict:
     if control["lo"] > 1.0:
         detail += "; the shuffled-label control also fell, so the fall is not specific to the classes"
     return Verdict(label, rule, control_txt, sure, key, detail)
+
+
+def span(lo, hi, fmt: str = ".2f") -> str:
+    """A range of two numbers in words: "0.12–0.34", or "−1.24 to −0.81" when one is negative (an en
+    dash between signed numbers reads as a minus sign)."""
+    a, b = format(float(lo), fmt), format(float(hi), fmt)
+    return f"{a}–{b}" if float(lo) >= 0 and float(hi) >= 0 else f"{a} to {b}".replace("-", "−")
 
 
 # --- Theorem 4.1 and Remark 4.2 (chapter 3) -----------------------------------------------------
@@ -359,7 +367,7 @@ def decide_thm44(bound, test_errors, n_test: int, control_bound=None, control_na
     _, lo, hi = clopper_pearson(round(err[i] * n_test), n_test)
     sure = (f"test error {err[i]:.3f}, 95% interval {_fmt_ci(lo, hi)} on {n_test} test points, at the "
             f"epoch of the smallest bound")
-    key = f"bound {np.nanmin(bound):.2f}–{np.nanmax(bound):.2f} vs test error {err[ok].min():.3f}–{err[ok].max():.3f}"
+    key = f"bound {span(np.nanmin(bound), np.nanmax(bound), '.2f')} vs test error {span(err[ok].min(), err[ok].max(), '.3f')}"
     if nv:
         return Verdict("violated", rule, control_txt, sure, key,
                        f"the test error exceeds the bound at {nv} epochs")
@@ -517,7 +525,7 @@ def _accuracy_verdict(cases, controls, rule, what, control_name, detail_untestab
     sure = (f"{worst.name}: accuracy {worst.accuracy:.4f}, interval {_fmt_ci(lo, hi, '.4f')} "
             f"(Clopper–Pearson, {100 * level:.2f}% each, {worst.n} test points)")
     bounds = [c.bound for c in app]
-    key = (f"bound {min(bounds):.3g}–{max(bounds):.3g} vs accuracy "
+    key = (f"bound {span(min(bounds), max(bounds), '.3g')} vs accuracy "
            f"{min(c.accuracy for c in app):.3f}–{max(c.accuracy for c in app):.3f} ({len(app)} of {len(cases)} apply)")
     if bad:
         return Verdict("violated", rule, control_txt, sure, key,

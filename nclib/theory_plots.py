@@ -101,7 +101,7 @@ def flow_figure(path, seeds, controls, etf_value, slopes):
         a.loglog(s["t"][1:], s["loss"][1:], color="0.75", lw=0.8)
         b.semilogx(s["t"][1:], s["p_min"][1:], color="0.75", lw=0.8)
     a.loglog(path["t"][1:], path["loss"][1:], color="C0")
-    _style(a, f"CE ∝ t^{slopes['ce']:.2f} late", "flow time t", "CE (sum)")
+    _style(a, f"CE ∝ $t^{{{slopes['ce']:.2f}}}$ late", "flow time t", "CE (sum)")
     b.semilogx(path["t"][1:], path["p_min"][1:], color="C3")
     b.axhline(0, color="k", lw=0.5)
     _style(b, f"p_min ≈ {slopes['pmin']:.2f}·log t late", "flow time t", "p_min")

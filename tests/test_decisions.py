@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import torch
 
 from nclib import decisions as D
@@ -225,3 +227,10 @@ def test_input_similarity_is_a_distance_between_class_means():
     S = D.input_similarity(x, y)
     assert S.shape == (3, 3) and np.allclose(S, S.T) and np.allclose(np.diag(S), 0)
     assert S[0, 1] == pytest.approx(3.0) and S[0, 2] == pytest.approx(7.0)
+
+
+@given(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3))
+def test_span_never_writes_a_double_dash(a, b):
+    text = D.span(min(a, b), max(a, b), ".2f")
+    assert "--" not in text and "–-" not in text and "-–" not in text
+    assert ("to" in text) == (min(a, b) < 0)
