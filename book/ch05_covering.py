@@ -247,8 +247,7 @@ permutation_figure(perm_expr, perm_acc, seed_acc, list(small_perms),
 plt.show()
 
 # %%
-from nclib.decisions import decide_rem49
-from nclib.decisions import span as number_span
+from nclib.decisions import decide_rem49, span as number_span
 
 every_run = {**results, **small_perm, **small_seed}
 verdict48 = decide_thm48(cases(every_run), cases(every_run, "shuffled_correct"))
