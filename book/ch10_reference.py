@@ -168,12 +168,14 @@ for path in sorted((root / "bench").glob("cpu_speed-cpu-*.json")):
         cnn.append((b["provenance"].get("cpu_model", path.stem), rate))
 if cnn:
     lo, hi = min(r for _, r in cnn), max(r for _, r in cnn)
-    glue("ch10_cnn_cost", f"the small CNN trains at {lo:,.0f}–{hi:,.0f} images/s on "
-         f"these machines (`make bench` on {' and '.join(c for c, _ in cnn)}, "
-         f"two threads), {60_000 / hi:.0f}–{60_000 / lo:.0f} s per epoch of the full "
+    between = lambda a, b: a if a == b else f"{a}–{b}"  # one number when both round alike
+    glue("ch10_cnn_cost", f"the small CNN trains at "
+         f"{between(f'{lo:,.0f}', f'{hi:,.0f}')} images/s on these machines (make bench "
+         f"on {' and '.join(c for c, _ in cnn)}, two threads), "
+         f"{between(f'{60_000 / hi:.0f}', f'{60_000 / lo:.0f}')} s per epoch of the full "
          "split, so 150 runs of 60–100 epochs (what the MLP needed) would take "
-         f" {150 * 60 * 60_000 / hi / 3600:.0f}–"
-         f"{150 * 100 * 60_000 / lo / 3600:.0f} hours", display=False)
+         f"{150 * 60 * 60_000 / hi / 3600:.0f}–{150 * 100 * 60_000 / lo / 3600:.0f} "
+         "hours", display=False)
 else:
     glue("ch10_cnn_cost", "the small CNN's cost on these machines is not recorded "
          "(make bench)", display=False)
