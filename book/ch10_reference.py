@@ -168,7 +168,7 @@ for path in sorted((root / "bench").glob("cpu_speed-cpu-*.json")):
         cnn.append((b["provenance"].get("cpu_model", path.stem), rate))
 if cnn:
     lo, hi = min(r for _, r in cnn), max(r for _, r in cnn)
-    between = lambda a, b: a if a == b else f"{a}–{b}"  # one number when both round alike
+    between = lambda a, b: a if a == b else f"{a}–{b}"  # one number if both agree
     glue("ch10_cnn_cost", f"the small CNN trains at "
          f"{between(f'{lo:,.0f}', f'{hi:,.0f}')} images/s on these machines (make bench "
          f"on {' and '.join(c for c, _ in cnn)}, two threads), "
