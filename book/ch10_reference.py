@@ -413,8 +413,9 @@ print("confirmatory design at reference scale:", missing_note("confirmatory", co
 price = root / "bench" / f"dry_run-confirmatory-{scale}.txt"
 if price.is_file():
     lines = price.read_text().strip().splitlines()
+    where = lines[0].lstrip("# ").split("` on ", 1)[-1]  # the machine, time and commit
     glue("ch10_conf_price", f"{lines[-1].removeprefix('projected: ')} "
-         f"({lines[0].lstrip('# ')}; "
+         f"(measured on {where}; "
          f"record results/bench/{price.name})", display=False)
 else:
     glue("ch10_conf_price", "no priced plan is recorded", display=False)
