@@ -140,7 +140,9 @@ class NCAccumulator:
         D = c - self.shifts.index_select(0, y)
         self.shifted_sums.index_add_(0, y, D)
         self.shifted_second_moment += D.T @ D
-        self._margins(c, y)
+        flat = c.reshape(-1)
+        self.sq_norm_total += torch.dot(flat, flat)
+        self._margins(c @ self._Ms if self._bs is None else torch.addmm(self._bs, c, self._Ms), y)
 
     def _update_low_precision(self, z, y, present) -> None:
         """:meth:`update` for float32 features (module doc): the shift k_c is stored as a float32
@@ -163,17 +165,12 @@ class NCAccumulator:
         # Σ‖z‖² is not summed here: compute() has it exactly from the statistics (_sq_norm_total)
         if self._Ms32 is None:
             self._Ms32 = self._Ms.to(torch.float32)
-        logits = z @ self._Ms32 if self._bs is None else torch.addmm(self._bs.to(torch.float32), z, self._Ms32)
-        gaps = (logits.gather(1, y[:, None]) - logits).to(_F64)
-        self.min_gaps.scatter_reduce_(0, y[:, None].expand(-1, self.C), gaps, reduce="amin")
-        self.correct += (logits.argmax(dim=1) == y).sum()
+        self._margins(z @ self._Ms32 if self._bs is None else torch.addmm(self._bs.to(torch.float32), z, self._Ms32),
+                      y)
 
-    def _margins(self, c, y) -> None:
-        """The running margin, norm and accuracy statistics of a batch (float64, in units of Z/s)."""
-        flat = c.reshape(-1)
-        self.sq_norm_total += torch.dot(flat, flat)
-        logits = c @ self._Ms if self._bs is None else torch.addmm(self._bs, c, self._Ms)
-        gaps = logits.gather(1, y[:, None]) - logits
+    def _margins(self, logits, y) -> None:
+        """The running margin and accuracy statistics of a batch's logits (in units of Z/s · M/sm)."""
+        gaps = (logits.gather(1, y[:, None]) - logits).to(_F64)
         self.min_gaps.scatter_reduce_(0, y[:, None].expand(-1, self.C), gaps, reduce="amin")
         self.correct += (logits.argmax(dim=1) == y).sum()
 
