@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Fashion-MNIST: Debian's dataset-fashion-mnist puts the idx files here (nclib.data looks there).
+# Fashion-MNIST: Debian's dataset-fashion-mnist puts the idx files here (nclib.datasets looks there).
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: book book-seeds test venv data assets browser pytest book-strict browser-test clean lab publish
@@ -22,18 +22,18 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # Install Debian's package when apt-get is there and usable (root, or sudo without a password);
-# otherwise nclib.data falls back to NCLIB_DATA or torchvision's download, and says so if neither works.
+# otherwise nclib.datasets falls back to NCLIB_DATA or torchvision's download, and says so if neither works.
 data:
 	@if [ -d $(DEBIAN_FMNIST) ]; then \
 	  echo "Fashion-MNIST: $(DEBIAN_FMNIST)"; \
 	elif ! command -v apt-get >/dev/null; then \
-	  echo "Fashion-MNIST: no apt-get here; nclib.data will try NCLIB_DATA, then torchvision's download"; \
+	  echo "Fashion-MNIST: no apt-get here; nclib.datasets will try NCLIB_DATA, then torchvision's download"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  (apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) >/dev/null; \
 	elif sudo -n true 2>/dev/null; then \
 	  (sudo apt-get install -y -q dataset-fashion-mnist || (sudo apt-get update -q && sudo apt-get install -y -q dataset-fashion-mnist)) >/dev/null; \
 	else \
-	  echo "Fashion-MNIST: apt-get needs root; nclib.data will try NCLIB_DATA, then torchvision's download"; \
+	  echo "Fashion-MNIST: apt-get needs root; nclib.datasets will try NCLIB_DATA, then torchvision's download"; \
 	fi
 
 # The one script the HTML book needs beyond Sphinx's own, MathJax, is served by the book itself, so

@@ -56,11 +56,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import metrics_speed  # noqa: E402
 import nclib.train as nctrain  # noqa: E402
-from nclib.data import TensorDataset, balanced_split, fashion_mnist  # noqa: E402
-from nclib.experiments import RunSpec, RunStore, provenance, run_group, atomic_write_json  # noqa: E402
+from nclib.data import TensorDataset, balanced_split  # noqa: E402
+from nclib.datasets import fashion_mnist  # noqa: E402
+from nclib.experiments import run_group  # noqa: E402
+from nclib.files import atomic_write_json  # noqa: E402
 from nclib.models import FixedHead, NCModel, build_backbone  # noqa: E402
 from nclib.presets import PRESETS  # noqa: E402
-from nclib.records import cpu_model  # noqa: E402
+from nclib.records import RunSpec, RunStore, cpu_model, provenance  # noqa: E402
 from nclib.scheme import bench_record_name  # noqa: E402
 from nclib.sweep import equivalent_classifiers, sweep_models, train_sweep  # noqa: E402
 from nclib.train import TrainConfig, evaluate, evaluate_loss_accuracy, train  # noqa: E402

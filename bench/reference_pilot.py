@@ -32,10 +32,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nclib.data import balanced_split, fashion_mnist  # noqa: E402
+from nclib.data import balanced_split  # noqa: E402
+from nclib.datasets import fashion_mnist  # noqa: E402
 from nclib.etf import simplex_etf  # noqa: E402
-from nclib.experiments import atomic_write_json, provenance  # noqa: E402
+from nclib.files import atomic_write_json  # noqa: E402
 from nclib.models import FixedHead, NCModel, build_backbone  # noqa: E402
+from nclib.records import provenance  # noqa: E402
 from nclib.train import TrainConfig, TrainingDidNotConverge, train  # noqa: E402
 
 

@@ -37,9 +37,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nclib.data import balanced_subset, fashion_mnist  # noqa: E402
-from nclib.experiments import atomic_write_json, provenance  # noqa: E402
+from nclib.data import balanced_subset  # noqa: E402
+from nclib.datasets import fashion_mnist  # noqa: E402
+from nclib.files import atomic_write_json  # noqa: E402
 from nclib.models import build_backbone  # noqa: E402
+from nclib.records import provenance  # noqa: E402
 from nclib.sweep import StackedModels, equivalent_classifiers, sweep_models  # noqa: E402
 
 # bf16 dense peak (FLOP/s) of the accelerators this project is lent; MFU is reported against it.

@@ -147,10 +147,10 @@ max_epochs = 600          # cap: training goes on past `epochs` until every labe
 seed = 0
 
 # %%
-from nclib.data import balanced_split, fashion_mnist
-from nclib.decisions import FeatureSnapshots
+from nclib.datasets import fashion_mnist
+from nclib.data import balanced_split
 from nclib.models import LinearHead, NCModel, mlp
-from nclib.train import TrainConfig, train
+from nclib.train import FeatureSnapshots, TrainConfig, train
 
 torch.manual_seed(seed)
 train_full, test_full = fashion_mnist()
@@ -241,7 +241,8 @@ glue("ch2_nc4_end", f"{100 * end['train_nc4_ncc_mismatch']:.2f}%", display=False
 # seeds to check that the label does not flip.
 
 # %%
-from nclib.decisions import decide_nc, nc1_drop, summary
+from nclib.decisions import decide_nc
+from nclib.evidence import nc1_drop
 
 y_train = train_set.y.numpy()
 shuffled = np.random.default_rng(seed).permutation(y_train)
@@ -249,7 +250,7 @@ drop = nc1_drop(snapshots.start, snapshots.last, y_train, seed=seed)
 control = nc1_drop(snapshots.start, snapshots.last, y_train, seed=seed, labels=shuffled)
 verdict = decide_nc(drop, control, snapshots.start_epoch, snapshots.last_epoch)
 verdict.glue("nc")
-print(summary(verdict))
+print(verdict.text())
 glue("ch2_nc1_factor", f"{drop['factor']:.2f}", display=False)
 glue("ch2_nc1_ci", f"[{drop['lo']:.2f}, {drop['hi']:.2f}]", display=False)
 glue("ch2_ctrl_factor", f"{control['factor']:.2f}", display=False)

@@ -138,7 +138,8 @@ glue("ch3_halving_pmin", f"{pmin_gap / np.ptp(path['p_min']):.1e}", display=Fals
 # cannot reach 0 and $p_{\min}$ must level off. The rule has to tell the two apart.
 
 # %%
-from nclib.decisions import decide_thm41, flow_summary, summary
+from nclib.decisions import decide_thm41
+from nclib.evidence import flow_summary
 
 paths = [path] + [gradient_flow(*initial_point(k), y, step=step, steps=steps).as_arrays()
                   for k in range(1, num_inits)]
@@ -149,7 +150,7 @@ summaries = [flow_summary(p["t"], p["loss"], p["p_min"]) for p in paths]
 control_summaries = [flow_summary(c["t"], c["loss"], c["p_min"]) for c in controls]
 verdict = decide_thm41(summaries, control_summaries)
 verdict.glue("thm41")
-print(summary(verdict))
+print(verdict.text())
 glue("ch3_inits", str(num_inits), display=False)
 glue("ch3_controls", str(num_controls), display=False)
 glue("ch3_wd", f"{control_weight_decay:g}", display=False)
@@ -232,7 +233,8 @@ glue("ch3_rescaled_pmin", f"{rescaled:.0f}", display=False)
 # margin: a cosine near it would mean the flow only found *a* separating direction.
 
 # %%
-from nclib.decisions import decide_rem42, late_slope
+from nclib.decisions import decide_rem42
+from nclib.evidence import late_slope
 
 
 def fixed_feature_problem(k):
@@ -263,7 +265,7 @@ for k in range(num_draws):
 sf_ratio = [p["scale_free"][-1] / scale_free_margin_of_etf(C) for p in paths]
 verdict42 = decide_rem42(cos_final, cos_slope, control_cos, sf_ratio)
 verdict42.glue("rem42")
-print(summary(verdict42))
+print(verdict42.text())
 
 # %% [markdown]
 # For the first fixed-feature problem, the distance $1-\cos$ between the direction of $M(t)$ and the

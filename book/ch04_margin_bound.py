@@ -108,7 +108,8 @@ import torch
 from myst_nb import glue
 
 from nclib.bounds import margin_bound
-from nclib.data import balanced_split, fashion_mnist
+from nclib.datasets import fashion_mnist
+from nclib.data import balanced_split
 from nclib.models import LinearHead, NCModel, mlp
 from nclib.train import TrainConfig, train
 
@@ -166,7 +167,8 @@ for r in runs:
 # distinguishable otherwise.
 
 # %%
-from nclib.decisions import decide_margin_similarity, input_similarity, summary
+from nclib.decisions import decide_margin_similarity
+from nclib.evidence import input_similarity
 from nclib.metrics import margins
 
 with torch.no_grad():
@@ -176,7 +178,7 @@ off = m_final.offdiagonal(normalized=True).numpy()
 distances = input_similarity(train_set.x, train_set.y)
 similarity = decide_margin_similarity(gamma_hat, distances, seed=seed)
 similarity.glue("margsim")
-print(summary(similarity))
+print(similarity.text())
 i, j = np.unravel_index(np.nanargmin(gamma_hat), gamma_hat.shape)
 glue("ch4_cv", f"{off.std() / off.mean():.2f}", display=False)
 glue("ch4_ratio", f"{off.max() / off.min():.1f}", display=False)
@@ -234,7 +236,7 @@ errors_all = np.concatenate([r["test_error"] for r in runs])
 verdict = decide_thm44(bounds_all, errors_all, len(test_set), control_name="L01 alone",
                        control_bound=np.concatenate([r["L01"] for r in runs]))
 verdict.glue("thm44")
-print(summary(verdict))
+print(verdict.text())
 l01 = runs[0]["L01"][np.isfinite(runs[0]["L01"])]
 C, N = 10, len(train_set)
 glue("ch4_ntest", f"{len(test_set):,}", display=False)
@@ -272,7 +274,8 @@ glue("ch4_bound_min", f"{np.nanmin(bounds_all):.2f}", display=False)
 # just as well, so a falling bound is not evidence by itself, and the verdict rests on the error.
 
 # %%
-from nclib.decisions import decide_rem46, tpt_changes
+from nclib.decisions import decide_rem46
+from nclib.evidence import tpt_changes
 
 changes = [tpt_changes(r["epoch"], r["bound"], r["test_error"], r["terminal_epoch"])
            for r in runs]
@@ -282,7 +285,7 @@ for r, c in zip(runs, changes):
     if c is not None:
         print(f"seed {r['seed']}: Δlog bound {c['d_log_bound']:+.3f}, "
               f"Δ test error {c['d_error']:+.2f} points")
-print(summary(verdict46))
+print(verdict46.text())
 
 # %% [markdown]
 # Verdict on Remark 4.6 at this scale: **{glue:text}`verdict_rem46`** ({glue:text}`sure_rem46`).

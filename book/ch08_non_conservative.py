@@ -96,10 +96,12 @@ import time
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
-from nclib import report
-from nclib.etf import random_permutation, random_rotation, simplex_etf, ufm_structure
-from nclib.experiments import (RunSpec, experiment_setup, load_datasets, load_results,
+from nclib import report, training_checks
+from nclib.etf import (describe_structure, random_permutation, random_rotation,
+                       simplex_etf, ufm_structure)
+from nclib.experiments import (experiment_setup, load_datasets, load_results,
                                notebook_helpers, record_plan, run_group)
+from nclib.records import RunSpec
 from nclib.models import build_backbone
 from nclib.report_plots import plot_boxes, plot_gaps, plot_grids, plot_power
 from nclib.stats import f_test_power
@@ -149,7 +151,7 @@ if small_dim and small_dim < C0 - 1:
     M_ufm = ufm_structure(C0, small_dim, steps=ufm_steps, generator=head_seed)
     res_ufm = rotation_between(M_ufm, M_ufm @ P0)[1] / M_ufm.norm().item()
     glue("ch8_procrustes_ufm", f"{res_ufm:.2f}", display=False)
-    glue("ch8_ufm_shape", report.describe_structure(M_ufm), display=False)
+    glue("ch8_ufm_shape", describe_structure(M_ufm), display=False)
 else:
     glue("ch8_procrustes_ufm", "n/a", display=False)
     glue("ch8_ufm_shape", "nothing: the C > d case was skipped (small_dim = 0)",
@@ -185,10 +187,10 @@ for backbone, name in (("mlp", "ch8_identity"), ("mlp_relu", "ch8_identity_relu"
         # both MLPs at the width of chapter 8's (`widths` names only "mlp")
         net = lambda b=backbone: build_backbone(b, tuple(first[0].x.shape[1:]), d0,
                                                 widths.get("mlp"))
-        gaps = report.identity_check(net, M0, R0, seed, *first, budget)
-        identity[backbone] = report.decide_identity(gaps["identity"], gaps["control"])
+        gaps = training_checks.identity_check(net, M0, R0, seed, *first, budget)
+        identity[backbone] = training_checks.decide_identity(gaps["identity"], gaps["control"])
     else:
-        identity[backbone] = report.decide_identity(float("nan"), float("nan"))
+        identity[backbone] = training_checks.decide_identity(float("nan"), float("nan"))
     identity[backbone].glue(name, glue)
 v_identity = identity["mlp"]
 glue("ch8_identity_epochs", str(identity_epochs), display=False)
@@ -321,11 +323,11 @@ if groups and compare_epochs > 0:
     train_set, test_set, backbone, d, s, specs = groups[0]
     heads = [sp.head for sp in specs][: compare_models or None]
     budget = config_for(s, epochs=compare_epochs, until_accuracy=None, max_epochs=None)
-    check = report.batched_check(backbone_fn(backbone, train_set, d), heads, s, train_set,
-                                 test_set, budget, logit_scale=logit_scale,
-                                 max_models=max_models or None)
-v_batched = report.decide_batched(*(check[k] if check else [] for k in
-                                    ("batched32", "noise32", "batched64")))
+    check = training_checks.batched_check(
+        backbone_fn(backbone, train_set, d), heads, s, train_set, test_set, budget,
+        logit_scale=logit_scale, max_models=max_models or None)
+v_batched = training_checks.decide_batched(*(check[k] if check else [] for k in
+                                             ("batched32", "noise32", "batched64")))
 v_batched.glue("ch8_batched", glue)
 print(v_batched.label, "—", v_batched.key)
 
@@ -367,7 +369,7 @@ glue("ch8_device", prov["device_name"], display=False)
 # models, to confirm that every model reached the terminal phase.
 
 # %%
-summaries = report.summarise(runs, main_seed=seed, n_resamples=n_resamples)
+summaries = report.summarise_settings(runs, main_seed=seed, n_resamples=n_resamples)
 by_structure = {Sk.structure: Sk for Sk in summaries.values()}
 S, S2 = by_structure.get("simplex_etf"), by_structure.get("ufm")
 
@@ -436,8 +438,26 @@ v_perm = report.decide_nc_gen(S, "permutation")
 v_rot = report.decide_nc_gen(S, "rotation")
 v_perm.glue("nc_gen", glue)
 v_rot.glue("nc_rot", glue)
-for name, value in report.chapter8_numbers(S, v_perm).items():
+# the reading of the verdict, in the chapter's words
+READING = {
+    "holds": ("Here some classifiers do better than others consistently across seeds, beyond what a "
+              "change of optimization path alone produces, which supports the paper's reading; the size "
+              "of the effect is its sd τ̂ above, to be weighed against the seed sd."),
+    "not distinguishable from seed noise": (
+        "At this scale the spread that the paper reads as non-conservative generalization is the spread "
+        "any change of optimization path produces, as the two facts above predict for networks ending "
+        "in a linear layer; an effect large enough to matter (the detectable size above) would have "
+        "shown. The paper's boxes come from a single seed and cannot separate the two; its claim needs "
+        "the grid at paper scale (below) before it can stand."),
+    "untestable at this size": (
+        "At this scale the grid cannot decide: the experiment could not have detected an effect as "
+        "large as the seed noise, so its null result is absence of evidence, not evidence of absence."),
+    "no runs": "No runs: no dataset could be loaded or the case was skipped.",
+}
+numbers = report.chapter8_numbers(S, v_perm)
+for name, value in numbers.items():
     glue(f"ch8_{name}", value, display=False)
+glue("ch8_interpretation", READING.get(numbers["label"], v_perm.detail or numbers["label"]), display=False)
 if S is not None and S.grids:
     plot_power(S, "power of the permutation test on each grid")
     plt.show()
@@ -517,7 +537,7 @@ if recorded is None:
     print(f"no {recorded_scale}-scale records under results/non_conservative/")
 else:
     display(recorded.provenance_table())
-    rec = report.summarise(recorded.runs(), n_resamples=n_resamples)
+    rec = report.summarise_settings(recorded.runs(), n_resamples=n_resamples)
     rec_verdicts = {k: {kind: report.decide_nc_gen(Sk, kind) for kind in Sk.grids}
                     for k, Sk in rec.items()}
     for Sk in rec.values():

@@ -86,10 +86,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from IPython.display import display
 from myst_nb import glue
 
 from nclib import related
-from nclib.data import balanced_split, balanced_subset, fashion_mnist
+from nclib.datasets import fashion_mnist
+from nclib.data import balanced_split, balanced_subset
+from nclib.tables import Table
 from nclib.train import TrainConfig
 
 torch.set_num_threads(1)  # tiny tensors: a second thread only adds synchronization
@@ -111,6 +114,11 @@ RULES = dict(tol=1e-9, rest=1e-3, etf_tol=1e-6, nc1_ufm=1e-8, curvature=1e-6, ma
 def glue_all(prefix, values):
     for name, value in values.items():
         glue(f"{prefix}{name}", str(value), display=False)
+
+
+def cells(rows, formats):
+    """The rows of a table, each value formatted with its column's format spec."""
+    return [[format(v, f) for v, f in zip(row, formats)] for row in rows]
 
 
 glue_all("ch9_rule_", {k: f"{100 * v:g}%" if k in ("rate", "wu_err") else f"{v:g}"
@@ -217,7 +225,7 @@ print(f"C = {C_u}, n = {n_u}, λ = {lam}: σ = {optimum.sigma:.4f}, "
       f"‖z‖ = {optimum.feature_norm:.6f}; largest over the starts:")
 cols = ("gap", "grad_norm", "nc1", "etf_error", "nc3", "norm_error", "bias")
 rows = [(d,) + tuple(np.abs(s[c]).max() for c in cols) for d, (_, s) in ufm.items()]
-print(related.text_table(("d",) + cols, rows, ("3d",) + ("9.1e",) * len(cols)))
+display(Table(("d",) + cols, cells(rows, ("3d",) + ("9.1e",) * len(cols))))
 curves = {f"d = {d}" + (" (control)" if d == ufm_control_dim else ""):
           (r.steps, r.loss_history - optimum.value) for d, (r, _) in ufm.items()}
 related.plot_ufm_landscape(curves, RULES["tol"])
@@ -352,15 +360,15 @@ memory = {kind: related.head_memory(kind, batch, config, C_f, **arch)
           for kind in ("learnable", "learnable, d = C", "fixed")}
 
 # %% tags=["hide-input"]
-print(related.text_table(("arm", "test accuracy per seed"),
-                         [(k, " ".join(f"{a:.4f}" for a in v)) for k, v in acc.items()],
-                         ("22s", "s")))
+display(Table(("arm", "test accuracy per seed"),
+              cells([(k, " ".join(f"{a:.4f}" for a in v)) for k, v in acc.items()],
+                    ("22s", "s"))))
 cats = list(memory["learnable"].as_dict())
-print("\nMiB in one training step (batch 64):")
 mib = [(k.replace(", d = ", " d="), *(v / 2**20 for v in m.as_dict().values()))
        for k, m in memory.items()]
-print(related.text_table(("", *(c.split()[0] for c in cats)), mib,
-                         ("13s",) + ("10.3f",) * len(cats)))
+display(Table(("", *(c.split()[0] for c in cats)),
+              cells(mib, ("13s",) + ("10.3f",) * len(cats)),
+              caption="MiB in one training step (batch 64)"))
 related.plot_fixed_etf({k: memory[k] for k in ("learnable", "fixed")}, acc)
 plt.show()
 total = {k: m.total / memory["learnable"].total for k, m in memory.items()}
@@ -481,12 +489,12 @@ arms = {wd: [jacot[wide, wd, s] for s in run_seeds(jacot_seeds)] for wd in (wd_v
 # %% tags=["hide-input"]
 keys = ("train_accuracy", "train_mse", "nc1_penultimate", "nc1_linear_input",
         "nc2_orthogonal_error")
-print(related.text_table(
+display(Table(
     ("width", "λ", "train acc", "train MSE", "NC1 pen.", "NC1 in", "NC2 orth", "unbal.",
      "κ"),
-    [(w, wd, *(m[k] for k in keys), max(m["balancedness"]), m["kappa"])
-     for (w, wd), m in sweep.items()],
-    ("5d", "7.0e", "9.3f", "9.1e", "8.1e", "6.2f", "8.2f", "7.1e", "6.0f")))
+    cells([(w, wd, *(m[k] for k in keys), max(m["balancedness"]), m["kappa"])
+           for (w, wd), m in sweep.items()],
+          ("5d", "7.0e", "9.3f", "9.1e", "8.1e", "6.2f", "8.2f", "7.1e", "6.0f"))))
 related.plot_jacot_grid(sweep, jacot_widths, jacot_weight_decays)
 plt.show()
 law_logs = {wd: jacot[wide, wd, s0][1] for wd in (0.0, *jacot_weight_decays)}
@@ -592,13 +600,14 @@ bad = [wu[sep_bad, s] for s in run_seeds(wu_seeds)]
 related.plot_wu({f"separation {sep:g}": [wu[sep, s] for s in run_seeds(wu_seeds)]
                  for sep in wu_separations})
 plt.show()
-print(related.text_table(
+display(Table(
     ("separation", "seed", "MSE", "‖∇R‖", "NC1 at 0", "NC1", "train err",
      "test err", "slope"),
-    [(sep, s, h["mse"][-1], h["grad_norm"][-1], h["nc1"][0], h["nc1"][-1],
-      h["train_error"][-1], h["test_error"][-1], related.loglog_slope(h["mse"], h["nc1"]))
-     for (sep, s), h in wu.items()],
-    ("10g", "4d", "8.1e", "8.1e", "8.2f", "8.1e", "9.3f", "8.4f", "5.2f")))
+    cells([(sep, s, h["mse"][-1], h["grad_norm"][-1], h["nc1"][0], h["nc1"][-1],
+            h["train_error"][-1], h["test_error"][-1],
+            related.loglog_slope(h["mse"], h["nc1"]))
+           for (sep, s), h in wu.items()],
+          ("10g", "4d", "8.1e", "8.1e", "8.2f", "8.1e", "9.3f", "8.4f", "5.2f"))))
 
 
 def gm(hs, key, i=-1):

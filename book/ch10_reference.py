@@ -37,9 +37,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from nclib import confirmatory, report
+from nclib import confirmatory, report, tpt_margins
 from nclib.collapse import CRITERION
-from nclib.experiments import Table, load_results, notebook_helpers, repo_root
+from nclib.tables import Table
+from nclib.experiments import load_results, notebook_helpers
+from nclib.records import repo_root
 from nclib.presets import PRESETS, chapter_parameters
 from nclib.report_plots import (
     plot_boxes,
@@ -234,15 +236,15 @@ if tpt is not None:
     tpt_runs = tpt.runs()
     plot_figure3(tpt_runs, f"Figure 3 at {scale} scale (recorded runs)")
     plt.show()
-    growth = report.margin_growth(tpt_runs)
-    display(report.growth_table(growth, f"the terminal phase per run, {scale} scale"))
+    growth = tpt_margins.margin_growth(tpt_runs)
+    display(tpt_margins.growth_table(growth, f"the terminal phase per run, {scale} scale"))
     if any(r.reached for r in growth):
         plot_growth(
-            growth, report.rescaled_control(growth), "second half of the terminal phase"
+            growth, tpt_margins.rescaled_control(growth), "second half of the terminal phase"
         )
         plt.show()
 if tpt is not None and not tpt.missing:
-    report.decide_fig3(growth).glue("ref_fig3", glue)
+    tpt_margins.decide_fig3(growth).glue("ref_fig3", glue)
 else:
     not_decided(["ref_fig3"], tpt)
 
@@ -273,7 +275,7 @@ nc = load_results("non_conservative", scale, root)
 glue("ch10_nc_note", missing_note("non_conservative", nc), display=False)
 print("chapter 8 at reference scale:", missing_note("non_conservative", nc))
 summaries = (
-    report.summarise(nc.runs(), n_resamples=n_resamples) if nc is not None else {}
+    report.summarise_settings(nc.runs(), n_resamples=n_resamples) if nc is not None else {}
 )
 by_structure = {Sk.structure: Sk for Sk in summaries.values()}
 names = {
@@ -420,7 +422,7 @@ if price.is_file():
 else:
     glue("ch10_conf_price", "no priced plan is recorded", display=False)
 conf_runs = conf.runs() if conf is not None else []
-conf_summaries = (report.summarise(conf_runs, n_resamples=n_resamples)
+conf_summaries = (report.summarise_settings(conf_runs, n_resamples=n_resamples)
                   if conf_runs else {})
 by_backbone = {Sk.setting[0]: Sk for Sk in conf_summaries.values()}
 test, control = confirmatory.TEST_BACKBONE, confirmatory.CONTROL_BACKBONE

@@ -33,7 +33,8 @@ from pathlib import Path
 from IPython.display import display
 from myst_nb import glue
 
-from nclib.experiments import Table, repo_root
+from nclib.tables import Table
+from nclib.records import repo_root
 from nclib.stability import seed_agreement
 from nclib.verdicts import BOOK_VERDICTS
 

@@ -101,13 +101,15 @@ def _scalar(value):
     return value
 
 
-def check_int(value, name: str, *, minimum: int | None = None) -> int:
+def check_int(value, name: str, *, minimum: int | None = None, hint: str = "") -> int:
     """An integer argument (bool and floats such as 2.5 or 3.0 are refused: a count that arrives as
-    a float is almost always a unit or parsing mistake upstream)."""
+    a float is almost always a unit or parsing mistake upstream). ``hint``, if given, says how to
+    fix it and ends the message."""
+    tail = f"; {hint}" if hint else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__}){tail}")
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
+        raise ValueError(f"{name} must be ≥ {minimum}, got {value}{tail}")
     return int(value)
 
 
@@ -140,15 +142,19 @@ def check_bool(value, name: str) -> bool:
     return value
 
 
-def as_generator(generator, default_seed: int | None = None, name: str = "generator") -> torch.Generator:
-    """A ``torch.Generator`` from a generator, a non-negative integer seed or None (then
-    ``default_seed``, or a fresh random seed when that is None too)."""
+def as_generator(generator, name: str = "generator") -> torch.Generator:
+    """nclib's one generator policy: a CPU ``torch.Generator`` is used as given, an integer seed
+    (≥ 0) seeds a new one, and None means seed 0, so that every nclib draw is reproducible unless a
+    generator or another seed is passed. ``name`` is how an error names the argument."""
     if isinstance(generator, torch.Generator):
+        if generator.device.type != "cpu":
+            raise ValueError(f"{name}: must be a CPU torch.Generator, got one on {generator.device}; "
+                             "nclib draws on the CPU and moves the result")
         return generator
     if generator is None:
-        seed = torch.seed() if default_seed is None else default_seed
-    else:
-        seed = check_int(_scalar(generator), f"{name} (a torch.Generator or an integer seed)", minimum=0)
+        return torch.Generator().manual_seed(0)
+    seed = check_int(_scalar(generator), f"{name} (a torch.Generator or an integer seed)", minimum=0,
+                     hint="None means seed 0")
     return torch.Generator().manual_seed(seed)
 
 

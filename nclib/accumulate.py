@@ -10,8 +10,8 @@ themselves makes the streaming result identical to the in-memory one and is the 
 With ``keep_features=False`` it keeps sufficient statistics only (float64, O(C·d + d²)), and NC4 is
 skipped. The second moment is accumulated around a per-class shift k_c, the first batch's mean of
 class c: Q = Σ (z − k_y)(z − k_y)ᵀ and S_c = Σ_{i∈c} (z_i − k_c), so that
-N Σ_W = Q − Σ_c S_c S_cᵀ/N_c cancels only |μ_c − k_c|, about one within-class spread over the
-first batch's class size. The raw moments Σ zzᵀ − Σ N_c μ_c μ_cᵀ cancel |μ_c|²/σ² instead: with class
+N Σ_W = Q − Σ_c S_c S_cᵀ/N_c cancels only ‖μ_c − k_c‖, about one within-class spread over the
+first batch's class size. The raw moments Σ zzᵀ − Σ N_c μ_c μ_cᵀ cancel ‖μ_c‖²/σ² instead: with class
 means at distance 1000 and spread 1e-6 they gave NC1 = −2.35e-11 for a true 7.94e-12.
 
 For float32 (or lower-precision) features, the shift k_c is kept as a float32 number, so the
@@ -37,7 +37,8 @@ from nclib._checks import (
     check_labels,
     pow2_scale,
 )
-from nclib.metrics import _all_metrics, _from_moments, _margins_scaled, _scaled_classifier
+
+from nclib.metrics import (margins_from_scaled_gaps, metrics_over_parts, nc_from_scaled_moments, scaled_classifier)
 
 __all__ = ["NCAccumulator", "measure"]
 
@@ -95,7 +96,7 @@ class NCAccumulator:
         # keep_features=False: shifted moments (module doc), in units of Z/s for a power of two s
         # fixed by the first batch, and the running margin and accuracy statistics.
         self._s = None
-        self._Ms, self._sm = _scaled_classifier(self.M)
+        self._Ms, self._sm = scaled_classifier(self.M)
         self._Ms32 = None
         self._low = False
         self._bs = None
@@ -188,12 +189,12 @@ class NCAccumulator:
                              "needs at least one (use a class-balanced subset or a larger one)")
         if self.keep_features:
             parts = list(zip(self._features, self._labels))
-            return _all_metrics(parts, self.C, self.d, self.M, self._amax, with_margins=True, bias=self.bias)
+            return metrics_over_parts(parts, self.C, self.d, self.M, self._amax, with_margins=True, bias=self.bias)
         if not torch.isfinite(self.shifted_second_moment).all():
             raise ValueError("the second moment overflowed float64: later batches were far larger "
                              "than the first; rescale the features (the metrics are scale invariant)")
-        out = _from_moments(self.counts, self.shifted_sums, self.shifted_second_moment, self.shifts, self.M)
-        m = _margins_scaled(self.min_gaps, self._Ms, self._s, self._sm, (self._sq_norm_total() / n).sqrt().item())
+        out = nc_from_scaled_moments(self.counts, self.shifted_sums, self.shifted_second_moment, self.shifts, self.M)
+        m = margins_from_scaled_gaps(self.min_gaps, self._Ms, self._s, self._sm, (self._sq_norm_total() / n).sqrt().item())
         out.update(accuracy=self.correct.item() / n, p_min=m.p_min, scale_free_margin=m.scale_free, margins=m)
         return out
 

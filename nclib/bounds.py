@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,7 +28,8 @@ from nclib._checks import (
     check_real,
     pow2_scale,
 )
-from nclib.metrics import _prepare, margins
+
+from nclib.metrics import float64_inputs, margins
 
 __all__ = [
     "BoundResult",
@@ -40,8 +42,11 @@ __all__ = [
     "lipschitz_lower",
     "lipschitz_upper",
     "covering_bound",
+    "covering_bound_of_model",
     "hoeffding_H",
     "hoeffding_bound",
+    "hoeffding_bound_of_features",
+    "hoeffding_margin_curve",
 ]
 
 
@@ -91,7 +96,7 @@ def rademacher_monte_carlo(Z, weight_norm: float, draws: int = 2000, generator=N
     Z, amax = check_features(Z)
     weight_norm = check_real(weight_norm, "weight_norm", minimum=0.0)
     draws = check_int(draws, "draws", minimum=1)
-    g = as_generator(generator, default_seed=0)
+    g = as_generator(generator)
     s = pow2_scale(amax)
     sigma = torch.randint(0, 2, (draws, Z.shape[0]), generator=g, dtype=torch.float64) * 2 - 1
     return weight_norm * s * (sigma @ (Z.to(torch.float64).cpu() / s)).norm(dim=1).mean().item() / Z.shape[0]
@@ -114,12 +119,12 @@ def margin_bound(Z, y, M, gamma=None, K: float | None = None, class_probs=None) 
     estimate used is that of the *linear* class on the learned features,
     R_{N_y}(F) ≈ B·(Σ_{i∈S_y}‖z_i‖²)^{1/2}/N_y with B = max_{y≠y'} ‖M_y − M_{y'}‖
     (:func:`linear_rademacher`). It ignores the feature extractor's own complexity, so (A) is
-    optimistic. K, the sup of |(M_y − M_{y'})ᵀf(x)|, is estimated by its maximum over the given
+    optimistic. K, the sup of abs((M_y − M_{y'})ᵀf(x)), is estimated by its maximum over the given
     samples unless passed. ``gamma`` defaults to the pairwise margins of Definition 4.3, which
     requires linearly separable features. (A), (B) and L01 are all invariant to rescaling M or Z.
     ``p(y)`` defaults to the class proportions in ``y``; ``class_probs`` must be a distribution.
     """
-    Z, y, M, C = _prepare(Z, y, M)
+    Z, y, M, C = float64_inputs(Z, y, M)
     m = margins(Z, y, M)
     eye = torch.eye(C, dtype=torch.bool, device=Z.device)
     if K is not None:
@@ -194,7 +199,7 @@ def corollary_45(rademacher: float, gamma, K: float, N: int) -> dict:
 def greedy_cover(points, eps: float) -> torch.Tensor:
     """Indices of a greedy ε-net of ``points`` (n×D): repeatedly take the first uncovered point
     as a centre and cover everything within ε. The centres are pairwise more than ε apart, so
-    N(ε) ≤ |net| ≤ N(ε/2) for the covering number N of the sampled set."""
+    N(ε) ≤ (size of the net) ≤ N(ε/2) for the covering number N of the sampled set."""
     X = check_matrix(points, "points (n×D)")
     if X.shape[0] == 0:
         raise ValueError("points is empty: a support sample needs at least one point")
@@ -253,7 +258,7 @@ def lipschitz_lower(f, X, pairs: int = 20000, generator=None, scale: float = 1e-
         raise ValueError("X contains NaN or infinite values")
     pairs = check_int(pairs, "pairs", minimum=2)
     scale = check_real(scale, "scale", positive=True)
-    g = as_generator(generator, default_seed=0)
+    g = as_generator(generator)
     i = torch.randint(0, X.shape[0], (pairs,), generator=g)
     j = torch.randint(0, X.shape[0], (pairs,), generator=g)
     a = X[i]
@@ -299,7 +304,7 @@ def covering_bound(Z, y, M, supports, lipschitz: float) -> BoundResult:
     When the size assumption fails the bound is returned as not applicable, with the numbers; so is
     a *saturated* covering, where every sampled support point is its own ball (the training images
     taken as the support, say): its count is the sample's size and bounds nothing."""
-    Z, y, M, C = _prepare(Z, y, M)
+    Z, y, M, C = float64_inputs(Z, y, M)
     lipschitz = check_real(lipschitz, "the Lipschitz constant lipschitz", positive=True)
     _check_supports(supports, C)
     m = margins(Z, y, M)
@@ -325,6 +330,32 @@ def covering_bound(Z, y, M, supports, lipschitz: float) -> BoundResult:
             "accuracy", f"assumption N_y ≥ max_y' N(γ̂, M_y) fails for classes {short} "
             f"(N_y = {counts.tolist()}, covering numbers {worst.tolist()})", value_if_applied=value, **terms)
     return BoundResult("accuracy", value, True, "", terms)
+
+
+
+def covering_bound_of_model(model, data, supports, lipschitz_points, *, upper: bool = True,
+                            generator=None) -> dict:
+    """Theorem 4.8 for a trained network: its features on ``data`` (the training sample S), its
+    classifier matrix, and the Lipschitz constant of its backbone estimated from below
+    (:func:`lipschitz_lower` on ``lipschitz_points``, the support's sample) and, with ``upper``, from
+    above (:func:`lipschitz_upper`). ``model``: an :class:`nclib.models.NCModel` (``features``,
+    ``classifier_matrix`` and a ``backbone``). Returns ``{"L_lower", "bound_lower"}`` and, with
+    ``upper``, ``{"L_upper", "bound_upper"}`` (each bound a :class:`BoundResult` of
+    :func:`covering_bound`). The lower estimate gives the larger, optimistic bound; only the upper
+    one makes the theorem's guarantee."""
+    for attr in ("features", "classifier_matrix", "backbone"):
+        if not hasattr(model, attr):
+            raise TypeError(f"covering_bound_of_model(model, ...): model needs .{attr} (an nclib.models.NCModel "
+                            f"has features(x), classifier_matrix() and backbone); got {type(model).__name__}")
+    with torch.no_grad():
+        Z = model.features(data.x)
+    M = model.classifier_matrix()
+    out = {"L_lower": lipschitz_lower(model.backbone, lipschitz_points, generator=generator)}
+    if upper:
+        out["L_upper"] = lipschitz_upper(model.backbone)
+    for tag in ("lower", "upper")[: 2 if upper else 1]:
+        out[f"bound_{tag}"] = covering_bound(Z, data.y, M, supports, out[f"L_{tag}"])
+    return out
 
 
 # --- Theorem 4.10 -----------------------------------------------------------------------------
@@ -365,3 +396,32 @@ def hoeffding_bound(gamma_hat_min, rho, d: int, N: int, C: int) -> BoundResult:
     terms = {"H1": h1.tolist(), "H2": h2.tolist(), "alpha2": (g - math.sqrt(n)).tolist(),
              "separable": bool((g > 0).all())}
     return BoundResult("accuracy", value, True, "", terms)
+
+
+def hoeffding_margin_curve(gamma_hat, rho: float, d: int, n_per_class: int, C: int) -> np.ndarray:
+    """Theorem 4.10's bound as printed for C classes that all share the margin ``gamma_hat`` (an
+    array) and the norm ρ: the value 1 − 2d·[H(1) + H(γ̂ − √n)] computed by
+    :func:`hoeffding_bound`. Because H depends on (γ̂ − √n)², the bound *falls* as γ̂
+    grows towards √(N/C)."""
+    out = []
+    for g in np.atleast_1d(np.asarray(gamma_hat, dtype=float)):
+        gh = torch.full((C,), float(g), dtype=torch.float64)
+        r = torch.full((C,), float(rho), dtype=torch.float64)
+        out.append(hoeffding_bound(gh, r, d, C * n_per_class, C).value)
+    return np.asarray(out)
+
+
+def hoeffding_bound_of_features(Z, y, M, rho) -> tuple[BoundResult, torch.Tensor]:
+    """Theorem 4.10 for features ``Z`` with labels ``y`` (N of them, C classes of N/C each) under
+    the classifier ``M`` (d×C), ``rho[y]`` the largest feature norm of class y: the per-class
+    normalized margins γ̂_y = min_{y'≠y} γ_{y,y'}/‖M_y − M_{y'}‖ from :func:`nclib.metrics.margins`,
+    then :func:`hoeffding_bound`. Returns the bound and γ̂ (C,). The theorem assumes the features
+    separate the sample (Definition 4.3); where they do not, the bound is returned as not
+    applicable, with p_min."""
+    Z, y, M, C = float64_inputs(Z, y, M)
+    m = margins(Z, y, M)
+    gamma_hat_min = torch.nan_to_num(m.pairwise_normalized, nan=math.inf).min(dim=1).values
+    if not m.separable:
+        return (_not_applicable("accuracy", f"the features do not separate the sample (p_min = {m.p_min:.3g}); "
+                                "Theorem 4.10 assumes they do", p_min=m.p_min), gamma_hat_min)
+    return hoeffding_bound(gamma_hat_min, rho, Z.shape[1], len(y), C), gamma_hat_min

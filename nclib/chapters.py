@@ -1,7 +1,7 @@
 """The chapters' parameters cells: read them, and inject new values the way papermill does.
 
 Every chapter is a jupytext percent-format file whose cell tagged ``parameters`` holds its CPU-scale
-defaults as plain assignments. :func:`chapter_parameters` reads them (literal values only, with
+defaults as plain assignments. :func:`parameters_cell` reads them (literal values only, with
 ``ast``, so nothing is executed); :func:`inject_parameters` returns the source with a cell of new
 assignments right after that cell, which is what papermill does to a notebook. The CLI builds a
 copy of the book with new values, for the robustness check that no chapter depends on its seed::
@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["PARAMETERS_MARKER", "COPY_MARKER", "parameters_span", "chapter_parameters", "inject_parameters",
+__all__ = ["PARAMETERS_MARKER", "COPY_MARKER", "parameters_span", "parameters_cell", "inject_parameters",
            "copy_book"]
 
 PARAMETERS_MARKER = '# %% tags=["parameters"]'
@@ -34,7 +34,7 @@ def parameters_span(source: str, name: str = "chapter") -> tuple[int, int]:
     return start, (len(source) if end < 0 else end)
 
 
-def chapter_parameters(path) -> dict:
+def parameters_cell(path) -> dict:
     """The defaults of a chapter's parameters cell: ``{name: value}`` for every assignment of a
     literal (numbers, strings, booleans, None, lists, tuples, dicts of those)."""
     path = Path(path)
@@ -90,7 +90,7 @@ def _known_parameters(root: Path) -> set:
     known = set()
     for chapter in sorted((root / "book").glob("*.py")):
         if PARAMETERS_MARKER in chapter.read_text(encoding="utf-8"):
-            known |= set(chapter_parameters(chapter))
+            known |= set(parameters_cell(chapter))
     return known
 
 
@@ -123,7 +123,7 @@ def copy_book(root, out, params: dict, only_existing: bool = True) -> list[Path]
         source = chapter.read_text(encoding="utf-8")
         if PARAMETERS_MARKER not in source:
             continue
-        defaults = chapter_parameters(chapter)
+        defaults = parameters_cell(chapter)
         mine = {k: v for k, v in params.items() if k in defaults or not only_existing}
         if mine:
             chapter.write_text(inject_parameters(source, mine, chapter.name), encoding="utf-8")

@@ -39,7 +39,9 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_TIMEOUT", "Holder", "Claims", "pid_alive", "claim_timeout_from_env"]
+from nclib.files import pid_alive
+
+__all__ = ["DEFAULT_TIMEOUT", "Holder", "Claims", "claim_timeout_from_env"]
 
 _RUN_ID = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -63,21 +65,6 @@ def claim_timeout_from_env(default: float = DEFAULT_TIMEOUT) -> float:
     return value
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine exists and is not a zombie (dead, not yet reaped)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    try:  # Linux: the state letter follows the parenthesised command name
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 @dataclass

@@ -5,7 +5,7 @@ holds (Papyan et al. 2020; Gao et al., Section 5: "trained ... until the termina
 A run stopped at its first epoch with every training label fitted is a network at the end of
 fitting: its within-class variability (NC1 = tr(Σ_W Σ_B⁺)/C, :func:`nclib.metrics.nc_metrics`) is
 still far from zero. The criterion, fixed before the confirmatory sweep (chapter 10), is read off a
-run's measured history (:class:`nclib.train.History`):
+run's measured history (:class:`nclib.history.History`):
 
 * **terminal phase**: training accuracy 100% at the last epoch, and the first epoch with 100%
   at least ``min_terminal_epochs`` epochs before it;
@@ -65,7 +65,7 @@ class CollapseStatus:
 
 
 def collapse_status(history, criterion: CollapseCriterion = CRITERION) -> CollapseStatus:
-    """Decide ``criterion`` on a run's ``history`` (a :class:`nclib.train.History`, or anything with
+    """Decide ``criterion`` on a run's ``history`` (a :class:`nclib.history.History`, or anything with
     its ``records`` and ``terminal_epoch``): the terminal phase's length in epochs, training NC1
     at the first fitted epoch and at the last, their ratio, and the reason when it fails."""
     records = getattr(history, "records", None)

@@ -28,6 +28,7 @@ import numpy as np
 from nclib.collapse import CRITERION, CollapseCriterion, collapse_status
 from nclib.report import ALPHA, SettingSummary, decide_nc_gen
 from nclib.stats import f_test_power, holm
+from nclib.tables import Table
 from nclib.verdicts import Verdict
 
 __all__ = ["TEST_BACKBONE", "CONTROL_BACKBONE", "MIN_COLLAPSED", "CollapseSummary", "collapse_summary",
@@ -70,7 +71,6 @@ def collapse_summary(runs, backbone: str, criterion: CollapseCriterion = CRITERI
 def collapse_table(summaries, caption: str):
     """One row per backbone: runs meeting the criterion, median terminal-phase length, median
     training NC1 at the first fit and at the end, and the first failing runs with their reasons."""
-    from nclib.experiments import Table
 
     body = []
     for c in (c for c in summaries if c.runs):  # a backbone with no recorded run yet has no row

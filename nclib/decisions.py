@@ -24,7 +24,7 @@ Claims decided here (Gao et al., arXiv 2310.08358, and Papyan et al. 2020 for NC
 Statistics come from :mod:`nclib.stats`: Clopper–Pearson intervals for accuracies on a test set,
 Student-t intervals for means over a handful of seeds, a simulated power analysis for nulls and
 a Mantel permutation test for matrix correlations; the percentile bootstrap of NC1 over resampled
-training samples is :func:`nc1_drop` here.
+training samples is :func:`~nclib.evidence.nc1_drop`.
 """
 
 from __future__ import annotations
@@ -35,108 +35,28 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _st
 
+from nclib.evidence import LEVEL
 from nclib.stats import clopper_pearson, detectable_sd_ratio, detectable_shift, mantel_test, t_interval
-from nclib.verdicts import Verdict
+from nclib.verdicts import Verdict, interval, span
 
 __all__ = [
-    "span",
-    "summary",
-    "FeatureSnapshots",
-    "nc1_numpy",
-    "nc1_drop",
+    "LEVEL",
     "decide_nc",
-    "flow_summary",
     "decide_thm41",
-    "late_slope",
     "decide_rem42",
     "decide_thm44",
-    "tpt_changes",
     "decide_rem46",
-    "input_similarity",
     "decide_margin_similarity",
     "AccuracyCase",
     "decide_thm48",
     "decide_rem49",
     "decide_thm410",
-    "hoeffding_margin_curve",
     "decide_rem411",
 ]
 
-LEVEL = 0.95
-
-
-# --- printing ---------------------------------------------------------------------------------
-
-def summary(verdict: Verdict) -> str:
-    """A verdict in four printed lines: label and key number, sureness, control, rule."""
-    return (f"{verdict.label}: {verdict.key}\n  sureness: {verdict.sureness}\n"
-            f"  control: {verdict.control}\n  rule: {verdict.rule}")
-
-
-def _fmt_ci(lo, hi, fmt=".3g") -> str:
-    return f"[{lo:{fmt}}, {hi:{fmt}}]"
 
 
 # --- NC1 in the terminal phase (chapter 2) ------------------------------------------------------
-
-class FeatureSnapshots:
-    """An ``on_epoch`` hook for :func:`nclib.train.train` that keeps the training features at the
-    first measured epoch with 100% training accuracy (the start of the terminal phase) and at
-    the latest measured epoch, so that NC1 can be resampled at both (:func:`nc1_drop`)."""
-
-    def __init__(self, x):
-        self.x = x
-        self.start = None
-        self.start_epoch = None
-        self.last = None
-        self.last_epoch = None
-
-    def __call__(self, epoch, model, train_metrics, test_metrics):
-        import torch
-
-        with torch.no_grad():
-            Z = model.features(self.x).double().cpu().numpy()
-        if self.start is None and train_metrics["accuracy"] == 1.0:
-            self.start, self.start_epoch = Z, epoch
-        self.last, self.last_epoch = Z, epoch
-        return None
-
-
-def nc1_numpy(Z, y, C: int | None = None) -> float:
-    """NC1 = tr(Σ_W Σ_B⁺)/C (Papyan et al. 2020), Σ_B the covariance of the class means about
-    their mean; the same quantity as :func:`nclib.metrics.nc1`, in NumPy for resampling loops."""
-    Z, y = np.asarray(Z, dtype=float), np.asarray(y)
-    C = int(y.max()) + 1 if C is None else C
-    counts = np.bincount(y, minlength=C)
-    means = np.zeros((C, Z.shape[1]))
-    np.add.at(means, y, Z)
-    means /= counts[:, None]
-    W = Z - means[y]
-    Sw = W.T @ W / len(y)
-    Mc = means - means.mean(0)
-    Sb = Mc.T @ Mc / C
-    return float(np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10, hermitian=True)) / C)
-
-
-def nc1_drop(Z_start, Z_end, y, n_boot: int = 500, seed: int = 0, labels=None) -> dict:
-    """The factor NC1(start)/NC1(end) between two sets of features of the same training samples,
-    with a paired, class-stratified bootstrap: the same resampled indices (with replacement,
-    within each class) are used at both epochs. ``labels`` replaces y in NC1 (the shuffled-label
-    control: a fixed random relabelling, so NC1 has no class structure to lose).
-    Returns ``{"factor", "boot", "lo", "hi", "nc1_start", "nc1_end"}``."""
-    y = np.asarray(y)
-    lab = y if labels is None else np.asarray(labels)
-    C = int(lab.max()) + 1
-    f0, f1 = nc1_numpy(Z_start, lab, C), nc1_numpy(Z_end, lab, C)
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(lab == c) for c in range(C)]
-    boot = np.empty(n_boot)
-    Zs, Ze = np.asarray(Z_start, dtype=float), np.asarray(Z_end, dtype=float)
-    for b in range(n_boot):
-        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-        boot[b] = nc1_numpy(Zs[idx], lab[idx], C) / nc1_numpy(Ze[idx], lab[idx], C)
-    lo, hi = np.quantile(boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    return {"factor": f0 / f1, "boot": boot, "lo": float(lo), "hi": float(hi), "nc1_start": f0, "nc1_end": f1}
 
 
 def decide_nc(drop: dict, control: dict, start_epoch, last_epoch) -> Verdict:
@@ -145,18 +65,18 @@ def decide_nc(drop: dict, control: dict, start_epoch, last_epoch) -> Verdict:
     epoch) with its 95% paired bootstrap interval over training samples; "holds" if the interval
     lies above 1, "violated" if below 1 (NC1 rose), "not distinguishable from seed noise" if it
     contains 1, "untestable at this size" without a terminal phase (never fitted, or fitted only
-    at the last epoch). ``drop`` and ``control`` come from :func:`nc1_drop` (the control with
+    at the last epoch). ``drop`` and ``control`` come from :func:`~nclib.evidence.nc1_drop` (the control with
     shuffled labels)."""
     rule = ("NC1 at the first epoch with 100% training accuracy over NC1 at the last epoch: holds "
             "if the 95% bootstrap interval of this factor lies above 1, violated if below 1")
     control_txt = (f"same features, labels shuffled once: factor {control['factor']:.2f} "
-                   f"{_fmt_ci(control['lo'], control['hi'], '.2f')}")
+                   f"{interval(control['lo'], control['hi'], '.2f')}")
     if start_epoch is None or last_epoch is None or last_epoch <= start_epoch:
         return Verdict("untestable at this size", rule, control_txt, "no terminal phase to measure",
                        "training never reached 100% accuracy before its last epoch",
                        "the run has no terminal phase, so NC1 cannot be followed through it")
     sure = (f"95% paired bootstrap over training samples (within classes, {len(drop['boot'])} "
-            f"resamples): {_fmt_ci(drop['lo'], drop['hi'], '.2f')}")
+            f"resamples): {interval(drop['lo'], drop['hi'], '.2f')}")
     key = (f"NC1 {drop['nc1_start']:.3g} → {drop['nc1_end']:.3g} (epochs {start_epoch}→{last_epoch}), "
            f"factor {drop['factor']:.2f}")
     if drop["lo"] > 1.0:
@@ -173,56 +93,7 @@ def decide_nc(drop: dict, control: dict, start_epoch, last_epoch) -> Verdict:
     return Verdict(label, rule, control_txt, sure, key, detail)
 
 
-def span(lo, hi, fmt: str = ".2f") -> str:
-    """A range of two numbers in words: "0.12–0.34", or "−1.24 to −0.81" when one is negative (an en
-    dash between signed numbers reads as a minus sign)."""
-    a, b = format(float(lo), fmt), format(float(hi), fmt)
-    return f"{a}–{b}" if float(lo) >= 0 and float(hi) >= 0 else f"{a} to {b}".replace("-", "−")
-
-
 # --- Theorem 4.1 and Remark 4.2 (chapter 3) -----------------------------------------------------
-
-def flow_summary(t, loss, p_min, late_from: float = 0.1) -> dict:
-    """What Theorem 4.1 is decided on, for one gradient-flow path: whether CE never rose between
-    snapshots (relative tolerance 1e-9), the factor by which it fell, the slope of log CE and of
-    p_min against log t over the late part (t ≥ ``late_from``·t_end, the last decade), the ratio of
-    that slope to the decade before's (``pmin_persistence``: 1 for growth like log t, about 0.1 for
-    a p_min that approaches a finite limit like 1/t; NaN without three snapshots there), and
-    whether p_min rose at every late snapshot."""
-    t, loss, p_min = (np.asarray(v, dtype=float) for v in (t, loss, p_min))
-    keep = t > 0
-    t, loss, p_min = t[keep], loss[keep], p_min[keep]
-    late = t >= late_from * t[-1]
-    if late.sum() < 3:
-        raise ValueError("need at least three snapshots in the late part of the path")
-    lt = np.log(t[late])
-    slope = float(np.polyfit(lt, p_min[late], 1)[0])
-    # the decade before: growth like log t keeps its slope from decade to decade, a bounded
-    # increase (p_min → a finite limit) loses it (for 2 − 1/t, by a factor 10 per decade)
-    before = (t >= late_from**2 * t[-1]) & ~late
-    persistence = math.nan
-    if before.sum() >= 3:
-        prev = float(np.polyfit(np.log(t[before]), p_min[before], 1)[0])
-        persistence = slope / prev if prev > 0 else math.nan
-    return {
-        "monotone_ce": bool(np.all(np.diff(loss) <= 1e-9 * loss[:-1])),
-        "ce_start": float(loss[0]), "ce_end": float(loss[-1]),
-        "ce_slope": float(np.polyfit(lt, np.log(loss[late]), 1)[0]),
-        "pmin_slope": slope,
-        "pmin_persistence": persistence,
-        "pmin_rising": bool(np.all(np.diff(p_min[late]) > 0)),
-        "pmin_end": float(p_min[-1]),
-    }
-
-
-def late_slope(t, values, points: int = 10) -> float:
-    """Slope of log(values) against log(t) over the last ``points`` snapshots of a path (for
-    1 − cos(M(t), M_SVM) in Remark 4.2: negative while M(t) approaches the SVM's direction). On a
-    clock-normalized path t grows exponentially, so a window in snapshots, not in decades of t."""
-    t, v = np.asarray(t, dtype=float)[-points:], np.asarray(values, dtype=float)[-points:]
-    if len(t) < 3 or np.any(t <= 0) or np.any(v <= 0):
-        raise ValueError("need at least three late snapshots with t > 0 and values > 0")
-    return float(np.polyfit(np.log(t), np.log(v), 1)[0])
 
 
 def _ce_to_zero(s: dict, fall: float = 1e-3, slope: float = -0.5) -> bool:
@@ -233,7 +104,7 @@ def _ce_to_zero(s: dict, fall: float = 1e-3, slope: float = -0.5) -> bool:
 
 def decide_thm41(runs: list[dict], controls: list[dict]) -> Verdict:
     """Theorem 4.1 (Gao et al.): if gradient flow drives CE → 0 then p_min → ∞. Rule, on paths
-    from several random initializations (each summarized by :func:`flow_summary`): the premise
+    from several random initializations (each summarized by :func:`~nclib.evidence.flow_summary`): the premise
     holds at this horizon if CE never rose, fell by a factor ≥ 1000 and still falls at least like
     t^(−1/2) over the last decade of flow time; then p_min grows without bound if its slope
     against log t over that decade is positive, with a 95% t-interval over the initializations
@@ -255,10 +126,10 @@ def decide_thm41(runs: list[dict], controls: list[dict]) -> Verdict:
         cpremise = all(_ce_to_zero(c) for c in controls)
         control_txt = (f"weight decay: the loss stops at {min(c['ce_end'] for c in controls):.2g} "
                        f"(premise {'met' if cpremise else 'not met'}), p_min slope {cm:.2g} "
-                       f"{_fmt_ci(clo, chi, '.2g')}")
+                       f"{interval(clo, chi, '.2g')}")
     else:
         control_txt = "none run"
-    sure = f"p_min slope {m:.3f} per unit log t, 95% t-interval over {len(runs)} initializations {_fmt_ci(lo, hi)}"
+    sure = f"p_min slope {m:.3f} per unit log t, 95% t-interval over {len(runs)} initializations {interval(lo, hi)}"
     key = (f"CE {max(r['ce_end'] for r in runs):.1e} at the end; p_min {np.mean([r['pmin_end'] for r in runs]):.1f}"
            f" ≈ {m:.2f}·log t")
     if not all(_ce_to_zero(r) for r in runs):
@@ -287,7 +158,7 @@ def decide_rem42(cos_final, cos_slope, control_cos, sf_ratio, ratio_threshold: f
     """Remark 4.2 (Gao et al.): under CE the classifier acts as a multiclass max-margin SVM. Two
     parts, per random draw (seed): (a) features fixed, the cosine between M(t) and the hard-margin
     SVM solved as a quadratic program, ``cos_final`` at the end of the flow and ``cos_slope`` the
-    slope of log(1 − cos) against log t over the last snapshots (:func:`late_slope`); (b) features
+    slope of log(1 − cos) against log t over the last snapshots (:func:`~nclib.evidence.late_slope`); (b) features
     free, the ratio of the scale-free margin to the simplex ETF's (``sf_ratio``). ``control_cos``:
     the cosine with the SVM of the class-mean classifier (M = centred class means), a separating
     classifier that is not the max-margin one. The remark is asymptotic, so the rule reads the
@@ -309,9 +180,9 @@ def decide_rem42(cos_final, cos_slope, control_cos, sf_ratio, ratio_threshold: f
     rm, rlo, rhi = t_interval(sf_ratio)
     control_txt = (f"class-mean classifier (separates, not max-margin): cos with the SVM "
                    f"{control_cos.min():.4f}–{control_cos.max():.4f}")
-    sure = (f"cos {cm:.4f} {_fmt_ci(clo, min(chi, 1.0), '.4f')}, slope of log(1 − cos) {sm:.2f} "
-            f"{_fmt_ci(slo, shi, '.2f')}, margin ratio {rm:.3f} "
-            f"{_fmt_ci(rlo, rhi, '.3f')}: 95% t-intervals over {len(cos_final)} draws")
+    sure = (f"cos {cm:.4f} {interval(clo, min(chi, 1.0), '.4f')}, slope of log(1 − cos) {sm:.2f} "
+            f"{interval(slo, shi, '.2f')}, margin ratio {rm:.3f} "
+            f"{interval(rlo, rhi, '.3f')}: 95% t-intervals over {len(cos_final)} draws")
     key = f"cos(M, SVM) = {cm:.4f}; scale-free margin at {100 * rm:.1f}% of the ETF's"
     if slo > 0 or cm <= control_cos.max():
         return Verdict("violated", rule, control_txt, sure, key,
@@ -365,7 +236,7 @@ def decide_thm44(bound, test_errors, n_test: int, control_bound=None, control_na
     nv, worst = violations(bound)
     i = int(np.nanargmin(np.where(ok, bound, np.nan)))
     _, lo, hi = clopper_pearson(round(err[i] * n_test), n_test)
-    sure = (f"test error {err[i]:.3f}, 95% interval {_fmt_ci(lo, hi)} on {n_test} test points, at the "
+    sure = (f"test error {err[i]:.3f}, 95% interval {interval(lo, hi)} on {n_test} test points, at the "
             f"epoch of the smallest bound")
     key = f"bound {span(np.nanmin(bound), np.nanmax(bound), '.2f')} vs test error {span(err[ok].min(), err[ok].max(), '.3f')}"
     if nv:
@@ -377,31 +248,10 @@ def decide_thm44(bound, test_errors, n_test: int, control_bound=None, control_na
     return Verdict("holds", rule, control_txt, sure, key, "the bound is informative and above the test error")
 
 
-def tpt_changes(epochs, bound, test_errors, terminal_epoch, window: int = 5) -> dict | None:
-    """Changes over the terminal phase of one run, for Remark 4.6: the mean of the first
-    ``window`` measured epochs of the terminal phase (where the bound applies) against the mean of
-    the last ``window``: Δlog bound, Δ test error (points of error rate, ×100) and the change of
-    a clock that falls by construction, Δlog(1/epoch). None when the terminal phase holds fewer
-    than 2·window measured epochs."""
-    ep, b, e = (np.asarray(v, dtype=float) for v in (epochs, bound, test_errors))
-    if terminal_epoch is None:
-        return None
-    idx = np.flatnonzero((ep >= terminal_epoch) & np.isfinite(b))
-    if idx.size < 2 * window:
-        return None
-    early, late = idx[:window], idx[-window:]
-    return {
-        "d_log_bound": float(np.log(b[late].mean()) - np.log(b[early].mean())),
-        "d_error": float(100 * (e[late].mean() - e[early].mean())),
-        "d_log_clock": float(np.log(ep[early].mean()) - np.log(ep[late].mean())),
-        "tpt_epochs": int(idx.size),
-    }
-
-
 def decide_rem46(changes: list[dict | None], seed: int = 0) -> Verdict:
     """Remark 4.6 (Gao et al.): in the terminal phase L01 cannot fall further, the margins keep
     growing, so the bound falls "leading to a better generalization performance". Rule, over
-    independent seeds (each summarized by :func:`tpt_changes`): the bound's log-change and the
+    independent seeds (each summarized by :func:`~nclib.evidence.tpt_changes`): the bound's log-change and the
     test error's change between the first and the last epochs of the terminal phase, each with a
     95% t-interval over seeds. "holds" if both intervals lie below 0 (the bound fell and the error
     fell with it); "violated" if the bound's interval lies below 0 and the error's above 0 (the
@@ -424,12 +274,12 @@ def decide_rem46(changes: list[dict | None], seed: int = 0) -> Verdict:
     bm, blo, bhi = t_interval(db)
     em, elo, ehi = t_interval(de)
     cm, clo, chi = t_interval(dc)
-    control_txt = (f"clock 1/epoch (falls by construction): Δlog {cm:.2f} {_fmt_ci(clo, chi, '.2f')}, "
+    control_txt = (f"clock 1/epoch (falls by construction): Δlog {cm:.2f} {interval(clo, chi, '.2f')}, "
                    "below 0 like the bound's")
     sd = float(np.std(de, ddof=1))
     detect = detectable_shift(sd, len(de), seed=seed)
-    sure = (f"95% t-intervals over {len(good)} seeds: Δlog bound {bm:.3f} {_fmt_ci(blo, bhi)}, "
-            f"Δ test error {em:+.2f} {_fmt_ci(elo, ehi, '+.2f')} points; detectable (power 0.8): "
+    sure = (f"95% t-intervals over {len(good)} seeds: Δlog bound {bm:.3f} {interval(blo, bhi)}, "
+            f"Δ test error {em:+.2f} {interval(elo, ehi, '+.2f')} points; detectable (power 0.8): "
             f"±{detect:.2f} points")
     key = f"bound ×{math.exp(bm):.2f}, test error {em:+.2f} points over the terminal phase ({len(good)} seeds)"
     if bhi < 0 and elo > 0:
@@ -446,22 +296,12 @@ def decide_rem46(changes: list[dict | None], seed: int = 0) -> Verdict:
                    "the bound did not fall through the terminal phase, so the remark's mechanism is absent")
 
 
-def input_similarity(x, y, C: int | None = None) -> np.ndarray:
-    """C×C distances between the class means of the *inputs* (flattened), a similarity of the
-    classes that owes nothing to the trained network."""
-    X = np.asarray(x, dtype=float).reshape(len(y), -1)
-    y = np.asarray(y)
-    C = int(y.max()) + 1 if C is None else C
-    means = np.stack([X[y == c].mean(0) for c in range(C)])
-    return np.linalg.norm(means[:, None, :] - means[None, :, :], axis=2)
-
-
 def decide_margin_similarity(margins, distances, n_perm: int = 9999, seed: int = 0) -> Verdict:
     """Remark 4.9's premise (Gao et al. Appendix A.2, and their Section 4.3 on semantic
     similarity): margins of different class pairs differ, and similar classes get smaller margins.
     Rule: Spearman's ρ between the C(C−1)/2 normalized pairwise margins and the distances between
-    the classes' mean inputs (:func:`input_similarity`); Mantel permutation test (classes
-    relabelled, :func:`mantel_test`). "holds" if ρ > 0 with one-sided p < 0.05, "violated" if ρ < 0
+    the classes' mean inputs (:func:`~nclib.evidence.input_similarity`); Mantel permutation test (classes
+    relabelled, :func:`~nclib.stats.mantel_test`). "holds" if ρ > 0 with one-sided p < 0.05, "violated" if ρ < 0
     with the mirrored p < 0.05, else "not distinguishable from seed noise". The control is the
     relabelling distribution itself: ρ under random class labels."""
     rho, p, null = mantel_test(margins, distances, n_perm=n_perm, seed=seed)
@@ -469,7 +309,7 @@ def decide_margin_similarity(margins, distances, n_perm: int = 9999, seed: int =
     q = np.quantile(null, [0.025, 0.975])
     rule = ("Spearman ρ between pairwise margins and distances of the classes' mean images: holds if "
             "ρ > 0 with Mantel p < 0.05 (classes relabelled at random)")
-    control_txt = f"random relabelling of the classes: ρ in {_fmt_ci(q[0], q[1], '.2f')} (95% of {len(null)})"
+    control_txt = f"random relabelling of the classes: ρ in {interval(q[0], q[1], '.2f')} (95% of {len(null)})"
     sure = f"Mantel one-sided p = {p:.2g}"
     key = f"ρ = {rho:.2f} over {math.comb(np.asarray(margins).shape[0], 2)} pairs"
     if rho > 0 and p < 0.05:
@@ -522,7 +362,7 @@ def _accuracy_verdict(cases, controls, rule, what, control_name, detail_untestab
                        f"{what} applies in none of {len(cases)} runs", detail_untestable)
     worst = min(app, key=lambda c: c.accuracy - c.bound)
     _, lo, hi = clopper_pearson(worst.correct, worst.n, level)
-    sure = (f"{worst.name}: accuracy {worst.accuracy:.4f}, interval {_fmt_ci(lo, hi, '.4f')} "
+    sure = (f"{worst.name}: accuracy {worst.accuracy:.4f}, interval {interval(lo, hi, '.4f')} "
             f"(Clopper–Pearson, {100 * level:.2f}% each, {worst.n} test points)")
     bounds = [c.bound for c in app]
     key = (f"bound {span(min(bounds), max(bounds), '.3g')} vs accuracy "
@@ -631,23 +471,6 @@ def decide_rem49(perm_acc, seed_acc, perm_rhs, n_test: int, seed: int = 0) -> Ve
                    "is not distinguishable from a random one")
 
 
-def hoeffding_margin_curve(gamma_hat, rho: float, d: int, n_per_class: int, C: int) -> np.ndarray:
-    """Theorem 4.10's bound as printed for C classes that all share the margin ``gamma_hat`` (an
-    array) and the norm ρ: the value 1 − 2d·[H(1) + H(γ̂ − √n)] computed by
-    :func:`nclib.bounds.hoeffding_bound`. Because H depends on (γ̂ − √n)², the bound *falls* as γ̂
-    grows towards √(N/C)."""
-    import torch
-
-    from nclib.bounds import hoeffding_bound
-
-    out = []
-    for g in np.atleast_1d(np.asarray(gamma_hat, dtype=float)):
-        gh = torch.full((C,), float(g), dtype=torch.float64)
-        r = torch.full((C,), float(rho), dtype=torch.float64)
-        out.append(hoeffding_bound(gh, r, d, C * n_per_class, C).value)
-    return np.asarray(out)
-
-
 def decide_rem411(bound_by_scale, correct: int, n: int, control_bound_by_scale=None) -> Verdict:
     """Remark 4.11 (Gao et al.): "an excessive magnitude [ρ_y] can impair the classifier's
     generalization capacity". Rule: one classifier, its features multiplied by a over a range
@@ -668,7 +491,7 @@ def decide_rem411(bound_by_scale, correct: int, n: int, control_bound_by_scale=N
         control_txt = f"a much larger sample: the bound moves by {cm:.2g} over the same a ({'more' if cm > width else 'less'} than the interval)"
     else:
         control_txt = "none"
-    sure = f"accuracy {correct / n:.4f}, 95% interval {_fmt_ci(lo, hi, '.4f')} ({n} test points), width {width:.2g}"
+    sure = f"accuracy {correct / n:.4f}, 95% interval {interval(lo, hi, '.4f')} ({n} test points), width {width:.2g}"
     key = f"bound {b.min():.2g} … {b.max():.2f} over the feature scales, accuracy fixed at {correct / n:.3f}"
     if moved > width:
         return Verdict("violated", rule, control_txt, sure, key,

@@ -2,7 +2,9 @@
 
 References: Definition 3.1 (simplex ETF, after Papyan et al. 2020) and Definition 4.7 (permutation-
 and rotation-equivalent ETFs) of Gao et al. (arXiv 2310.08358). All matrices are float64 torch
-tensors; ``M`` is d×C with the class vectors as columns.
+tensors; ``M`` is d×C with the class vectors as columns. Every random draw takes ``generator`` (a
+``torch.Generator``, an integer seed, or None for seed 0: nclib's one policy, the same in every
+nclib function).
 """
 
 from __future__ import annotations
@@ -22,12 +24,8 @@ __all__ = [
     "permute",
     "rotate",
     "ufm_structure",
+    "describe_structure",
 ]
-
-
-def _generator(generator: torch.Generator | int | None) -> torch.Generator:
-    """A generator, a non-negative seed, or None for a fresh random seed."""
-    return as_generator(generator)
 
 
 def _classes(C) -> int:
@@ -58,7 +56,7 @@ def random_orthonormal(d: int, k: int, generator=None) -> torch.Tensor:
     k = check_int(k, "k (number of columns)", minimum=1)
     if k > d:
         raise ValueError(f"cannot fit {k} orthonormal columns in dimension d = {d}")
-    g = _generator(generator)
+    g = as_generator(generator)
     A = torch.randn(d, k, generator=g, dtype=torch.float64)
     Q, R = torch.linalg.qr(A)
     signs = torch.sign(torch.diagonal(R))
@@ -104,7 +102,7 @@ def random_permutation(C: int, generator=None) -> torch.Tensor:
     ``M @ P`` reorders the columns: column j of M P is column π(j) of M, where P[π(j), j] = 1.
     """
     C = check_int(C, "C (number of classes)", minimum=1)
-    g = _generator(generator)
+    g = as_generator(generator)
     perm = torch.randperm(C, generator=g)
     P = torch.zeros(C, C, dtype=torch.float64)
     P[perm, torch.arange(C)] = 1.0
@@ -159,7 +157,7 @@ def ufm_structure(
     steps = check_int(steps, "steps", minimum=1)
     lr = check_real(lr, "lr", positive=True)
     restarts = check_int(restarts, "restarts", minimum=1)
-    g = _generator(generator)
+    g = as_generator(generator)
     target = torch.arange(C)
     best, best_loss = None, math.inf
     for _ in range(restarts):
@@ -182,3 +180,21 @@ def ufm_structure(
         raise FloatingPointError(f"ufm_structure diverged in all {restarts} restart(s) (loss NaN or "
                                  f"infinite with lr = {lr}): lower lr or logit_scale")
     return best
+
+
+def describe_structure(M, tol: float = 0.01) -> str:
+    """The shape of a d×C classifier in words, from the cosines of its columns: the number of
+    antipodal class pairs (cosine −1) and whether every other pair is orthogonal (a
+    cross-polytope) or the range of their cosines."""
+    M = torch.as_tensor(M, dtype=torch.float64)
+    d, C = M.shape
+    U = M / M.norm(dim=0, keepdim=True)
+    cos = (U.T @ U)[~torch.eye(C, dtype=torch.bool)]
+    n_anti = int((cos < -1 + tol).sum().item()) // 2
+    others = cos[cos >= -1 + tol]
+    shape = f"{n_anti} antipodal class pairs (cosine −1)"
+    if others.numel() and others.abs().max() < tol:
+        shape += " and every other pair orthogonal (a cross-polytope)"
+    elif others.numel():
+        shape += f" and the other pairs at cosines from {others.min():.2f} to {others.max():.2f}"
+    return shape + f", for C = {C} classes in d = {d} dimensions"

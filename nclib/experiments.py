@@ -1,12 +1,11 @@
-"""Experiment runs: what the chapters call to train and record runs, and the ``make experiments`` CLI.
+"""Experiment runs as the chapters see them: train groups of runs shared between workers, load
+datasets and recorded results, set up a run. ``python -m nclib.experiments`` is the
+``make experiments`` CLI (:func:`nclib.runner.main`).
 
-The pieces live in modules by role; this one gathers them for the chapters:
-
-* :mod:`nclib.presets`: the experiments, scales, presets and the parameter checks;
-* :mod:`nclib.records`: atomic files, records, provenance and :class:`RunStore` (the folder layout
-  is in its docstring);
-* :mod:`nclib.claims`: per-run claims with a heartbeat, so that many workers share one folder;
-* :mod:`nclib.runner`: running a chapter under papermill (or as a script), workers, the CLI.
+Its neighbours in the runs layer: :mod:`nclib.presets` (experiments, scales, parameter checks),
+:mod:`nclib.records` (records, provenance, :class:`~nclib.records.RunStore`; the folder layout is in
+its docstring), :mod:`nclib.claims` (per-run claims with a heartbeat), :mod:`nclib.runner` (a
+chapter under papermill or as a script, workers, the CLI).
 
 :func:`run_group` is the worker mechanism. Any number of workers (local processes, SLURM array
 tasks, GNU parallel jobs) run the same chapter on the same results folder. For each group of runs
@@ -34,19 +33,18 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from nclib.data import DatasetNotFoundError, balanced_split, cifar, fashion_mnist
-from nclib.presets import (DATASETS, EXPERIMENTS, HEADS, PRESETS, SCALES, ParameterError, chapter_parameters,
-                           dataset_problem, validate_parameters)
-from nclib.records import (SCHEMA, RunSpec, RunStore, atomic_write_json, atomic_write_text, make_record,
-                           provenance, repo_root, resolve_device, run_id_for, to_jsonable, validate_record)
-from nclib.train import History, TrainConfig
+from nclib.datasets import DatasetNotFoundError, cifar, fashion_mnist
+from nclib.data import balanced_split
+from nclib.files import atomic_write_json, atomic_write_text
+from nclib.history import History
+from nclib.presets import DATASETS, EXPERIMENTS
+from nclib.records import RunSpec, RunStore, make_record, provenance, repo_root, resolve_device
+from nclib.tables import Table
+from nclib.train import TrainConfig, set_deterministic
 
 __all__ = [
-    "EXPERIMENTS", "SCALES", "PRESETS", "DATASETS", "HEADS", "SCHEMA", "ParameterError", "chapter_parameters",
-    "validate_parameters", "dataset_problem", "repo_root", "atomic_write_text", "atomic_write_json",
-    "to_jsonable", "run_id_for", "provenance", "make_record", "validate_record", "RunSpec", "RunStore",
-    "run_group", "wait_for_others", "load_dataset", "load_datasets", "resolve_device", "RecordedResults", "load_results",
-    "execute", "ExperimentError", "summarize", "experiment_setup", "notebook_helpers", "record_plan", "Table", "main",
+    "run_group", "wait_for_others", "load_dataset", "load_datasets", "RecordedResults", "load_results",
+    "experiment_setup", "notebook_helpers", "record_plan", "main",
 ]
 
 # The results folder of the running chapter (set by experiment_setup), where load_dataset notes a
@@ -261,7 +259,7 @@ def load_dataset(name: str, *, data_root: str | None = None, per_class_train: in
     optionally class-balanced subsets (``per_class_*``; None or 0 = the full split).
 
     CIFAR is read from ``data_root``, else ``$NCLIB_CIFAR``, else ``<repo>/data/cifar``;
-    a missing folder raises :class:`~nclib.data.DatasetNotFoundError` saying where it looked (and,
+    a missing folder raises :class:`~nclib.datasets.DatasetNotFoundError` saying where it looked (and,
     in a recorded run, notes it so that the run is not reported complete)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose fashion_mnist, cifar10 or cifar100")
@@ -289,7 +287,7 @@ def load_datasets(names, **kwargs) -> dict:
     """``{name: (train, test)}`` for each of ``names`` that can be loaded (:func:`load_dataset`,
     same keyword arguments). A dataset that is not on this machine is skipped with a printed
     reason (the paper scale lists CIFAR beside Fashion-MNIST); when none can be loaded this raises
-    :class:`~nclib.data.DatasetNotFoundError` with every reason, so an experiment never runs, and
+    :class:`~nclib.datasets.DatasetNotFoundError` with every reason, so an experiment never runs, and
     reports, zero runs."""
     names = list(names)
     if not names:
@@ -329,7 +327,7 @@ class RecordedResults:
         return [(r["params"], History.from_dict(r["history"])) for r in self.records]
 
     def provenance_table(self) -> "Table":
-        """The provenance rows as a :class:`Table`."""
+        """The provenance rows as a :class:`~nclib.tables.Table`."""
         return Table(["provenance", ""], self.provenance_rows(),
                      caption=f"recorded {self.experiment} runs at {self.scale} scale")
 
@@ -385,43 +383,15 @@ def load_results(experiment: str, scale: str = "paper", root=None) -> RecordedRe
 # ----------------------------------------------------------------------------------------------
 
 
-class Table:
-    """A small table for the chapters: HTML in notebooks and the book (myst_nb renders HTML
-    outputs; its Markdown outputs are CommonMark, which has no tables) and aligned text elsewhere."""
-
-    def __init__(self, header, rows, caption: str | None = None):
-        self.header = [str(h) for h in header]
-        self.rows = [[str(c) for c in r] for r in rows]
-        if any(len(r) != len(self.header) for r in self.rows):
-            raise ValueError("every row needs one cell per header column")
-        self.caption = caption
-
-    def _repr_html_(self) -> str:
-        import html
-
-        esc = html.escape
-        head = "".join(f"<th>{esc(h)}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in self.rows)
-        cap = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
-        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def __repr__(self) -> str:
-        widths = [max(len(x) for x in col) for col in zip(self.header, *self.rows)]
-        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-        out = ([self.caption] if self.caption else []) + [line(self.header), line(["-" * w for w in widths])]
-        return "\n".join(out + [line(r) for r in self.rows])
-
-
 def experiment_setup(device: str = "auto", results_dir: str | None = None, cpu_threads: int = 0,
                      deterministic: bool = False):
     """The common start of the experiment chapters: torch's thread count (0: leave it), the
     deterministic switch (off: cuDNN autotuning on, for speed on a GPU), the device, a
-    :class:`RunStore` when ``results_dir`` is given, and the run's provenance. Returns
+    :class:`~nclib.records.RunStore` when ``results_dir`` is given, and the run's provenance. Returns
     ``(device, store, provenance)``."""
     global _RESULTS_DIR
     if cpu_threads:
         torch.set_num_threads(int(cpu_threads))
-    from nclib.train import set_deterministic
 
     set_deterministic(bool(deterministic))
     dev = resolve_device(device)
@@ -451,7 +421,7 @@ def record_plan(store: RunStore | None, specs, meta: dict) -> None:
 def notebook_helpers():
     """``(glue, display)`` for the experiment chapters: myst_nb's ``glue`` and IPython's
     ``display`` where they are installed (the book build, papermill), and stand-ins that print
-    where they are not (a bare GPU machine running a chapter as a script, see :func:`execute`)."""
+    where they are not (a bare GPU machine running a chapter as a script, see :func:`~nclib.runner.execute`)."""
     try:
         from myst_nb import glue
     except ImportError:
@@ -467,7 +437,7 @@ def notebook_helpers():
     return glue, display
 
 
-from nclib.runner import ExperimentError, execute, main, summarize  # noqa: E402  (needs nothing from here)
+from nclib.runner import main  # noqa: E402  (the CLI: `python -m nclib.experiments`; needs nothing from here)
 
 if __name__ == "__main__":
     sys.exit(main())

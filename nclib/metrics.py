@@ -9,10 +9,12 @@ self-duality of classifier and means. Gao et al. swap the two (their NC2 is self
 NC3 the ETF), so "NC2" in the paper is ``nc3_self_duality`` here.
 
 Scaling (tested in tests/test_metrics.py): with Z → bZ and M → aM (a, b > 0)
+
   - NC1, every NC2 quantity, NC3 and NC4 are unchanged;
   - p_min and γ_{y,y'} scale by a·b;
   - γ_{y,y'}/‖M_y − M_{y'}‖ scales by b only;
   - the scale-free margin is unchanged.
+
 All of them are unchanged when Z and M rotate together (z → Q z, M → Q M).
 
 How it is computed (one path for the in-memory functions and the streaming accumulator):
@@ -61,6 +63,12 @@ __all__ = [
     "classifier_of",
     "scale_free_margin_of_etf",
     "UndefinedMetricError",
+    # building blocks of the streaming accumulator (nclib.accumulate) and the bounds (nclib.bounds)
+    "float64_inputs",
+    "scaled_classifier",
+    "metrics_over_parts",
+    "nc_from_scaled_moments",
+    "margins_from_scaled_gaps",
 ]
 
 _F64 = torch.float64
@@ -92,8 +100,9 @@ def _scaled_bias(bias, C: int, s: float, sm: float, device):
     return None if b is None else b.to(device) / (s * sm)
 
 
-def _prepare(Z, y, M):
-    """(Z float64, y, M float64, C) for callers that want the full float64 copy (nclib.bounds)."""
+def float64_inputs(Z, y, M):
+    """``(Z, y, M, C)`` validated together as :func:`nc_metrics` validates them, with Z and M as
+    float64 copies: the entry of the bounds (:mod:`nclib.bounds`), which work on the whole matrix."""
     Z, _, y, M, C = _inputs(Z, y, M)
     return Z.to(_F64), y, M, C
 
@@ -230,16 +239,20 @@ def _nc2_nc3(centred: torch.Tensor, Ms: torch.Tensor, rho: float) -> dict[str, f
     return out
 
 
-def _scaled_classifier(M: torch.Tensor):
+def scaled_classifier(M: torch.Tensor):
+    """``(M / s, s)`` with s the power of two nearest max|M| (1 when M is already in range): the
+    scaled classifier that the metrics compute with, exactly (a power of two changes no digit)."""
     s = pow2_scale(M.abs().max().item())
     return (M / s if s != 1.0 else M), s
 
 
-def _all_metrics(parts, C: int, d: int, M: torch.Tensor, amax: float, with_margins: bool, bias=None) -> dict:
+def metrics_over_parts(parts, C: int, d: int, M: torch.Tensor, amax: float, with_margins: bool, bias=None) -> dict:
     """Every metric of :func:`nc_metrics` (and, ``with_margins``, of :func:`margins` plus accuracy)
-    over (Z, y) parts: the shared core of the in-memory functions and the accumulator."""
+    over (Z, y) parts: the shared core of the in-memory functions and the accumulator
+    (:class:`nclib.accumulate.NCAccumulator`). ``parts``: an iterable of (Z block, y block);
+    ``amax``: max|Z| over all parts (fixes the power-of-two scale)."""
     s = pow2_scale(amax)
-    Ms, sm = _scaled_classifier(M)
+    Ms, sm = scaled_classifier(M)
     bs = _scaled_bias(bias, C, s, sm, M.device)
     counts, sums, sumsq = _class_sums(parts, C, d, 1.0 / s, M.device)
     if (counts == 0).any():
@@ -254,7 +267,7 @@ def _all_metrics(parts, C: int, d: int, M: torch.Tensor, amax: float, with_margi
     out.update(_nc2_nc3(centred, Ms, rho))
     out["nc4_ncc_mismatch"] = scan["mismatch"].item() / N
     if with_margins:
-        m = _margins_scaled(scan["min_gaps"], Ms, s, sm, rho)
+        m = margins_from_scaled_gaps(scan["min_gaps"], Ms, s, sm, rho)
         out.update(accuracy=scan["correct"].item() / N, p_min=m.p_min, scale_free_margin=m.scale_free,
                    margins=m)
     return out
@@ -340,7 +353,7 @@ def nc_from_statistics(counts, sums, second_moment, M, *, shifts=None) -> dict[s
     catastrophically when the class means are far from the origin relative to the spread). With
     ``shifts`` K (C×d, any per-class reference point such as a first batch's class mean),
     S_c = Σ_{i∈c} (z_i − k_c) and Q = Σ_i (z_i − k_{y_i})(z_i − k_{y_i})ᵀ: then
-    N Σ_W = Q − Σ_c S_c S_cᵀ/N_c loses only what |μ_c − k_c| costs, nothing when k_c is near μ_c.
+    N Σ_W = Q − Σ_c S_c S_cᵀ/N_c loses only what ‖μ_c − k_c‖ costs, nothing when k_c is near μ_c.
     Keys as in :func:`nc_metrics` (without NC4).
     """
     counts = check_matrix(counts, "counts", ndim=1)
@@ -359,11 +372,12 @@ def nc_from_statistics(counts, sums, second_moment, M, *, shifts=None) -> dict[s
     # Q scales as s², S and K as s: one power of two for all keeps Q and its products finite.
     s = pow2_scale(max(Q.diagonal().abs().max().item() ** 0.5, sums.abs().max().item(), K.abs().max().item()))
     Q, sums, K = Q / s**2, sums / s, K / s
-    return _from_moments(counts, sums, Q, K, M)
+    return nc_from_scaled_moments(counts, sums, Q, K, M)
 
 
-def _from_moments(counts, S, Q, K, M) -> dict[str, float]:
-    """NC1–NC3 from shifted moments (see :func:`nc_from_statistics`), already scaled."""
+def nc_from_scaled_moments(counts, S, Q, K, M) -> dict[str, float]:
+    """NC1–NC3 (Papyan et al. 2020) from shifted moments that are already scaled by a power of two
+    (the checked entry is :func:`nc_from_statistics`; the accumulator keeps its moments scaled)."""
     N = counts.sum().item()
     means = K + S / counts[:, None]
     # Σ‖z‖² = tr Q + 2 Σ_c k_c·S_c + Σ_c N_c ‖k_c‖²: the scale ρ̄ for the degeneracy test.
@@ -372,7 +386,7 @@ def _from_moments(counts, S, Q, K, M) -> dict[str, float]:
     # v_kᵀ (N Σ_W) v_k = v_kᵀ Q v_k − Σ_c (S_c·v_k)²/N_c; rounding can push an exact 0 below zero.
     proj = ((V * (Q @ V)).sum(0) - ((S @ V).pow(2) / counts[:, None]).sum(0)).clamp_min(0.0)
     out = {"nc1": (proj / sv.pow(2)).sum().item() / N}
-    out.update(_nc2_nc3(centred, _scaled_classifier(M)[0], rho))
+    out.update(_nc2_nc3(centred, scaled_classifier(M)[0], rho))
     return out
 
 
@@ -389,7 +403,7 @@ def ncc_mismatch(Z, y, M, means: torch.Tensor | None = None, bias=None) -> float
     else:
         means = check_matrix(means, "means", shape=(C, Z.shape[1])).to(Z.device) / s
     centred = means - means.mean(dim=0, keepdim=True)
-    Ms, sm = _scaled_classifier(M)
+    Ms, sm = scaled_classifier(M)
     scan = _scan(parts, 1.0 / s, Ms=Ms, bs=_scaled_bias(bias, C, s, sm, Z.device), means=means, centred=centred)
     return scan["mismatch"].item() / Z.shape[0]
 
@@ -415,7 +429,7 @@ def nc_metrics(Z, y, M, bias=None) -> dict[str, float]:
     classifier column), never returns NaN.
     """
     Z, amax, y, M, C = _inputs(Z, y, M, bias=bias)
-    return _all_metrics([(Z, y)], C, Z.shape[1], M, amax, with_margins=False, bias=bias)
+    return metrics_over_parts([(Z, y)], C, Z.shape[1], M, amax, with_margins=False, bias=bias)
 
 
 # --- margins ------------------------------------------------------------------------------------
@@ -450,8 +464,9 @@ class Margins:
         return self.p_min > 0
 
 
-def _margins_scaled(min_gaps_s, Ms, sz: float, sm: float, rho_s: float) -> Margins:
-    """Margins from min gaps of the scaled problem (Z/sz, M/sm): γ = sz·sm·γ_s, γ/‖ΔM‖ =
+def margins_from_scaled_gaps(min_gaps_s, Ms, sz: float, sm: float, rho_s: float) -> Margins:
+    """Margins (Theorem 4.1, Definition 4.3) from the min gaps of the scaled problem (Z/sz, M/sm),
+    as :func:`margins_from_min_gaps` (the checked entry) computes them: γ = sz·sm·γ_s, γ/‖ΔM‖ =
     sz·γ_s/‖ΔM_s‖ and the scale-free margin (γ_s/‖ΔM_s‖)/ρ̄_s, with no overflow in between."""
     C = min_gaps_s.shape[0]
     eye = torch.eye(C, dtype=torch.bool, device=min_gaps_s.device)
@@ -491,8 +506,8 @@ def margins_from_min_gaps(min_gaps: torch.Tensor, M, rms_feature_norm: float) ->
     M = as_float64(M, "classifier M")
     M = check_classifier(M, M.shape[0] if M.ndim == 2 else -1, C).to(D.device)
     rho = check_real(rms_feature_norm, "rms_feature_norm", minimum=0.0)
-    Ms, sm = _scaled_classifier(M)
-    return _margins_scaled(D / sm, Ms, 1.0, sm, rho)
+    Ms, sm = scaled_classifier(M)
+    return margins_from_scaled_gaps(D / sm, Ms, 1.0, sm, rho)
 
 
 def margins(Z, y, M, bias=None) -> Margins:
@@ -506,9 +521,9 @@ def margins(Z, y, M, bias=None) -> Margins:
     distance to that pair's (shifted) hyperplane, and p_min the model's smallest logit gap."""
     Z, amax, y, M, C = _inputs(Z, y, M, bias=bias)
     s = pow2_scale(amax)
-    Ms, sm = _scaled_classifier(M)
+    Ms, sm = scaled_classifier(M)
     scan = _scan([(Z, y)], 1.0 / s, Ms=Ms, bs=_scaled_bias(bias, C, s, sm, Z.device), gaps=True, sumsq=True)
-    return _margins_scaled(scan["min_gaps"], Ms, s, sm, (scan["sumsq"] / Z.shape[0]).sqrt().item())
+    return margins_from_scaled_gaps(scan["min_gaps"], Ms, s, sm, (scan["sumsq"] / Z.shape[0]).sqrt().item())
 
 
 def classifier_of(head) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -142,7 +142,7 @@ class NCModel(nn.Module):
     def logits(self, x, amp: bool = False):
         """Logits with the backbone under bf16 autocast when ``amp`` is set and ``x`` is on CUDA,
         and the head always in fp32 (outside autocast), so that the fixed ETF's logits and the
-        loss keep full precision (DESIGN.md, Speed). With ``amp=False`` this is ``forward``."""
+        loss keep full precision (ARCHITECTURE.md, Speed). With ``amp=False`` this is ``forward``."""
         if not (amp and x.device.type == "cuda"):  # bf16 on a CPU without AMX only costs time
             return self.head(self.backbone(x))
         return self._mixed_logits(x)

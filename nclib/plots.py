@@ -1,5 +1,11 @@
-"""Drawing pieces shared by the figure modules (:mod:`nclib.theory_plots` for chapters 2–6,
-:mod:`nclib.report_plots` for the experiments) and the explorers (:mod:`nclib.widgets`)."""
+"""The book's one figure style and the drawing pieces shared by the figure modules
+(:mod:`nclib.theory_plots` for chapters 2–6, :mod:`nclib.report_plots` for the experiments,
+:mod:`nclib.related.figures` for chapter 9) and the explorers (:mod:`nclib.widgets`).
+
+Every figure is at most ``WIDTH`` inches wide at 100 dpi (the book's ~800 px content column) with
+text of at least ``FONT_SIZE`` points, so that it stays legible at the width it is shown; the
+figure modules draw through :func:`figure` and :func:`style_axes` rather than setting sizes of their
+own."""
 
 from __future__ import annotations
 
@@ -7,7 +13,41 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["shade_terminal_phase", "draw_etf"]
+__all__ = ["WIDTH", "FONT_SIZE", "STYLE", "figure", "style_axes", "shade_terminal_phase", "draw_etf"]
+
+WIDTH = 8.0  # inches: the content column at 100 dpi
+FONT_SIZE = 10  # points: ticks, labels and legends; titles one point larger
+STYLE = {"font.size": FONT_SIZE, "axes.titlesize": FONT_SIZE + 1, "axes.labelsize": FONT_SIZE,
+         "xtick.labelsize": FONT_SIZE, "ytick.labelsize": FONT_SIZE, "legend.fontsize": FONT_SIZE,
+         "figure.titlesize": FONT_SIZE + 1}
+
+
+def figure(rows: int = 1, cols: int = 1, height: float = 3.4, *, width: float = WIDTH, **subplots_kw):
+    """A new figure in the book's style: ``rows × cols`` axes (``plt.subplots`` arguments such as
+    ``sharex`` or ``squeeze`` pass through), ``width`` × ``height`` inches, constrained layout.
+    Returns ``(fig, axes)`` as ``plt.subplots`` does."""
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(rows, cols, figsize=(width, height), constrained_layout=True, **subplots_kw)
+    for ax in np.atleast_1d(axes).ravel():
+        style_axes(ax)
+    return fig, axes
+
+
+def style_axes(ax, title: str | None = None, xlabel: str | None = None, ylabel: str | None = None):
+    """Set an axes' title and labels (those given) and bring its text to the book's sizes; call it
+    again after adding text, since axes created outside :func:`figure` (a twin axis) start at
+    matplotlib's defaults."""
+    if title is not None:
+        ax.set_title(title)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    ax.tick_params(labelsize=FONT_SIZE)
+    ax.xaxis.label.set_size(FONT_SIZE)
+    ax.yaxis.label.set_size(FONT_SIZE)
+    ax.title.set_size(FONT_SIZE + 1)
+    return ax
 
 
 def shade_terminal_phase(ax, terminal_epoch, last_epoch):

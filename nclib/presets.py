@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from nclib.chapters import parameters_cell
 from nclib.models import BACKBONES
 
 __all__ = [
@@ -160,12 +161,10 @@ def _check_experiment(experiment: str) -> None:
 
 def chapter_parameters(experiment: str) -> dict:
     """The defaults of ``experiment``'s parameters cell, ``{name: value}`` (read by
-    :func:`nclib.chapters.chapter_parameters`, the parser that also injects values)."""
-    from nclib.chapters import chapter_parameters as read_cell
-
+    :func:`nclib.chapters.parameters_cell`, the parser that also injects values)."""
     _check_experiment(experiment)
     try:
-        return read_cell(_repo_root() / EXPERIMENTS[experiment])
+        return parameters_cell(_repo_root() / EXPERIMENTS[experiment])
     except ValueError as exc:
         raise ParameterError(str(exc)) from None
 
@@ -224,7 +223,7 @@ def dataset_problem(name: str, data_root: str | None = None) -> str | None:
 
     A cheap check before hours of training: for CIFAR that its root (``data_root``, else
     ``$NCLIB_CIFAR``, else ``<repo>/data/cifar``, as :func:`nclib.experiments.load_dataset`
-    looks) holds torchvision's folder. Fashion-MNIST is found or downloaded by nclib.data, so it is
+    looks) holds torchvision's folder. Fashion-MNIST is found or downloaded by nclib.datasets, so it is
     left to the run (which records a failure, see :func:`nclib.experiments.load_dataset`)."""
     if name not in DATASETS:
         return f"unknown dataset {name!r}; choose from {list(DATASETS)}"

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 
 import torch
 
+from nclib.data import TensorDataset
+from nclib.models import LinearHead, NCModel, build_backbone
 from nclib.schedule import log_spaced
+from nclib.train import TrainConfig, evaluate, evaluate_loss_accuracy, train
 
 __all__ = ["Rates", "RunCost", "measure_rates", "run_cost", "project", "format_projection"]
 
@@ -57,9 +60,6 @@ def measure_rates(params: dict, threads: int = 1, batches: int = 60, repeats: in
     measurement passes for the model of one planned run (``params``: a run's parameters as the
     chapters record them: backbone, dataset, width, d, C, config), on ``batches`` mini-batches of
     random images, with ``threads`` torch threads."""
-    from nclib.data import TensorDataset
-    from nclib.models import LinearHead, NCModel, build_backbone
-    from nclib.train import TrainConfig, evaluate, evaluate_loss_accuracy, train
 
     if params["dataset"] not in SHAPES:
         raise ValueError(f"measure_rates: unknown dataset {params['dataset']!r}; known: {sorted(SHAPES)}")

@@ -1,4 +1,5 @@
-"""Run records: atomic files, JSON values, provenance, validation, and the store of one experiment.
+"""Run records: their format, provenance, validation, and the store of one experiment (written
+through the atomic writes of :mod:`nclib.files`).
 
 Layout of one experiment at one scale (``results/<experiment>/<scale>/``)::
 
@@ -24,28 +25,25 @@ that determines the run, so changing a parameter never reuses a stale record.
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import hashlib
 import json
-import math
 import os
 import platform
-import re
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from nclib.claims import Claims, claim_timeout_from_env, pid_alive
-from nclib.train import History
+from nclib.claims import Claims, claim_timeout_from_env
+from nclib.files import atomic_write_json, atomic_write_text, to_jsonable, written_by_dead_process
+from nclib.history import History
 
 __all__ = [
-    "SCHEMA", "repo_root", "atomic_write_text", "atomic_write_json", "to_jsonable", "run_id_for",
+    "SCHEMA", "repo_root", "run_id_for",
     "resolve_device", "provenance", "make_record", "validate_record", "RunSpec", "RunStore", "UnreadableRecord",
     "NewerRecord", "RECORD_KEYS",
 ]
@@ -54,20 +52,6 @@ SCHEMA = 1
 # A temporary older than this belongs to a writer that died (live writers rename within seconds);
 # younger ones may be another worker's file in flight and are left alone.
 _STALE_TEMPORARY_S = 600.0
-# Temporaries name their writer (host and pid), so that those of a writer that died on this host
-# (a killed worker, mid-write) are removed at once rather than after that age.
-_HOST = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())
-_WRITER_IN_NAME = re.compile(r"\.w-(?P<host>[A-Za-z0-9_-]*)-(?P<pid>\d+)\.[^.]*\.tmp$")
-
-
-def _dead_writer(temporary: Path) -> bool:
-    """Whether the temporary's name says it was written by a process of this host that is gone."""
-    m = _WRITER_IN_NAME.search(temporary.name)
-    if m is None or m["host"] != _HOST:
-        return False  # an older name, or another host's writer: only its age can tell
-    return not pid_alive(int(m["pid"]))
-
-
 def repo_root() -> Path:
     """The repository root (the folder holding ``nclib/``)."""
     return Path(__file__).resolve().parent.parent
@@ -82,68 +66,8 @@ def _utc_now() -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write_text(path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.w-{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes 0600; a record is shared with other users and workers like any file (umask)
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}"
-                          + (" (the disk is full: free space, then rerun; finished runs are kept)"
-                             if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")) from exc
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def to_jsonable(obj):
-    """Plain JSON values: tensors and numpy arrays become lists, non-finite floats become None
-    (strict JSON has no NaN), tuples become lists, dataclass-like objects need ``to_dict``."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return to_jsonable(obj.detach().cpu().tolist())
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if hasattr(obj, "to_dict"):
-        return to_jsonable(obj.to_dict())
-    raise ValueError(f"cannot store a value of type {type(obj).__name__} in a JSON record")
-
-
 def _canonical(obj) -> str:
     return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def atomic_write_json(path, obj) -> Path:
-    """Write ``obj`` as indented strict JSON, atomically (see :func:`atomic_write_text`)."""
-    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
 def run_id_for(name: str, params: dict) -> str:
@@ -362,7 +286,7 @@ class RunStore:
         now = time.time()
         for stale in self.root.rglob(".*.tmp"):  # temporaries of a killed writer, not of a live one
             try:
-                if now - stale.stat().st_mtime > _STALE_TEMPORARY_S or _dead_writer(stale):
+                if now - stale.stat().st_mtime > _STALE_TEMPORARY_S or written_by_dead_process(stale):
                     stale.unlink(missing_ok=True)
             except FileNotFoundError:
                 pass

@@ -6,22 +6,16 @@ returns data, tables or verdicts; nothing reads a chapter's globals. Chapters 7 
 their CPU-scale runs, chapter 10 on the records in ``results/``. Figures are in
 :mod:`nclib.report_plots`.
 
-Section 5.1 (Figure 3, chapter 7)
-    :func:`margin_growth` reads each run's terminal phase: the changes of p_min and of the
-    scale-free margin p̂ over its second half, and the split of the growth of log p_min into the
-    scales (RMS feature norm ρ̄, classifier norm) and p̂; :func:`rescaled_control` is the control
-    (copies that only rescale); :func:`decide_fig3` is the verdict.
+Section 5.1 (Figure 3, chapter 7) is :mod:`nclib.tpt_margins`.
 
 Section 5.2 (Figures 4–5, chapter 8)
     :func:`design` says which classifiers to train at which seed; :func:`settings` groups
     runs by (backbone, dataset, d); :func:`box_groups` gives the paper's
     boxes (permutations, rotations at one seed) and the seed box; :func:`grid` the classifiers ×
     seeds table; :func:`analyse_grid` its two-way ANOVA, permutation test, smallest detectable
-    effect and effect interval (:mod:`nclib.stats`); :func:`summarise` all of it per setting;
-    :func:`decide_nc_gen` the verdict. :func:`batched_check` / :func:`decide_batched` and
-    :func:`identity_check` / :func:`decide_identity` run and decide the two checks of the
-    machinery (batched against sequential training; a rotated head against a rotated last layer),
-    both in float64, where a fault survives and amplified rounding does not.
+    effect and effect interval (:mod:`nclib.stats`); :func:`summarise_settings` all of it per setting;
+    :func:`decide_nc_gen` the verdict. The two checks of the training machinery that chapter 8
+    runs first are in :mod:`nclib.training_checks`.
 """
 
 from __future__ import annotations
@@ -31,317 +25,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nclib.stats import (AnovaTable, Detectable, SpreadComparison, UndefinedTestError, bootstrap_mean_ci,
+from nclib.history import final
+from nclib.tables import Table
+from nclib.verdicts import Verdict
+from nclib.stats import (AnovaTable, Detectable, SpreadComparison, UndefinedTestError,
                          detectable_effect, effect_ratio_interval, permutation_test_rows, spread_comparison,
                          two_way_anova)
-from nclib.verdicts import Verdict
 
 __all__ = [
-    "ALPHA", "POWER", "final", "run_label",
-    # Section 5.1
-    "MarginGrowth", "margin_growth", "rescaled_control", "growth_table", "decide_fig3",
-    "chapter7_numbers",
+    "ALPHA", "POWER",
     # Section 5.2
     "BOX_NAMES", "design", "run_name", "missing_in_setting", "settings", "setting_title", "main_seed_of",
     "box_groups", "Grid", "grid",
-    "GridAnalysis", "analyse_grid", "anova_table", "SettingSummary", "summarise_setting", "summarise",
-    "decide_nc_gen", "summary_table", "describe_structure", "chapter8_numbers",
-    # the machinery's checks
-    "GAP_KEYS", "history_gap", "logit_gap", "batched_check", "identity_check", "decide_batched",
-    "decide_identity",
+    "GridAnalysis", "analyse_grid", "anova_table", "SettingSummary", "summarise_setting", "summarise_settings",
+    "decide_nc_gen", "summary_table", "chapter8_numbers",
 ]
 
 ALPHA = 0.05   #: level of every test in the verdicts
 POWER = 0.8    #: power at which the smallest detectable effect is read
-
-
-def final(h, key: str) -> float:
-    """The value of ``key`` at the last measured epoch of history ``h``."""
-    if not h.records:
-        raise ValueError("the history has no measured epoch")
-    return float(h.records[-1][key])
-
-
-def run_label(p: dict, with_seed: bool = False) -> str:
-    """A short name of a chapter-7 run: backbone · dataset · head (· seed)."""
-    head = {"etf": "fixed ETF", "learnable": "learnable"}.get(p.get("head"), str(p.get("head", "?")))
-    out = f"{p.get('backbone', '?')} · {p.get('dataset', '?')} · {head} head"
-    return out + (f" · seed {p.get('seed')}" if with_seed else "")
-
-
-def _fmt_ci(mean, lo, hi, fmt=".3f") -> str:
-    return f"{mean:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
-
-
-# ==============================================================================================
-# Section 5.1: does the margin keep growing in the terminal phase, beyond rescaling?
-# ==============================================================================================
-
-
-_SERIES = {"p_min": "train_p_min", "scale_free": "train_scale_free_margin", "rho": "train_feature_rms",
-           "norm": "train_classifier_norm", "loss": "train_loss"}
-
-
-@dataclass(frozen=True)
-class MarginGrowth:
-    """One run's terminal phase: its first epoch at 100% training accuracy ``t0``, the first
-    measured epoch ``tm`` of its second half (at or after (t0 + t1)/2) and its last epoch ``t1``;
-    ``values``: p_min, the scale-free margin p̂, the RMS feature norm ρ̄ and the mean classifier
-    column norm at (t0, tm, t1); ``window``: the measured epochs of the second half and ``series``
-    the four quantities on them; test accuracy at t0 and t1. ``reached`` is False when the run
-    never fitted its training set or measured fewer than three epochs in the second half."""
-
-    label: str
-    head: str
-    seed: int | None
-    reached: bool
-    t: tuple = (None, None, None)
-    C: int = 10
-    values: dict = field(default_factory=dict)
-    window: tuple = ()
-    series: dict = field(default_factory=dict)
-    test_accuracy: tuple = (math.nan, math.nan)
-
-    @property
-    def p_min(self) -> tuple:
-        return self.values.get("p_min", (math.nan,) * 3)
-
-    @property
-    def scale_free(self) -> tuple:
-        return self.values.get("scale_free", (math.nan,) * 3)
-
-    @property
-    def left_terminal_phase(self) -> bool:
-        """Whether p_min was ≤ 0 (a training point misclassified) somewhere in the second half."""
-        return self.reached and bool(np.any(np.asarray(self.series["p_min"]) <= 0))
-
-    def log_growth(self, quantity: str, late: bool = True) -> float:
-        """The growth of log ``quantity`` (p_min, scale_free, rho, norm or loss). ``late``: over the second
-        half of the terminal phase, read from the least-squares line of log x against the epoch
-        over every measured epoch of that half, times t1 − tm (single epochs of a minimum over
-        samples are noisy; the fit uses them all). Otherwise log(x(t1)/x(t0)). NaN where x ≤ 0."""
-        if not self.reached:
-            return math.nan
-        if not late:
-            a, b = self.values[quantity][0], self.values[quantity][2]
-            return math.log(b / a) if a > 0 and b > 0 else math.nan
-        x = np.asarray(self.series[quantity], dtype=np.float64)
-        if np.any(x <= 0):
-            return math.nan
-        e = np.asarray(self.window, dtype=np.float64)
-        slope = np.polyfit(e, np.log(x), 1)[0]
-        return float(slope * (e[-1] - e[0]))
-
-    def change(self, quantity: str) -> float:
-        """The change over the second half of the terminal phase, read from the least-squares line
-        over its measured epochs (times t1 − tm), in units of p̂: of the scale-free margin p̂
-        (``"scale_free"``) or of p_min measured in units of the run's scale at tm, i.e. p_min(t) /
-        (ρ̄(tm) δ(tm)) with δ = ‖M_y‖·√(2C/(C−1)) the distance between two columns of a simplex ETF
-        (``"p_min"``; exact for a fixed ETF head, where p_min/(ρ̄ δ) = p̂, approximate for a
-        learnable one). Unlike a log growth, both are defined when p_min dips below 0 (a run
-        that misclassifies a training point again) and comparable across runs of any scale."""
-        if not self.reached:
-            return math.nan
-        x = np.asarray(self.series[quantity], dtype=np.float64)
-        if quantity == "p_min":
-            delta = self.series["norm"][0] * math.sqrt(2 * self.C / (self.C - 1))
-            x = x / (self.series["rho"][0] * delta)
-        elif quantity != "scale_free":
-            raise ValueError(f"quantity must be 'p_min' or 'scale_free', got {quantity!r}")
-        e = np.asarray(self.window, dtype=np.float64)
-        return float(np.polyfit(e, x, 1)[0] * (e[-1] - e[0]))
-
-    def scale_part(self, late: bool = True) -> float:
-        """The growth of the scales, log ρ̄ + log ‖M_y‖: what a pure rescaling gives log p_min."""
-        return self.log_growth("rho", late) + self.log_growth("norm", late)
-
-    def share(self, late: bool = True) -> float:
-        """The share of the growth of log p_min that the scales account for (NaN when p_min did not
-        change or is not positive). Exact for a fixed ETF head, approximate for a learnable one."""
-        g = self.log_growth("p_min", late)
-        return self.scale_part(late) / g if np.isfinite(g) and g != 0 else math.nan
-
-
-def margin_growth(runs) -> list[MarginGrowth]:
-    """Per run (``(params, History)``), its :class:`MarginGrowth` over the terminal phase."""
-    out = []
-    for p, h in runs:
-        label, head, seed = run_label(p), str(p.get("head", "?")), p.get("seed")
-        t0 = h.terminal_epoch
-        if t0 is None or not h.records or t0 >= h.records[-1]["epoch"]:
-            out.append(MarginGrowth(label, head, seed, False))
-            continue
-        t1 = h.records[-1]["epoch"]
-        window = [r for r in h.records if r["epoch"] >= (t0 + t1) / 2]
-        if len(window) < 3:
-            out.append(MarginGrowth(label, head, seed, False))
-            continue
-        a, m, b = h.at(t0), window[0], window[-1]
-        values = {q: tuple(float(r[k]) for r in (a, m, b)) for q, k in _SERIES.items()}
-        series = {q: tuple(float(r[k]) for r in window) for q, k in _SERIES.items()}
-        out.append(MarginGrowth(label, head, seed, True, (int(t0), int(m["epoch"]), int(t1)), int(p.get("C") or 10),
-                                values,
-                                tuple(int(r["epoch"]) for r in window), series,
-                                (float(a["test_accuracy"]), float(b["test_accuracy"]))))
-    return out
-
-
-def rescaled_control(rows: list[MarginGrowth]) -> list[MarginGrowth]:
-    """The control of the rescaling objection: per run, copies of its features and classifier at
-    tm multiplied, at every later epoch of the second half, by the run's own scale factors
-    ρ̄(t)/ρ̄(tm) and ‖M(t)‖/‖M(tm)‖. p_min is bilinear, so the copies' p_min grows exactly by the
-    scale part while their p̂ stays constant by construction: on them the claim "the margin grows
-    beyond rescaling" must fail."""
-    out = []
-    for r in rows:
-        if not r.reached:
-            continue
-        rho, norm = np.asarray(r.series["rho"]), np.asarray(r.series["norm"])
-        f = (rho / rho[0]) * (norm / norm[0])
-        p = tuple(r.series["p_min"][0] * f)
-        sf = (r.series["scale_free"][0],) * len(f)
-        values = dict(r.values, p_min=(r.p_min[1], r.p_min[1], p[-1]), scale_free=(sf[0],) * 3)
-        out.append(MarginGrowth(r.label + " (rescaled copy)", r.head, r.seed, True, r.t, r.C, values, r.window,
-                                dict(r.series, p_min=p, scale_free=sf), r.test_accuracy))
-    return out
-
-
-def _pct(x) -> str:
-    return "n/a" if not np.isfinite(x) else f"{100 * x:.0f}%".replace("-0%", "0%")
-
-
-def growth_table(rows: list[MarginGrowth], caption: str):
-    """The decomposition as a :class:`nclib.experiments.Table`: per run, t0 / tm / t1, p_min and p̂
-    at the three epochs, the scale factor over the second half, the share of the scales in the
-    growth of log p_min (whole terminal phase / second half), and test accuracy t0 → t1."""
-    from nclib.experiments import Table
-
-    header = ["run", "t₀ / t_m / t₁", "p_min", "p̂", "× scales (2nd half)", "share of scales: all / 2nd half",
-              "test acc."]
-    body = []
-    for r in rows:
-        if not r.reached:
-            body.append([r.label + (f" · seed {r.seed}" if r.seed is not None else ""), "never reached"]
-                        + [""] * 5)
-            continue
-        body.append([r.label + (f" · seed {r.seed}" if r.seed is not None else ""), " / ".join(map(str, r.t)),
-                     " → ".join(f"{v:.3g}" for v in r.p_min), " → ".join(f"{v:.3f}" for v in r.scale_free),
-                     f"{math.exp(r.scale_part()):.3f}", f"{_pct(r.share(False))} / {_pct(r.share())}",
-                     f"{100 * r.test_accuracy[0]:.1f}% → {100 * r.test_accuracy[1]:.1f}%"])
-    return Table(header, body, caption)
-
-
-#: A change within this of 0 counts as none (a least-squares fit of a constant is ±1e-16, not 0).
-GROWTH_TOL = 1e-6
-
-
-def _growth_decision(rows, n_boot, seed, alpha, scales_grew: bool = False):
-    """(label, stats) of the Section 5.1 rule on ``rows`` (see :func:`decide_fig3`);
-    ``scales_grew``: whether the rescaled copies' p_min grew (then a p_min growth without a p̂
-    growth is rescaling)."""
-    done = [r for r in rows if r.reached]
-    stats = dict(n_runs=len(rows), n_used=len(done), n_left=sum(r.left_terminal_phase for r in done))
-    if len(done) < 3:
-        return "untestable at this size", stats
-    gp = np.array([r.change("p_min") for r in done])
-    gs = np.array([r.change("scale_free") for r in done])
-    stats["p"] = bootstrap_mean_ci(gp, 1 - alpha, n_boot, seed)
-    stats["s"] = bootstrap_mean_ci(gs, 1 - alpha, n_boot, seed)
-    stats["n_p_up"] = int((gp > GROWTH_TOL).sum())
-    stats["n_s_up"] = int((gs > GROWTH_TOL).sum())
-    (_, p_lo, p_hi), (_, s_lo, _) = stats["p"], stats["s"]
-    if p_hi < -GROWTH_TOL:
-        label = "violated"
-    elif p_lo > GROWTH_TOL and s_lo > GROWTH_TOL:
-        label = "holds"
-    elif p_lo > GROWTH_TOL and scales_grew:
-        label = "holds but vacuous"
-    else:
-        label = "not distinguishable from seed noise"
-    return label, stats
-
-
-def decide_fig3(rows: list[MarginGrowth], *, n_boot: int = 10000, seed: int = 0, alpha: float = ALPHA) -> Verdict:
-    """The verdict on Section 5.1 ("the margin p_min keeps increasing as the CE loss approaches
-    zero", Figure 3), decided on the second half [tm, t1] of each run's terminal phase (over the
-    whole phase the margin grows by selection: at t0 the last training point has just crossed, so
-    p_min starts near 0).
-
-    Per run, Δp and Δs: the changes of p_min (in units of the run's scale at tm) and of the
-    scale-free margin p̂ over that half (:meth:`MarginGrowth.change`); over runs, their means with
-    95% percentile bootstrap intervals. Fewer than 3 runs with a measured second half (as for the
-    paper's CIFAR-100 panel, whose p_min stays below 0, so that it never entered the terminal
-    phase) → untestable at this size; the interval of Δp below 0 → violated; above 0 → holds when
-    the interval of Δs is above 0 too, holds but vacuous when it is not and the scales grew (the
-    rescaled copies' Δp above 0: p_min grew by rescaling); otherwise (Δp's interval containing 0,
-    or p_min growing with neither p̂ nor the scales clearly growing) not distinguishable from seed
-    noise. The control is :func:`rescaled_control` decided by the same rule: its Δs is 0 by
-    construction, so it can at most come out "holds but vacuous"."""
-    ctrl_label, ctrl = _growth_decision(rescaled_control(rows), n_boot, seed, alpha, scales_grew=True)
-    scales_grew = "p" in ctrl and ctrl["p"][1] > GROWTH_TOL
-    label, st = _growth_decision(rows, n_boot, seed, alpha, scales_grew)
-    rule = ("per run, the change of p_min (in units of the run's scale) and of the scale-free margin p̂ over the "
-            "second half of the terminal phase, fitted over its measured epochs; 95% bootstrap intervals of the "
-            "means over runs: p_min's above 0 and p̂'s above 0 → holds; p_min's above 0, p̂'s not, the scales' "
-            "above 0 → holds but vacuous (rescaling); p_min's below 0 → violated; otherwise not "
-            "distinguishable from seed noise; fewer than 3 runs in the terminal phase → untestable")
-    if "s" in ctrl:
-        control = (f"rescaled copies (features and classifier at t_m times each run's own scale factors): "
-                   f"{ctrl_label}, change of p_min {_fmt_ci(*ctrl['p'])}, of p̂ {ctrl['s'][0]:.3f}")
-    else:
-        control = "rescaled copies: fewer than 3 runs in the terminal phase, nothing to rescale"
-    if label == "untestable at this size":
-        why = (f"{st['n_used']} of {st['n_runs']} runs reached 100% training accuracy with three measured epochs "
-               "in the second half of the terminal phase")
-        return Verdict(label, rule, control, "no interval: " + why, why,
-                       "The rule needs at least three runs whose training set is fitted.")
-    (pm, plo, phi), (sm, slo, shi) = st["p"], st["s"]
-    sure = (f"95% bootstrap intervals over {st['n_used']} runs: change of p_min {_fmt_ci(pm, plo, phi)}, "
-            f"of p̂ {_fmt_ci(sm, slo, shi)}")
-    if label == "not distinguishable from seed noise":
-        level = _median([r.scale_free[1] for r in rows if r.reached])
-        sure += (f"; a mean growth of p̂ above {shi:.3f} ({100 * shi / level:.0f}% of its median value at t_m) is "
-                 "excluded" if np.isfinite(level) and level > 0 else "")
-    key = (f"over the second half of the terminal phase p_min changed by {pm:+.3f} and p̂ by {sm:+.3f} "
-           f"(in units of the scale; mean of {st['n_used']} runs, p̂ grew in {st['n_s_up']})")
-    detail = (f"p_min grew in {st['n_p_up']} and the scale-free margin in {st['n_s_up']} of {st['n_used']} runs "
-              "over the second half of the terminal phase.")
-    if st["n_left"]:
-        detail += (f" In {st['n_left']} of them p_min fell below 0 again at some measured epoch of that half "
-                   "(a training point misclassified).")
-    return Verdict(label, rule, control, sure, key, detail)
-
-
-def _median(xs) -> float:
-    xs = [x for x in xs if np.isfinite(x)]
-    return float(np.median(xs)) if xs else math.nan
-
-
-def chapter7_numbers(rows: list[MarginGrowth]) -> dict:
-    """The values chapter 7 glues, as strings: runs in the terminal phase, the median share of the
-    scales in the growth of log p_min for the fixed-ETF runs (second half and whole terminal
-    phase), the median change of test accuracy from t0 to t1 and the median final p̂."""
-    done = [r for r in rows if r.reached]
-    etf = [r for r in done if r.head == "etf"]
-    change = _median([r.test_accuracy[1] - r.test_accuracy[0] for r in done])
-    share = _median([r.share(False) for r in etf])
-    if not np.isfinite(share):
-        reading = "No fixed-ETF run has a positive p_min at both ends of its terminal phase, so no split is made."
-    elif share < 0.5:
-        reading = ("The feature norm stays nearly constant (weight decay holds it), and the growth of p_min from t₀ "
-                   "to t₁ is growth of the scale-free margin.")
-    else:
-        reading = ("Most of the growth of p_min from t₀ to t₁ is the features getting longer: cross-entropy rewards "
-                   "longer features directly, and weight decay only slows that down.")
-    return {
-        "split_reading": reading,
-        "n_tpt": f"{len(done)} of {len(rows)}",
-        "etf_share_late": _pct(_median([r.share() for r in etf])),
-        "etf_share": _pct(_median([r.share(False) for r in etf])),
-        "test_change": "n/a" if not np.isfinite(change) else f"{100 * change:+.1f} points",
-        "sf_end": f"{_median([r.scale_free[2] for r in done]):.3f}",
-        "ce_late": f"{math.exp(_median([r.log_growth('loss') for r in done])):.2f}",
-    }
 
 
 # ==============================================================================================
@@ -536,8 +237,7 @@ def analyse_grid(g: Grid, *, n_resamples: int = 9999, alpha: float = ALPHA, powe
 
 
 def anova_table(ga: GridAnalysis, title: str):
-    """The two-way ANOVA of a grid, with the permutation test, as a :class:`nclib.experiments.Table`."""
-    from nclib.experiments import Table
+    """The two-way ANOVA of a grid, with the permutation test, as a :class:`nclib.tables.Table`."""
 
     names = {"rows": f"classifier (M* and {ga.grid.kind}s)", "columns": "seed", "error": "residual"}
     fmt = lambda v, f: "" if v is None else format(v, f)
@@ -610,7 +310,7 @@ def summarise_setting(setting, cells, *, main_seed: int | None = None, n_resampl
         spread, grids, undefined)
 
 
-def summarise(runs, **kw) -> dict:
+def summarise_settings(runs, **kw) -> dict:
     """{setting: :class:`SettingSummary`} for every setting among ``runs`` (keywords as
     :func:`summarise_setting`; a ``main_seed`` applies to every setting)."""
     return {s: summarise_setting(s, cells, **kw) for s, cells in settings(runs).items()}
@@ -625,7 +325,7 @@ def decide_nc_gen(summary: SettingSummary | None, kind: str = "permutation", *, 
     Rule: the permutation test of the classifier factor on the grid (shuffling classifiers within
     each seed): p ≤ α → holds. p > α → not distinguishable from seed noise if the grid detects a
     classifier effect with sd equal to the seed sd (a fixed classifier across seeds, pooled over
-    the grid's rows: :attr:`GridAnalysis.seed_sd`) with probability ≥ ``power``,
+    the grid's rows: ``GridAnalysis.seed_sd``) with probability ≥ ``power``,
     else untestable at this size (a null the grid could not have turned into a detection). No grid
     → untestable at this size. The sureness is the effect's interval (holds) or the smallest
     detectable effect, with an equivalence statement only when the one-sided upper bound on the
@@ -688,7 +388,6 @@ def decide_nc_gen(summary: SettingSummary | None, kind: str = "permutation", *, 
 def summary_table(summaries: dict, verdicts: dict, caption: str):
     """One row per setting: models at 100% training accuracy, sd of test accuracy across
     permutations / rotations / seeds, and the verdicts (``verdicts``: {setting: {kind: Verdict}})."""
-    from nclib.experiments import Table
 
     body = []
     for s, S in summaries.items():
@@ -705,211 +404,24 @@ def summary_table(summaries: dict, verdicts: dict, caption: str):
 # last layer. Both decided in float64, where rounding cannot be amplified into a visible gap.
 # ==============================================================================================
 
-GAP_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "train_p_min")
-
-
-def history_gap(ha, hb, keys=GAP_KEYS) -> float:
-    """The largest |difference| between two histories in any of ``keys`` (losses in nats,
-    accuracies as fractions, p_min) over the epochs both measured."""
-    eb = {r["epoch"]: r for r in hb.records}
-    common = [(r, eb[r["epoch"]]) for r in ha.records if r["epoch"] in eb]
-    if not common:
-        raise ValueError("the two histories share no measured epoch")
-    return max(abs(float(x[k]) - float(y[k])) for x, y in common for k in keys)
-
-
-def logit_gap(model_a, model_b, x) -> float:
-    """max |logits_a(x) − logits_b(x)| / max |logits_a(x)| of two trained models on inputs ``x``,
-    in the models' own precision: how far apart two trainings ended, free of the rounding of the
-    history's float32 losses."""
-    import torch
-
-    with torch.no_grad():
-        model_a.eval(), model_b.eval()
-        la, lb = model_a(x).double(), model_b(x).double()
-    scale = la.abs().max().item()
-    return (la - lb).abs().max().item() / scale if scale > 0 else (la - lb).abs().max().item()
-
-
-def _as_dtype(data, dtype, noise: float = 0.0, seed: int = 0):
-    import torch
-
-    from nclib.data import TensorDataset
-
-    x = data.x.to(dtype)
-    if noise:
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        x = x + noise * torch.randn(x.shape, generator=g, dtype=dtype).to(x.device)
-    return TensorDataset(x, data.y, data.classes)
-
-
-def batched_check(backbone_fn, heads, seed: int, train_data, test_data, config, *, logit_scale: float = 1.0,
-                  noise: float = 1e-7, max_models: int | None = None) -> dict:
-    """Train the models of one sweep (:func:`nclib.sweep.sweep_models`: ``heads`` on the backbone
-    ``backbone_fn()`` built at ``seed``) for ``config`` batched (vmapped) and sequentially, in
-    float32 and in float64, and sequentially once more in float32 on training inputs perturbed by
-    ``noise`` (the rounding-level control). Returns per-model relative logit gaps on the test
-    inputs (:func:`logit_gap`) ``batched32``, ``noise32``, ``batched64``; per-model gaps in final
-    test accuracy (points) ``acc32`` (batched vs sequential) and ``acc_noise32``; and the float32
-    wall times ``seconds`` = {"batched": …, "sequential": …}."""
-    import time
-
-    import torch
-
-    from nclib.sweep import sweep_models, train_sweep
-
-    out = {"seconds": {}}
-    trained = {}
-    for name, dtype, batched, noisy in (("b32", torch.float32, True, False), ("s32", torch.float32, False, False),
-                                        ("n32", torch.float32, False, True), ("b64", torch.float64, True, False),
-                                        ("s64", torch.float64, False, False)):
-        tr = _as_dtype(train_data, dtype, noise if noisy else 0.0, seed)
-        te = _as_dtype(test_data, dtype)
-        models = [m.to(dtype) for m in sweep_models(backbone_fn, heads, seed, logit_scale)]
-        t0 = time.perf_counter()
-        hists = train_sweep(models, tr, te, config, batched=batched, max_models=max_models)
-        if dtype == torch.float32 and not noisy:
-            out["seconds"]["batched" if batched else "sequential"] = time.perf_counter() - t0
-        trained[name] = (models, hists, te.x)
-    gaps = lambda a, b: [logit_gap(ma, mb, trained[a][2]) for ma, mb in zip(trained[a][0], trained[b][0])]
-    acc = lambda a, b: [100 * abs(final(ha, "test_accuracy") - final(hb, "test_accuracy"))
-                        for ha, hb in zip(trained[a][1], trained[b][1])]
-    out.update(batched32=gaps("b32", "s32"), noise32=gaps("n32", "s32"), batched64=gaps("b64", "s64"),
-               acc32=acc("b32", "s32"), acc_noise32=acc("n32", "s32"))
-    return out
-
-
-def identity_check(backbone_fn, M, R, seed: int, train_data, test_data, config) -> dict:
-    """Train three float64 models for ``config`` from one backbone initialisation (built by
-    ``backbone_fn()`` at ``seed``; its last layer must be ``nn.Linear``): head R M from (W, b),
-    head M from the rotated last layer (RᵀW, Rᵀb) (:func:`nclib.sweep.absorb_rotation`), and head
-    M from (W, b) (the control). Returns the relative logit gaps (:func:`logit_gap`) on the test
-    inputs: ``identity`` (first two) and ``control`` (first and third)."""
-    import copy
-
-    import torch
-
-    from nclib.models import FixedHead, NCModel
-    from nclib.sweep import absorb_rotation
-    from nclib.train import train
-
-    M = torch.as_tensor(M, dtype=torch.float64)
-    R = torch.as_tensor(R, dtype=torch.float64)
-    torch.manual_seed(int(seed))
-    net = backbone_fn().double()
-
-    def model(backbone, head):
-        m = NCModel(backbone, FixedHead(head)).double()
-        m.head.M = head.clone()  # the exact float64 matrix, not its float32 rounding
-        return m
-
-    rotated_head = model(copy.deepcopy(net), R @ M)
-    rotated_init = model(absorb_rotation(copy.deepcopy(net), R), M)
-    plain = model(copy.deepcopy(net), M)
-    tr, te = _as_dtype(train_data, torch.float64), _as_dtype(test_data, torch.float64)
-    for m in (rotated_head, rotated_init, plain):
-        train(m, tr, te, config, progress=False)
-    return {"identity": logit_gap(rotated_head, rotated_init, te.x), "control": logit_gap(rotated_head, plain, te.x)}
-
-
-def decide_batched(batched32, noise32, batched64, *, tol64: float = 1e-6, big: float = 1e-3) -> Verdict:
-    """Are the batched (vmapped) and the sequential training paths the same computation?
-
-    Per model, the relative logit gaps of :func:`batched_check`: ``batched32`` between batched
-    and sequential training in float32; ``noise32`` between two sequential float32 runs whose
-    training inputs differ by rounding-level noise (the control: what chaotic training alone makes
-    of a rounding difference); ``batched64`` batched against sequential in float64. A fault in the
-    batched path does not depend on the precision; a rounding difference amplified by chaos
-    shrinks with it. Rule: the largest float64 gap ≤ ``tol64`` → holds (the float32 gaps are
-    chaos); above → violated (a fault)."""
-    b32, n32, b64 = (np.asarray(x, dtype=np.float64) for x in (batched32, noise32, batched64))
-    rule = (f"the same models trained batched and sequentially in float64: largest relative gap of their "
-            f"test logits ≤ {tol64:g} → the paths agree and float32 gaps are rounding amplified by chaotic "
-            "training; above → a fault in the batched path")
-    if b64.size == 0 or b32.size == 0 or n32.size == 0:
-        return Verdict("untestable at this size", rule, "not run", "not run", "no models compared")
-    control = (f"two sequential float32 runs whose inputs differ by rounding-level noise: largest gap "
-               f"{n32.max():.1e}, {int((n32 > big).sum())} of {n32.size} models above {big:g}; batched vs "
-               f"sequential in float32: largest {b32.max():.1e}, {int((b32 > big).sum())} of {b32.size} above {big:g}")
-    sure = (f"float64 largest gap {b64.max():.1e} over {b64.size} models, against float32's {b32.max():.1e} "
-            f"and a tolerance of {tol64:g}")
-    key = f"float64 gap {b64.max():.0e}, float32 gap {b32.max():.0e} (rounding-noise control {n32.max():.0e})"
-    label = "holds" if b64.max() <= tol64 else "violated"
-    return Verdict(label, rule, control, sure, key)
-
-
-def decide_identity(gap_identity: float, gap_control: float, *, tol: float = 1e-6) -> Verdict:
-    """Does training with head R M* from initialisation (W, b) equal training with head M* from
-    the rotated last layer (RᵀW, Rᵀb)? The relative logit gaps of :func:`identity_check`:
-    ``gap_identity`` between those two float64 trainings, ``gap_control`` between head R M* and
-    head M* from the *same* initialisation (no rotation absorbed), which must differ. Rule:
-    identity gap ≤ ``tol`` → holds; above → violated; a control gap ≤ ``tol`` too → untestable at
-    this size (the comparison could not tell different trainings apart)."""
-    rule = (f"float64 training: head R M* from the last layer (W, b) against head M* from (RᵀW, Rᵀb); "
-            f"largest relative gap of their test logits ≤ {tol:g} → holds, above → violated")
-    control = f"head R M* against head M* from the same initialisation: gap {gap_control:.2g}"
-    sure = f"largest gap {gap_identity:.1e}, against the tolerance {tol:g} and the control's {gap_control:.2g}"
-    if not (np.isfinite(gap_identity) and np.isfinite(gap_control)):
-        return Verdict("untestable at this size", rule, control, "not run", "not run")
-    if gap_control <= tol:
-        return Verdict("untestable at this size", rule, control, sure,
-                       f"control gap {gap_control:.1e}: the check cannot tell trainings apart")
-    label = "holds" if gap_identity <= tol else "violated"
-    return Verdict(label, rule, control, sure, f"gap {gap_identity:.0e} vs control {gap_control:.2g}")
-
 
 # ==============================================================================================
 # Chapter 8's numbers in words
 # ==============================================================================================
 
 
-def describe_structure(M, tol: float = 0.01) -> str:
-    """The shape of a d×C classifier in words, from the cosines of its columns: the number of
-    antipodal class pairs (cosine −1) and whether every other pair is orthogonal (a
-    cross-polytope) or the range of their cosines."""
-    import torch
-
-    M = torch.as_tensor(M, dtype=torch.float64)
-    d, C = M.shape
-    U = M / M.norm(dim=0, keepdim=True)
-    cos = (U.T @ U)[~torch.eye(C, dtype=torch.bool)]
-    n_anti = int((cos < -1 + tol).sum().item()) // 2
-    others = cos[cos >= -1 + tol]
-    shape = f"{n_anti} antipodal class pairs (cosine −1)"
-    if others.numel() and others.abs().max() < tol:
-        shape += " and every other pair orthogonal (a cross-polytope)"
-    elif others.numel():
-        shape += f" and the other pairs at cosines from {others.min():.2f} to {others.max():.2f}"
-    return shape + f", for C = {C} classes in d = {d} dimensions"
-
-
-_READING = {
-    "holds": ("Here some classifiers do better than others consistently across seeds, beyond what a change of "
-              "optimization path alone produces, which supports the paper's reading; the size of the effect is "
-              "its sd τ̂ above, to be weighed against the seed sd."),
-    "not distinguishable from seed noise": (
-        "At this scale the spread that the paper reads as non-conservative generalization is the spread any "
-        "change of optimization path produces, as the two facts above predict for networks ending in a linear "
-        "layer; an effect large enough to matter (the detectable size above) would have shown. The paper's "
-        "boxes come from a single seed and cannot separate the two; its claim needs the grid at paper scale "
-        "(below) before it can stand."),
-    "untestable at this size": (
-        "At this scale the grid cannot decide: the experiment could not have detected an effect as large as "
-        "the seed noise, so its null result is absence of evidence, not evidence of absence."),
-}
-
-
 def chapter8_numbers(summary: SettingSummary | None, verdict: Verdict | None = None, prefix: str = "") -> dict:
     """The values chapter 8 glues for one setting, as strings ({name: text}, names prefixed by
     ``prefix``): models and how many at 100% training accuracy, the largest final training CE,
     the epochs trained, the sds and range of final test accuracy, the Brown–Forsythe comparison
-    and, from ``verdict`` (default: :func:`decide_nc_gen` on the permutations), the reading."""
+    and the label of ``verdict`` (default: :func:`decide_nc_gen` on the permutations), from which
+    the chapter chooses its reading."""
     na = "n/a"
     if summary is None:
         names = ("n_models", "n_tpt", "max_train_ce", "epochs_trained", "sd_perm", "sd_rot", "sd_seed",
                  "range_perm", "bf_p", "bf_sentence")
         out = {prefix + n: na for n in names}
-        out[prefix + "interpretation"] = "No runs: no dataset could be loaded or the case was skipped."
+        out[prefix + "label"] = "no runs"
         return out
     S = summary
     sp = S.spread
@@ -927,5 +439,5 @@ def chapter8_numbers(summary: SettingSummary | None, verdict: Verdict | None = N
         "sd_perm": f"{S.sd.get('permutations', math.nan):.2f}", "sd_rot": f"{S.sd.get('rotations', math.nan):.2f}",
         "sd_seed": f"{S.seed_sd:.2f}", "range_perm": f"{S.range.get('permutations', math.nan):.1f}",
         "bf_p": f"{sp.p_value:.2g}" if sp is not None else na, "bf_sentence": bf,
-        "interpretation": _READING.get(v.label, v.detail or v.label),
+        "label": v.label,
     }.items()}

@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from nclib.plots import shade_terminal_phase
-from nclib.report import BOX_NAMES, final, run_label
+from nclib.history import final
+from nclib.plots import FONT_SIZE, WIDTH, figure, shade_terminal_phase, style_axes
+from nclib.report import BOX_NAMES
+from nclib.tpt_margins import run_label
+from nclib.stats import bootstrap_mean_ci
 
-__all__ = ["FONT", "plot_figure3", "plot_scales", "plot_growth", "plot_boxes", "plot_grids", "plot_power",
+__all__ = ["plot_figure3", "plot_scales", "plot_growth", "plot_boxes", "plot_grids", "plot_power",
            "plot_gaps"]
 
-FONT = 10
-WIDTH = 8.0
-
-
-def _style(ax):
-    ax.tick_params(labelsize=FONT)
-    ax.xaxis.label.set_size(FONT)
-    ax.yaxis.label.set_size(FONT)
-    ax.title.set_size(FONT + 1)
 
 
 def plot_figure3(runs, title: str | None = None, max_panels: int = 6):
@@ -37,7 +30,7 @@ def plot_figure3(runs, title: str | None = None, max_panels: int = 6):
     n = max(1, len(runs))
     cols = min(n, 2)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 2.9 * rows), constrained_layout=True, squeeze=False)
+    fig, axes = figure(rows, cols, 2.9 * rows, squeeze=False)
     for ax, (p, h) in zip(axes.flat, runs):
         ep = np.array(h.column("epoch"))
         shade_terminal_phase(ax, h.terminal_epoch, ep[-1])
@@ -47,21 +40,21 @@ def plot_figure3(runs, title: str | None = None, max_panels: int = 6):
         right = ax.twinx()
         right.plot(ep, h.column("train_p_min"), color="C3")
         right.axhline(0, color="C3", lw=0.6, ls=":")
-        right.set_ylabel("p_min", color="C3", fontsize=FONT)
-        right.tick_params(labelsize=FONT)
+        right.set_ylabel("p_min", color="C3", fontsize=FONT_SIZE)
+        right.tick_params(labelsize=FONT_SIZE)
         ax.set_title(run_label(p).replace(" · fashion_mnist", ""))
-        _style(ax)
+        style_axes(ax)
     for ax in list(axes.flat)[len(runs):]:
         ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=FONT + 1)
+        fig.suptitle(title, fontsize=FONT_SIZE + 1)
     return fig
 
 
 def plot_scales(runs, title: str | None = None):
     """Two panels stacked: the scale-free margin p̂ and the RMS feature norm ρ̄ along training,
     one line per run (solid: fixed ETF head, dashed: learnable head; one colour per backbone)."""
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(WIDTH, 5.6), constrained_layout=True, sharex=True)
+    fig, (a1, a2) = figure(2, 1, 5.6, sharex=True)
     backbones = sorted({p.get("backbone") for p, _ in runs})
     seen = set()
     for p, h in runs:
@@ -77,26 +70,25 @@ def plot_scales(runs, title: str | None = None):
     a1.set_ylabel("scale-free margin p̂")
     a2.set_ylabel("RMS feature norm ρ̄")
     a2.set_xlabel("epoch")
-    a1.legend(fontsize=FONT, loc="lower right")
+    a1.legend(fontsize=FONT_SIZE, loc="lower right")
     for a in (a1, a2):
-        _style(a)
+        style_axes(a)
     if title:
-        fig.suptitle(title, fontsize=FONT + 1)
+        fig.suptitle(title, fontsize=FONT_SIZE + 1)
     return fig
 
 
 def plot_growth(rows, control=None, title: str | None = None, alpha: float = 0.05):
     """Per run (one row each), the change of p_min (in units of the run's scale, black dots) and of
     the scale-free margin p̂ (green squares) over the second half of the terminal phase
-    (:meth:`nclib.report.MarginGrowth.change`); the top row is their mean over runs with its 95%
+    (:meth:`nclib.tpt_margins.MarginGrowth.change`); the top row is their mean over runs with its 95%
     bootstrap interval; the rescaled copies (``control``) are drawn below a line, hollow."""
-    from nclib.stats import bootstrap_mean_ci
 
     done = [r for r in rows if r.reached]
     ctrl = list(control or [])
     items = done + ctrl
     n = len(items) + 1
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.34 * n + 1.5), constrained_layout=True)
+    fig, ax = figure(1, 1, 0.34 * n + 1.5)
     for i, r in enumerate(items):
         y = n - 2 - i
         hollow = r in ctrl
@@ -112,14 +104,14 @@ def plot_growth(rows, control=None, title: str | None = None, alpha: float = 0.0
     labels = ["mean over runs (95% interval)"] + [
         r.label.replace(" · fashion_mnist", "").replace(" head", "") + (f" · s{r.seed}" if r.seed is not None else "")
         for r in items]
-    ax.set_yticks(range(n), labels[::-1], fontsize=FONT)
+    ax.set_yticks(range(n), labels[::-1], fontsize=FONT_SIZE)
     if ctrl:
         ax.axhline(len(ctrl) - 0.5, color="0.5", lw=0.8)
     ax.axhline(n - 1.5, color="0.5", lw=0.8)
     ax.axvline(0, color="k", lw=0.6)
     ax.set_xlabel("change over the second half of the terminal phase")
-    ax.legend(fontsize=FONT, loc="lower right")
-    _style(ax)
+    ax.legend(fontsize=FONT_SIZE, loc="lower right")
+    style_axes(ax)
     if title:
         ax.set_title(title)
     return fig
@@ -132,7 +124,7 @@ def plot_boxes(summary, title: str | None = None):
     groups = summary.groups
     panels = [("test_accuracy", "test accuracy (%)", 100), ("test_loss", "test CE", 1),
               ("train_accuracy", "train accuracy (%)", 100), ("train_loss", "train CE (log)", 1)]
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 6.2), constrained_layout=True)
+    fig, axes = figure(2, 2, 6.2)
     rng = np.random.default_rng(0)
     names = [g for g in BOX_NAMES if g in groups]
     short = {"permutations": "perm.", "rotations": "rot.", "seeds (M* fixed)": "seeds"}
@@ -148,9 +140,9 @@ def plot_boxes(summary, title: str | None = None):
             ax.set_yscale("log")
         if key == "train_accuracy" and vals:
             ax.set_ylim(min(min(v) for v in vals) - 1, 100.5)
-        _style(ax)
+        style_axes(ax)
     if title:
-        fig.suptitle(title, fontsize=FONT + 1)
+        fig.suptitle(title, fontsize=FONT_SIZE + 1)
     return fig
 
 
@@ -163,24 +155,23 @@ def plot_grids(summary, title: str | None = None):
     vmin = min(ga.grid.values.min() for ga in gas)
     vmax = max(ga.grid.values.max() for ga in gas)
     rows = max(ga.grid.shape[0] for ga in gas)
-    fig, axes = plt.subplots(1, len(gas), figsize=(WIDTH if len(gas) > 1 else WIDTH / 1.6, 0.45 * rows + 1.6),
-                             constrained_layout=True, squeeze=False)
+    fig, axes = figure(1, len(gas), 0.45 * rows + 1.6, width=WIDTH if len(gas) > 1 else WIDTH / 1.6, squeeze=False)
     for ax, ga in zip(axes.flat, gas):
         g = ga.grid
         im = ax.imshow(g.values, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
         mid = (vmin + vmax) / 2
         for i in range(g.shape[0]):
             for j in range(g.shape[1]):
-                ax.text(j, i, f"{g.values[i, j]:.1f}", ha="center", va="center", fontsize=FONT,
+                ax.text(j, i, f"{g.values[i, j]:.1f}", ha="center", va="center", fontsize=FONT_SIZE,
                         color="w" if g.values[i, j] < mid else "k")
         ax.set_xticks(range(g.shape[1]), [f"s{s}" for s in g.seeds])
         ax.set_yticks(range(g.shape[0]), g.row_labels())
         ax.set_xlabel("seed")
         ax.set_title(f"{g.kind}s: permutation test p = {ga.p:.2g}")
-        _style(ax)
+        style_axes(ax)
     fig.colorbar(im, ax=list(axes.flat), shrink=0.85, label="test accuracy (%)")
     if title:
-        fig.suptitle(title, fontsize=FONT + 1)
+        fig.suptitle(title, fontsize=FONT_SIZE + 1)
     return fig
 
 
@@ -191,7 +182,7 @@ def plot_power(summary, title: str | None = None):
     gas = [summary.grids[k] for k in ("permutation", "rotation") if k in summary.grids]
     if not gas:
         return None
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.2), constrained_layout=True)
+    fig, ax = figure(1, 1, 3.2)
     for i, ga in enumerate(gas):
         det = ga.detectable
         x = np.asarray(det.ratios) * ga.sigma
@@ -206,21 +197,21 @@ def plot_power(summary, title: str | None = None):
     ax.set_xlabel("sd of the classifier effect (test-accuracy points)")
     ax.set_ylabel("power")
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=FONT, loc="lower right")
-    _style(ax)
+    ax.legend(fontsize=FONT_SIZE, loc="lower right")
+    style_axes(ax)
     if title:
         ax.set_title(title)
     return fig
 
 
 def plot_gaps(check: dict, title: str | None = None):
-    """The per-model relative logit gaps of :func:`nclib.report.batched_check` on a log axis:
+    """The per-model relative logit gaps of :func:`nclib.training_checks.batched_check` on a log axis:
     batched vs sequential in float32, the rounding-noise control in float32, batched vs
     sequential in float64."""
     series = [("batched vs sequential\nfloat32", check["batched32"], "C0"),
               ("rounding-noise control\nfloat32", check["noise32"], "C1"),
               ("batched vs sequential\nfloat64", check["batched64"], "C2")]
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.0), constrained_layout=True)
+    fig, ax = figure(1, 1, 3.0)
     rng = np.random.default_rng(0)
     for j, (_, v, c) in enumerate(series):
         v = np.maximum(np.asarray(v, dtype=float), 1e-18)
@@ -228,7 +219,7 @@ def plot_gaps(check: dict, title: str | None = None):
     ax.set_yscale("log")
     ax.set_xticks(range(len(series)), [s[0] for s in series])
     ax.set_ylabel("relative gap of test logits")
-    _style(ax)
+    style_axes(ax)
     if title:
         ax.set_title(title)
     return fig

@@ -41,14 +41,13 @@ import uuid
 from pathlib import Path
 
 from nclib.children import Interrupted, bound_command, on_termination, stop
-from nclib.claims import pid_alive
+from nclib.files import atomic_write_json, atomic_write_text, pid_alive
+from nclib.records import RunStore, UnreadableRecord, provenance, repo_root, resolve_device
+from nclib.scheme import choose_workers
 from nclib.presets import (EXPERIMENTS, PRESETS, RUNNER_KEYS, SCALES, ParameterError, chapter_parameters,
                            dataset_problem, validate_parameters)
-from nclib.records import (RunStore, UnreadableRecord, atomic_write_json, atomic_write_text, provenance, repo_root,
-                           resolve_device)
-from nclib.scheme import choose_workers
 
-__all__ = ["ExperimentError", "plan_parameters", "execute", "dry_run", "summarize", "main"]
+__all__ = ["ExperimentError", "plan_parameters", "execute", "dry_run", "folder_status", "main"]
 
 # Appended to every chapter run: a chapter is not over while other workers still train its runs.
 _FINISH = ("# nclib runner: wait for the runs other workers still train, so that the results folder\n"
@@ -249,7 +248,7 @@ def _csv_problem(folder: Path, valid: list[str]) -> str | None:
     return None
 
 
-def summarize(folder) -> dict:
+def folder_status(folder) -> dict:
     """What a results folder holds, read only: planned run ids (manifest), valid records, missing
     and corrupt ones, the provenance status and its problems, and ``complete``: every planned run
     has a valid record and the provenance says complete."""
@@ -358,7 +357,7 @@ def execute(experiment: str, scale: str = "paper", device: str = "auto", results
             else:
                 _run_papermill(chapter, params, keep, progress)
         problems = _collect_problems(folder, token)
-        summary = summarize(folder) if store.manifest() else None
+        summary = folder_status(folder) if store.manifest() else None
         if summary is None:
             problems.append("the chapter wrote no manifest (it planned no runs)")
         elif summary["planned"] == 0:
@@ -522,7 +521,7 @@ def _status(results: str) -> int:
         return 0
     all_complete = True
     for folder in found:
-        s = summarize(folder)
+        s = folder_status(folder)
         all_complete &= s["complete"]
         counts = f"{s['valid']}/{s['planned']} runs recorded" if s["manifest"] else "no manifest"
         extra = (f", {len(s['missing'])} missing" if s["missing"] else "") + (

@@ -20,9 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from nclib.files import atomic_write_json
+from nclib.records import provenance
+from nclib.verdicts import SHORT
 from pathlib import Path
 
-__all__ = ["glued_values", "glue_file_values", "build_verdicts", "record", "summarize", "seed_agreement"]
+__all__ = ["glued_values", "glue_file_values", "build_verdicts", "record", "seed_rows", "seed_agreement"]
 
 
 def _plain(text) -> str:
@@ -72,7 +76,7 @@ def build_verdicts(build_dir) -> dict[str, dict]:
     return out
 
 
-def summarize(per_seed: dict[str, dict]) -> list[dict]:
+def seed_rows(per_seed: dict[str, dict]) -> list[dict]:
     """One row per verdict: its label at each seed and whether they all agree."""
     names = sorted({(ch, n) for v in per_seed.values() for ch, d in v.items() for n in d})
     rows = []
@@ -93,7 +97,6 @@ def seed_agreement(rec: dict | None, chapter: str, name: str) -> str:
     row = next((r for r in rec.get("summary", []) if (r["chapter"], r["name"]) == (chapter, name)), None)
     if row is None:
         return "not recorded"
-    from nclib.verdicts import SHORT
 
     seeds = sorted(row["labels"], key=int)
     if row["stable"]:
@@ -115,11 +118,10 @@ def _commit_of(folder) -> str | None:
 
 def record(builds: dict[str, str], out) -> dict:
     """Read the verdicts of each ``{seed: build folder}`` and write the record to ``out``."""
-    from nclib.records import atomic_write_json, provenance
 
     per_seed = {str(s): build_verdicts(b) for s, b in builds.items()}
     rec = {"builds": {str(s): str(b) for s, b in builds.items()}, "verdicts": per_seed,
-           "summary": summarize(per_seed), "provenance": provenance("cpu"),
+           "summary": seed_rows(per_seed), "provenance": provenance("cpu"),
            "build_commits": {str(s): _commit_of(b) for s, b in builds.items()}}
     atomic_write_json(out, rec)
     return rec

@@ -92,9 +92,9 @@ def _as_table(values) -> np.ndarray:
 def two_way_anova(values) -> AnovaTable:
     """Two-way fixed-effects ANOVA on a balanced a×b table (or a×b×n, n replicates per cell).
 
-    With ȳ the grand mean, ȳ_i·, ȳ_·j the row and column means and ȳ_ij the cell means:
-    SS_A = bn Σ_i (ȳ_i· − ȳ)², SS_B = an Σ_j (ȳ_·j − ȳ)², SS_AB = n Σ_ij (ȳ_ij − ȳ_i· − ȳ_·j + ȳ)²,
-    SS_E = Σ_ijk (y_ijk − ȳ_ij)². For n = 1 the error is SS_AB with (a−1)(b−1) degrees of freedom
+    With ȳ the grand mean, ``ȳ_i·``, ``ȳ_·j`` the row and column means and ``ȳ_ij`` the cell means:
+    ``SS_A = bn Σ_i (ȳ_i· − ȳ)²``, ``SS_B = an Σ_j (ȳ_·j − ȳ)²``,
+    ``SS_AB = n Σ_ij (ȳ_ij − ȳ_i· − ȳ_·j + ȳ)²``, ``SS_E = Σ_ijk (y_ijk − ȳ_ij)²``. For n = 1 the error is SS_AB with (a−1)(b−1) degrees of freedom
     (Tukey's additive model); for n > 1 the error has ab(n−1) and the interaction is tested too.
     F = MS_effect / MS_error, p = P(F_{df_effect, df_error} ≥ F).
     """

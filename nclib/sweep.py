@@ -21,9 +21,6 @@ import copy
 import hashlib
 import json
 import math
-import os
-import re
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +35,10 @@ from nclib._checks import check_matrix, check_orthogonal
 from nclib.accumulate import NCAccumulator
 from nclib.data import TensorDataset
 from nclib.etf import permute, random_permutation, random_rotation, rotate, simplex_etf, ufm_structure
+from nclib.files import atomic_torch_save
+from nclib.history import History
 from nclib.models import FixedHead, LinearHead, NCModel
-from nclib.schedule import MetricSchedule
-from nclib.train import History, TrainConfig, _batch_input, _generators, _record, keep_training, train
+from nclib.train import TrainConfig, batch_input, data_generators, epoch_record, run_epochs, train
 
 __all__ = [
     "HeadSpec",
@@ -316,22 +314,6 @@ class StackedModels:
         return out
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``: a kill
-    at any moment leaves either the old file or the new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # named like nclib.records' temporaries (".<name>.w-<host>-<pid>.<tag>.tmp"), so that a store
-    # opened after this writer died on this host removes it at once instead of after its stale age
-    host = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())
-    tmp = path.with_name(f".{path.name}.w-{host}-{os.getpid()}.ckpt.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, config: TrainConfig,
                   *, progress: bool = True, checkpoint=None, checkpoint_every: float = 300.0,
                   on_epoch_end=None) -> list[History]:
@@ -344,13 +326,13 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
     saved there atomically at the end of an epoch when ``checkpoint_every`` seconds have passed
     since the last save (0: every epoch), and a later call with the same models and config
     resumes from it. ``on_epoch_end(epoch, histories)`` is called after each epoch's measurement
-    (and the checkpoint). Returns one :class:`~nclib.train.History` per model.
+    (and the checkpoint). Returns one :class:`~nclib.history.History` per model.
     """
     models = list(models)
     device = train_data.x.device
     stack = StackedModels(models, device)
     K = stack.K
-    g, aug_gen = _generators(config, device)
+    g, aug_gen = data_generators(config, device)
     opt = torch.optim.SGD(stack.trainable(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.lr_gamma)
@@ -363,12 +345,10 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
         tes = stack.measure(test_data, config.eval_batch_size, full=False)
         lr = opt.param_groups[0]["lr"]
         for h, tr, te in zip(histories, trs, tes):
-            h.observe(_record(epoch, lr, tr, te), tr["margins"].pairwise.nan_to_num(0.0).tolist())
+            h.observe(epoch_record(epoch, lr, tr, te), tr["margins"].pairwise.nan_to_num(0.0).tolist())
         return trs
 
-    schedule = MetricSchedule(config.measure, config.epochs, len(train_data), config.measure_window)
-
-    start = 1
+    start, trs = 1, None
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.is_file():
         try:
@@ -383,20 +363,12 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
             aug_gen.set_state(saved["aug"])
             histories = [History.from_dict(h) for h in saved["histories"]]
             start = int(saved["epoch"]) + 1
-    if start == 1:
-        trs = log(0)
-    else:  # the resumed histories hold the last measurement, which is all keep_training reads
-        trs = [{"accuracy": h.records[-1]["train_accuracy"], "loss": h.records[-1]["train_loss"]}
-               for h in histories]
-    last_save = time.monotonic()
+            # the resumed histories hold the last measurement, which is all keep_training reads
+            trs = [{"accuracy": h.records[-1]["train_accuracy"], "loss": h.records[-1]["train_loss"]}
+                   for h in histories]
     n = len(train_data)
-    bar = tqdm(total=config.epochs, initial=start - 1, desc=f"epochs ({K} models)", disable=not progress)
-    epoch = start - 1
-    while keep_training(epoch, config, trs, [h.terminal_epoch for h in histories]):
-        epoch += 1
-        if epoch > bar.total:  # past the schedule: training until every model meets the condition
-            bar.total = epoch
-            bar.set_description(f"epochs ({K} models, until {config.describe_condition()})")
+
+    def train_epoch(epoch):
         stack.train()
         bad = torch.zeros(K, dtype=torch.bool, device=device)
         run_loss = torch.zeros(K, dtype=torch.float64, device=device)
@@ -404,7 +376,7 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
         order = torch.randperm(n, generator=g).to(device)
         for i in range(0, n, config.batch_size):
             idx = order[i : i + config.batch_size]
-            x = _batch_input(train_data.x[idx], config, aug_gen)
+            x = batch_input(train_data.x[idx], config, aug_gen)
             y = train_data.y[idx]
             logits = stack.head(stack.features(x, config.amp)).float()
             losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(K), reduction="none").view(K, -1).mean(1)
@@ -419,16 +391,14 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
                 f"training diverged in epoch {epoch} for model(s) {bad.nonzero().flatten().tolist()}; "
                 "lower config.lr"
             )
-        lr_used = opt.param_groups[0]["lr"]
-        sched.step()
-        errors = run_errors.tolist()
-        for h, loss_k, err_k in zip(histories, (run_loss / n).tolist(), errors):
-            h.running.append({"epoch": epoch, "lr": lr_used, "running_loss": loss_k,
-                              "running_accuracy": 1.0 - err_k / n})
-        if schedule.due(epoch, errors, [h.terminal_epoch for h in histories]):
-            trs = log(epoch)
+        return (run_loss / n).tolist(), run_errors.tolist()
+
+    last_save = time.monotonic()
+
+    def after_epoch(epoch):
+        nonlocal last_save
         if ckpt is not None and (time.monotonic() - last_save >= checkpoint_every or epoch >= config.epochs):
-            _atomic_torch_save({
+            atomic_torch_save({
                 "key": key, "epoch": epoch, "state": stack.state(), "opt": opt.state_dict(),
                 "sched": sched.state_dict(), "g": g.get_state(), "aug": aug_gen.get_state(),
                 "histories": [h.to_dict() for h in histories],
@@ -436,10 +406,9 @@ def train_batched(models, train_data: TensorDataset, test_data: TensorDataset, c
             last_save = time.monotonic()
         if on_epoch_end is not None:
             on_epoch_end(epoch, histories)
-        accs = [t["accuracy"] for t in trs]
-        bar.update(1)
-        bar.set_postfix(min_train_acc=f"{min(accs):.4f}", mean_loss=f"{sum(t['loss'] for t in trs) / K:.2e}")
-    bar.close()
+
+    run_epochs(config, n, histories, log, train_epoch, opt, sched, trs=trs, start=start, label=f"{K} models",
+               progress=progress, after_epoch=after_epoch)
     stack.unstack_into(models)
     return histories
 
@@ -454,7 +423,7 @@ def train_sweep(models, train_data: TensorDataset, test_data: TensorDataset, con
 
     ``batched=None`` picks what ``make bench`` measured faster on the data's device: the plain loop
     on a CPU (the vmapped step ran 0.30× (small CNN) to 1.02× (MLP) as fast as the loop on these
-    CPUs, results/bench/cpu_speed-*.json), the batched step on an accelerator. ``progress``: a bar
+    CPUs, ``results/bench/cpu_speed-*.json``), the batched step on an accelerator. ``progress``: a bar
     over the models with an ETA (and each model's epochs)."""
     models = list(models)
     if not models:

@@ -9,6 +9,7 @@ import torch
 
 from nclib._checks import as_float64, as_generator, check_int, check_matrix, check_real
 from nclib.data import TensorDataset
+from nclib.etf import simplex_etf
 
 __all__ = ["spiral_arm", "spiral_dataset", "gaussian_mixture", "ball_mixture"]
 
@@ -35,7 +36,7 @@ def spiral_dataset(C: int, per_class: int, generator=None) -> TensorDataset:
     are the arms), in random order, labels = arm index. ``generator``: a generator or seed (default 0)."""
     C = check_int(C, "C (number of classes)", minimum=2)
     per_class = check_int(per_class, "per_class", minimum=1)
-    g = as_generator(generator, default_seed=0)
+    g = as_generator(generator)
     xs, ys = [], []
     for c in range(C):
         xs.append(spiral_arm(c, C, torch.rand(per_class, generator=g, dtype=torch.float64)))
@@ -49,14 +50,13 @@ def gaussian_mixture(C: int, d: int, per_class: int, separation: float = 3.0, no
                      generator=None) -> TensorDataset:
     """Isotropic Gaussian classes in R^d with means at ``separation`` times the vertices of a unit
     simplex ETF (Definition 3.1; needs d ≥ C − 1) and standard deviation ``noise``."""
-    from nclib.etf import simplex_etf
 
     C = check_int(C, "C (number of classes)", minimum=2)
     d = check_int(d, "d (dimension)", minimum=1)
     per_class = check_int(per_class, "per_class", minimum=1)
     separation = check_real(separation, "separation", minimum=0.0)
     noise = check_real(noise, "noise", minimum=0.0)
-    g = as_generator(generator, default_seed=0)
+    g = as_generator(generator)
     means = separation * simplex_etf(C, d, generator=g).T
     y = torch.arange(C).repeat_interleave(per_class)
     x = means[y] + noise * torch.randn(len(y), d, generator=g, dtype=torch.float64)
@@ -75,7 +75,7 @@ def ball_mixture(centres, per_class: int, radius: float = 0.5, generator=None) -
     check_matrix(centres, "centres (d×C)")
     per_class = check_int(per_class, "per_class", minimum=1)
     radius = check_real(radius, "radius", minimum=0.0)
-    g = as_generator(generator, default_seed=0)
+    g = as_generator(generator)
     d, C = centres.shape
     y = torch.arange(C).repeat_interleave(per_class)
     direction = torch.randn(len(y), d, generator=g, dtype=torch.float64)

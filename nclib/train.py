@@ -4,7 +4,7 @@ The terminal phase of training (TPT, Papyan et al. 2020) starts at the first epo
 training accuracy; neural collapse and the growth of p_min (Theorem 4.1) are properties of what
 happens after it, so a run records that epoch and trains on past it.
 
-Speed (DESIGN.md): the caller keeps the data on the model's device (``TensorDataset.to``);
+Speed (ARCHITECTURE.md): the caller keeps the data on the model's device (``TensorDataset.to``);
 augmentation (random crop and flip) runs on that device from its own seeded generator; with
 ``amp`` the backbone runs under bf16 autocast on CUDA while the head and the loss stay in fp32;
 ``channels_last`` stores images and convolution weights NHWC. :func:`set_deterministic` switches
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,16 +26,22 @@ from tqdm.auto import tqdm
 from nclib._checks import check_int, check_real
 from nclib.accumulate import NCAccumulator
 from nclib.data import TensorDataset
+from nclib.history import History
 from nclib.schedule import SCHEDULES, MetricSchedule
 
 __all__ = [
     "TrainConfig",
     "TrainingDidNotConverge",
-    "History",
     "evaluate",
     "evaluate_loss_accuracy",
     "augment",
     "set_deterministic",
+    "keep_training",
+    "data_generators",
+    "batch_input",
+    "TRAIN_SCALARS",
+    "epoch_record",
+    "run_epochs",
     "train",
 ]
 
@@ -53,7 +59,7 @@ class TrainConfig:
     training; a no-op for the MLP). ``eval_batch_size``: batch size of
     the per-epoch measurement passes.
 
-    Training *until* a condition holds (DESIGN.md: no chapter depends on a lucky run): with
+    Training *until* a condition holds (ARCHITECTURE.md: no chapter depends on a lucky run): with
     ``until_accuracy`` (training accuracy ≥ it, 1.0 = every training label fitted) and/or
     ``until_loss`` (training cross-entropy ≤ it) and/or ``min_terminal_epochs`` (at least that many
     epochs since the first with 100% training accuracy: a terminal phase long enough to study) set, training runs the ``epochs`` of the schedule
@@ -190,67 +196,6 @@ def keep_training(epoch: int, config: TrainConfig, train_metrics: list[dict],
     )
 
 
-@dataclass
-class History:
-    """The measured epochs of a run (one dict of floats per measured epoch, epoch 0 = before
-    training, in increasing order; which epochs is :class:`~nclib.schedule.MetricSchedule`'s
-    choice), the first measured epoch with 100% training accuracy (None if never reached) and the
-    measured epoch before it (the terminal phase started in ``(terminal_after, terminal_epoch]``;
-    exact when they are consecutive), and per trained epoch the running loss and accuracy on its
-    mini-batches (``running``: free to record, in train mode, while the weights move)."""
-
-    records: list[dict] = field(default_factory=list)
-    pairwise_margins: list[list[list[float]]] = field(default_factory=list)
-    terminal_epoch: int | None = None
-    terminal_after: int | None = None
-    running: list[dict] = field(default_factory=list)
-
-    def at(self, epoch: int) -> dict:
-        """The record of a measured ``epoch`` (a KeyError names the measured ones otherwise)."""
-        for r in self.records:
-            if r["epoch"] == epoch:
-                return r
-        raise KeyError(f"epoch {epoch} was not measured; measured: {self.column('epoch')}")
-
-    def observe(self, record: dict, pairwise) -> None:
-        """Append a measured epoch (after the last one) and update the terminal epoch."""
-        if self.records and record["epoch"] <= self.records[-1]["epoch"]:
-            raise ValueError(f"epoch {record['epoch']} recorded after epoch {self.records[-1]['epoch']}")
-        if self.terminal_epoch is None and record["train_accuracy"] == 1.0:
-            self.terminal_epoch = record["epoch"]
-            self.terminal_after = self.records[-1]["epoch"] if self.records else None
-        self.records.append(record)
-        self.pairwise_margins.append(pairwise)
-
-    @property
-    def epochs_trained(self) -> int:
-        """The last epoch recorded (the number of training epochs run)."""
-        return int(self.records[-1]["epoch"]) if self.records else 0
-
-    def column(self, key: str) -> list[float]:
-        """The values of one quantity over the epochs."""
-        return [r[key] for r in self.records]
-
-    def to_dict(self) -> dict:
-        """Plain lists and dicts (JSON-able) for a run record; :meth:`from_dict` inverts it."""
-        return {
-            "records": [dict(r) for r in self.records],
-            "pairwise_margins": self.pairwise_margins,
-            "terminal_epoch": self.terminal_epoch,
-            "terminal_after": self.terminal_after,
-            "running": [dict(r) for r in self.running],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "History":
-        """Rebuild a history from :meth:`to_dict` output (missing values stored as None become NaN)."""
-        if not isinstance(data, dict) or not isinstance(data.get("records"), list):
-            raise ValueError("a history needs a dict with a 'records' list")
-        records = [{k: (math.nan if v is None else v) for k, v in r.items()} for r in data["records"]]
-        return cls(records, data.get("pairwise_margins") or [], data.get("terminal_epoch"),
-                   data.get("terminal_after"), list(data.get("running") or []))
-
-
 def _in_memory_format(x, channels_last: bool):
     """A batch in the training's memory format: NHWC images for a channels-last model (mixing an
     NCHW batch with NHWC weights costs a layout conversion in every convolution)."""
@@ -259,7 +204,7 @@ def _in_memory_format(x, channels_last: bool):
 
 @torch.no_grad()
 def evaluate(model, data: TensorDataset, batch_size: int = 1000, channels_last: bool = False) -> dict:
-    """One pass over ``data``: mean cross-entropy plus every metric of :class:`NCAccumulator` for the
+    """One pass over ``data``: mean cross-entropy plus every metric of :class:`~nclib.accumulate.NCAccumulator` for the
     model's classifier matrix, and the RMS feature norm ρ̄ = (Ave_i ‖z_i‖²)^{1/2} and mean column
     norm of the classifier (the two factors by which p_min grows under mere rescaling).
     ``channels_last``: feed 4-D batches NHWC (set when the model was trained so)."""
@@ -296,7 +241,8 @@ def evaluate_loss_accuracy(model, data: TensorDataset, batch_size: int = 1000,
     return {"loss": loss_sum / len(data), "accuracy": correct / len(data)}
 
 
-_SCALARS = (
+#: The training-set measurements an epoch's record keeps, each as ``train_<name>``.
+TRAIN_SCALARS = (
     "loss", "accuracy", "p_min", "scale_free_margin", "feature_rms", "classifier_norm", "nc1",
     "nc2_equinorm_means", "nc2_equiangular_means", "nc2_max_angle_means", "nc2_etf_error_means",
     "nc2_equinorm_classifier", "nc2_equiangular_classifier", "nc2_max_angle_classifier",
@@ -304,9 +250,12 @@ _SCALARS = (
 )
 
 
-def _record(epoch, lr, train_metrics, test_metrics) -> dict:
+def epoch_record(epoch: int, lr: float, train_metrics: dict, test_metrics: dict) -> dict:
+    """One measured epoch's record (:data:`nclib.records.RECORD_KEYS`): the epoch, the learning
+    rate of its steps, ``train_<name>`` for each of :data:`TRAIN_SCALARS` and the test loss and
+    accuracy."""
     rec = {"epoch": epoch, "lr": lr}
-    rec.update({f"train_{k}": train_metrics[k] for k in _SCALARS})
+    rec.update({f"train_{k}": train_metrics[k] for k in TRAIN_SCALARS})
     rec.update({"test_loss": test_metrics["loss"], "test_accuracy": test_metrics["accuracy"]})
     return rec
 
@@ -347,7 +296,7 @@ def set_deterministic(enabled: bool = True) -> None:
     torch.backends.cudnn.deterministic = enabled
 
 
-def _generators(config: TrainConfig, device: torch.device):
+def data_generators(config: TrainConfig, device: torch.device):
     """The data-order generator (CPU, seeded with ``config.seed``, as before augmentation existed)
     and the augmentation generator (on the data's device, seeded from ``config.seed``)."""
     order = torch.Generator().manual_seed(config.seed)
@@ -355,7 +304,7 @@ def _generators(config: TrainConfig, device: torch.device):
     return order, aug
 
 
-def _batch_input(x, config: TrainConfig, aug_gen):
+def batch_input(x, config: TrainConfig, aug_gen):
     """The training batch as the model sees it: augmented and in the configured memory format."""
     if config.augment is not None:
         x = augment(x, aug_gen, config.augment, config.augment_pad)
@@ -381,6 +330,48 @@ def _check_training_inputs(model, train_data, test_data, config) -> None:
         raise TypeError(f"train(...): config must be an nclib.train.TrainConfig, got {type(config).__name__}")
 
 
+def run_epochs(config: TrainConfig, n_train: int, histories: list[History], log, train_epoch, opt, sched, *,
+               trs: list[dict] | None = None, start: int = 1, label: str = "", progress: bool = True,
+               after_epoch=None) -> None:
+    """The epoch loop that :func:`train` and :func:`nclib.sweep.train_batched` share: train epoch
+    after epoch while :func:`keep_training` says so, record each epoch's running loss and accuracy,
+    step the schedule, and measure on the epochs :class:`~nclib.schedule.MetricSchedule` picks.
+
+    ``log(epoch)`` measures every model and appends the epoch's record to its history, returning
+    the training-set metrics per model (called for epoch 0 unless ``trs``, the last measurement of
+    a resumed run, is given); ``train_epoch(epoch)`` runs one epoch's steps and returns, per model,
+    the mean running loss and the number of misclassified training samples; ``after_epoch(epoch)``
+    (optional) runs after the measurement (a checkpoint). ``start``: the first epoch to train.
+    ``label``: what the progress bar names besides the epochs (e.g. "8 models")."""
+    schedule = MetricSchedule(config.measure, config.epochs, n_train, config.measure_window)
+    if trs is None:
+        trs = log(0)
+    named = f"{label}, " if label else ""
+    bar = tqdm(total=config.epochs, initial=start - 1, desc=f"epochs ({label})" if label else "epochs",
+               disable=not progress)
+    epoch = start - 1
+    while keep_training(epoch, config, trs, [h.terminal_epoch for h in histories]):
+        epoch += 1
+        if epoch > bar.total:  # past the schedule: training until every model meets the condition
+            bar.total = epoch
+            bar.set_description(f"epochs ({named}until {config.describe_condition()})")
+        losses, errors = train_epoch(epoch)
+        lr_used = opt.param_groups[0]["lr"]
+        if sched is not None:
+            sched.step()
+        for h, loss_k, err_k in zip(histories, losses, errors):
+            h.running.append({"epoch": epoch, "lr": lr_used, "running_loss": loss_k,
+                              "running_accuracy": 1.0 - err_k / n_train})
+        if schedule.due(epoch, errors, [h.terminal_epoch for h in histories]):
+            trs = log(epoch)
+            bar.set_postfix(min_train_acc=f"{min(t['accuracy'] for t in trs):.4f}",
+                            max_loss=f"{max(t['loss'] for t in trs):.2e}")
+        if after_epoch is not None:
+            after_epoch(epoch)
+        bar.update(1)
+    bar.close()
+
+
 def train(model, train_data: TensorDataset, test_data: TensorDataset, config: TrainConfig,
           progress: bool = True, on_epoch=None, optimizer=None, scheduler=None) -> History:
     """Train ``model`` with cross-entropy and measure everything on the full training set (and loss
@@ -401,7 +392,7 @@ def train(model, train_data: TensorDataset, test_data: TensorDataset, config: Tr
     device = train_data.x.device
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    g, aug_gen = _generators(config, device)
+    g, aug_gen = data_generators(config, device)
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"train(...): optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
@@ -418,27 +409,19 @@ def train(model, train_data: TensorDataset, test_data: TensorDataset, config: Tr
     def log(epoch):
         tr = evaluate(model, train_data, config.eval_batch_size, config.channels_last)
         te = evaluate_loss_accuracy(model, test_data, config.eval_batch_size, config.channels_last)
-        rec = _record(epoch, opt.param_groups[0]["lr"], tr, te)
+        rec = epoch_record(epoch, opt.param_groups[0]["lr"], tr, te)
         if on_epoch is not None:
             rec.update(on_epoch(epoch, model, tr, te) or {})
         history.observe(rec, tr["margins"].pairwise.nan_to_num(0.0).tolist())
-        return tr
+        return [tr]
 
-    schedule = MetricSchedule(config.measure, config.epochs, len(train_data), config.measure_window)
-    trs = [log(0)]
-    bar = tqdm(total=config.epochs, desc="epochs", disable=not progress)
-    epoch = 0
-    while keep_training(epoch, config, trs, [history.terminal_epoch]):
-        epoch += 1
-        if epoch > bar.total:  # past the schedule: training until the condition holds
-            bar.total = epoch
-            bar.set_description(f"epochs (until {config.describe_condition()})")
+    def train_epoch(epoch):
         model.train()
         order = torch.randperm(len(train_data), generator=g).to(device)
         run_loss, run_errors = 0.0, torch.zeros((), dtype=torch.int64, device=device)
         for i in range(0, len(order), config.batch_size):
             idx = order[i : i + config.batch_size]
-            x = _batch_input(train_data.x[idx], config, aug_gen)
+            x = batch_input(train_data.x[idx], config, aug_gen)
             y = train_data.y[idx]
             logits = model.logits(x, config.amp) if hasattr(model, "logits") else model(x)
             loss = F.cross_entropy(logits.float(), y)
@@ -452,16 +435,30 @@ def train(model, train_data: TensorDataset, test_data: TensorDataset, config: Tr
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        lr_used = opt.param_groups[0]["lr"]
-        if sched is not None:
-            sched.step()
-        errors = int(run_errors.item())
-        history.running.append({"epoch": epoch, "lr": lr_used, "running_loss": run_loss / len(order),
-                                "running_accuracy": 1.0 - errors / len(order)})
-        if schedule.due(epoch, [errors], [history.terminal_epoch]):
-            tr = log(epoch)
-            trs = [tr]
-            bar.set_postfix(train_acc=f"{tr['accuracy']:.4f}", loss=f"{tr['loss']:.2e}", p_min=f"{tr['p_min']:.3g}")
-        bar.update(1)
-    bar.close()
+        return [run_loss / len(order)], [int(run_errors.item())]
+
+    run_epochs(config, len(train_data), [history], log, train_epoch, opt, sched, progress=progress)
     return history
+
+
+class FeatureSnapshots:
+    """An ``on_epoch`` hook for :func:`nclib.train.train` that keeps the training features at the
+    first measured epoch with 100% training accuracy (the start of the terminal phase) and at
+    the latest measured epoch, so that NC1 can be resampled at both (:func:`nc1_drop`)."""
+
+    def __init__(self, x):
+        self.x = x
+        self.start = None
+        self.start_epoch = None
+        self.last = None
+        self.last_epoch = None
+
+    def __call__(self, epoch, model, train_metrics, test_metrics):
+        import torch
+
+        with torch.no_grad():
+            Z = model.features(self.x).double().cpu().numpy()
+        if self.start is None and train_metrics["accuracy"] == 1.0:
+            self.start, self.start_epoch = Z, epoch
+        self.last, self.last_epoch = Z, epoch
+        return None

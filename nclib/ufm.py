@@ -32,6 +32,7 @@ from nclib._checks import (
     check_real,
     pow2_scale,
 )
+
 from nclib.metrics import margins
 
 __all__ = ["ce_loss", "FlowPath", "gradient_flow", "multiclass_svm", "direction_cosine"]

@@ -17,9 +17,10 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-__all__ = ["LABELS", "SHORT", "BOOK_VERDICTS", "REFERENCE_VERDICTS", "CONFIRMATORY_VERDICTS", "Verdict"]
+__all__ = ["LABELS", "SHORT", "BOOK_VERDICTS", "REFERENCE_VERDICTS", "CONFIRMATORY_VERDICTS", "Verdict",
+           "span", "interval"]
 
-#: The vocabulary (DESIGN.md, "Verdicts"), each with the CSS class of its coloured label.
+#: The vocabulary (ARCHITECTURE.md, "Verdicts"), each with the CSS class of its coloured label.
 LABELS = {
     "holds": "holds",
     "holds but vacuous": "vacuous",
@@ -94,6 +95,11 @@ class Verdict:
                 raise ValueError(f"Verdict.{name} must be a non-empty phrase: a verdict without "
                                  f"its {name} cannot be judged by a reader")
 
+    def text(self) -> str:
+        """The verdict in four printed lines: label and key number, sureness, control, rule."""
+        return (f"{self.label}: {self.key}\n  sureness: {self.sureness}\n"
+                f"  control: {self.control}\n  rule: {self.rule}")
+
     def badge_html(self) -> str:
         """The label as a short coloured badge (styled by the book's CSS), the full label as its
         tooltip."""
@@ -115,3 +121,15 @@ class Verdict:
             glue_fn(f"badge_{name}", self.label, display=False)
         else:
             glue_fn(f"badge_{name}", HTML(self.badge_html()), display=False)
+
+
+def span(lo, hi, fmt: str = ".2f") -> str:
+    """A range of two numbers in words: "0.12–0.34", or "−1.24 to −0.81" when one is negative (an en
+    dash between signed numbers reads as a minus sign)."""
+    a, b = format(float(lo), fmt), format(float(hi), fmt)
+    return f"{a}–{b}" if float(lo) >= 0 and float(hi) >= 0 else f"{a} to {b}".replace("-", "−")
+
+
+def interval(lo, hi, fmt: str = ".3g") -> str:
+    """An interval as printed in a verdict: "[lo, hi]"."""
+    return f"[{lo:{fmt}}, {hi:{fmt}}]"

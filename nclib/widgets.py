@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from IPython.display import display
 
+from nclib.bounds import corollary_45, greedy_cover, hoeffding_bound
 from nclib.etf import random_rotation, simplex_etf
 from nclib.plots import draw_etf
 
@@ -197,7 +198,6 @@ def etf_explorer(C: int = 4, d: int = 3, seed: int = 0, static: bool = True):
 def render_margin_bound(gamma, K, weight_norm, rms_feature_norm, scale, N) -> str:
     """Corollary 4.5's terms (A) and (B) for margins ``scale``·γ and N samples, with the
     linear-class Rademacher estimate R_{N/C} = B ρ̄ / √(N/C), or why they do not apply."""
-    from nclib.bounds import corollary_45
 
     C = gamma.shape[0]
     R = weight_norm * rms_feature_norm / math.sqrt(N / C)
@@ -245,7 +245,6 @@ def render_cover(supports, radii, y: int, multiplier: float, names):
     """The supports and the greedy ε-net of class y at ε = multiplier × min_{y'} radii[y, y']."""
     from matplotlib.patches import Circle
 
-    from nclib.bounds import greedy_cover
 
     C = len(supports)
     radii = torch.as_tensor(radii, dtype=torch.float64)
@@ -300,7 +299,6 @@ def covering_explorer(supports, radii_by_config: dict, class_names=None, static:
 
 def render_hoeffding(g, r, d: int, scale: float, per_class: int) -> str:
     """Theorem 4.10's two H sums and the bound as printed for features scaled by ``scale``."""
-    from nclib.bounds import hoeffding_bound
 
     C = g.numel()
     b = hoeffding_bound(scale * g, scale * r, d, per_class * C, C)

@@ -14,16 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-import nclib.data as data
-from nclib.data import (
-    DatasetCorruptError,
-    DatasetNotFoundError,
-    TensorDataset,
-    balanced_split,
-    balanced_subset,
-    cifar,
-    fashion_mnist,
-)
+import nclib.datasets as datasets
+from nclib.datasets import DatasetCorruptError, DatasetNotFoundError, cifar, fashion_mnist
+from nclib.data import TensorDataset, balanced_split, balanced_subset
 from nclib.etf import simplex_etf
 from nclib.models import (
     BACKBONES,
@@ -76,7 +69,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("NCLIB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("NCLIB_DATA", raising=False)
     # A good copy where Debian's would be: any silent fallback would load it and pass unnoticed.
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", fake(tmp_path / "debian", n_train=40))
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", fake(tmp_path / "debian", n_train=40))
 
 
 def write_cifar(root: Path, num_classes=10, n=8, labels=None, meta_names=None):
@@ -333,7 +326,7 @@ def test_bad_idx_files_name_the_file_and_the_problem(tmp_path, name, payload, ph
 def test_damaged_debian_copy_says_reinstall(tmp_path, monkeypatch):
     root = fake(tmp_path / "bad-debian")
     corrupt(root, "t10k-labels-idx1-ubyte", idx_bytes(np.arange(19) % 10))
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", root)
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", root)
     with pytest.raises(DatasetCorruptError, match="apt-get install --reinstall dataset-fashion-mnist"):
         fashion_mnist(download=False)
 
@@ -375,11 +368,11 @@ def test_changed_source_with_an_older_mtime_is_never_served_stale(tmp_path):
 
 def test_unchanged_source_is_not_rehashed_and_touched_source_not_restaged(tmp_path, monkeypatch):
     root = fake(tmp_path / "fm")
-    monkeypatch.setattr(data, "_RACY_NS", -10**18)  # trust stat keys at once (files here are brand new)
+    monkeypatch.setattr(datasets, "_RACY_NS", -10**18)  # trust stat keys at once (files here are brand new)
     hashed, copied = [], []
-    real_hash, real_copy = data._sha256, data._copy_decompressed
-    monkeypatch.setattr(data, "_sha256", lambda p: hashed.append(p) or real_hash(p))
-    monkeypatch.setattr(data, "_copy_decompressed", lambda *a: copied.append(a[0]) or real_copy(*a))
+    real_hash, real_copy = datasets._sha256, datasets._copy_decompressed
+    monkeypatch.setattr(datasets, "_sha256", lambda p: hashed.append(p) or real_hash(p))
+    monkeypatch.setattr(datasets, "_copy_decompressed", lambda *a: copied.append(a[0]) or real_copy(*a))
     fashion_mnist(root)
     assert len(hashed) == 4 and len(copied) == 4
     fashion_mnist(root)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nclib.data import DatasetNotFoundError, fashion_mnist
+from nclib.datasets import DatasetNotFoundError, fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 

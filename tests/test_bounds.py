@@ -11,8 +11,10 @@ from torch import nn
 from nclib.bounds import (
     corollary_45,
     covering_bound,
+    covering_bound_of_model,
     greedy_cover,
     hoeffding_bound,
+    hoeffding_bound_of_features,
     hoeffding_H,
     linear_rademacher,
     lipschitz_lower,
@@ -155,6 +157,56 @@ def test_covering_bound_checks_its_size_assumption():
     # γ̂ = 0.002 is below half the sampling step (1/199): every sampled point is its own ball
     tiny = covering_bound(Z, y, M, [seg0, seg1], lipschitz=1000.0)
     assert not tiny.applicable and "saturated" in tiny.reason and tiny.terms["worst_covering"] == [200, 200]
+
+
+def test_covering_bound_of_model_is_the_bound_on_its_features_with_both_lipschitz_estimates():
+    # the two segments of the test above, pushed through a known network: features = 2·x, so the
+    # Lipschitz constant is 2 from above (spectral norm) and, measured, from below
+    from nclib.data import TensorDataset
+    from nclib.models import FixedHead, NCModel
+
+    t = torch.linspace(0, 1, 200, dtype=torch.float64)
+    seg0 = torch.stack([t, torch.zeros_like(t) + 2.0], 1).float()
+    seg1 = torch.stack([t, torch.zeros_like(t) - 2.0], 1).float()
+    idx = torch.arange(0, 200, 4)
+    data = TensorDataset(torch.cat([seg0[idx], seg1[idx]]), torch.cat([torch.zeros(50), torch.ones(50)]).long(), ["a", "b"])
+    backbone = nn.Sequential(nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        backbone[0].weight.copy_(2 * torch.eye(2))
+    M = torch.tensor([[0.0, 0.0], [1.0, -1.0]])
+    model = NCModel(backbone, FixedHead(M))
+    support = torch.cat([seg0, seg1])
+    out = covering_bound_of_model(model, data, [seg0, seg1], support, generator=0)
+    assert out["L_upper"] == pytest.approx(2.0)
+    assert out["L_lower"] == pytest.approx(lipschitz_lower(backbone, support, generator=0))
+    for tag in ("lower", "upper"):
+        direct = covering_bound(2 * data.x.double(), data.y, M, [seg0, seg1], out[f"L_{tag}"])
+        assert out[f"bound_{tag}"].value == pytest.approx(direct.value)
+    assert "L_upper" not in covering_bound_of_model(model, data, [seg0, seg1], support, upper=False)
+    with pytest.raises(TypeError, match="classifier_matrix"):
+        covering_bound_of_model(backbone, data, [seg0, seg1], support)
+
+
+def test_hoeffding_bound_of_features_takes_the_smallest_normalized_margin_per_class():
+    g = torch.Generator().manual_seed(0)
+    M = simplex_etf(4, 3, generator=1)
+    y = torch.arange(4).repeat_interleave(25)
+    Z = 3 * M.T[y] + 0.05 * torch.randn(100, 3, generator=g, dtype=torch.float64)
+    rho = Z.norm(dim=1).new_tensor([Z[y == c].norm(dim=1).max() for c in range(4)])
+    result, gamma = hoeffding_bound_of_features(Z, y, M, rho)
+    # by hand: γ̂_y = min over y' of min_{i in y} ⟨M_y − M_y', z_i⟩ / ‖M_y − M_y'‖ (and its mirror)
+    by_hand = torch.full((4,), math.inf, dtype=torch.float64)
+    for a in range(4):
+        for b in range(4):
+            if a != b:
+                diff = M[:, a] - M[:, b]
+                gap = min((Z[y == a] @ diff).min(), -(Z[y == b] @ diff).max()) / diff.norm()
+                by_hand[a] = min(by_hand[a], gap)
+    assert torch.allclose(gamma, by_hand)
+    assert result.value == pytest.approx(hoeffding_bound(by_hand, rho, 3, 100, 4).value)
+    # features that do not separate the sample: the theorem does not apply, and says why
+    mixed, _ = hoeffding_bound_of_features(torch.randn(100, 3, generator=g, dtype=torch.float64), y, M, rho)
+    assert not mixed.applicable and "separate" in mixed.reason and mixed.value is None
 
 
 def test_hoeffding_H_by_hand_and_limits():

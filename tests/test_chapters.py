@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from nclib.chapters import PARAMETERS_MARKER, chapter_parameters, copy_book, inject_parameters
+from nclib.chapters import PARAMETERS_MARKER, parameters_cell, copy_book, inject_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = '''# %% [markdown]
@@ -23,7 +23,7 @@ print(epochs, seed)
 def test_reads_the_literal_defaults(tmp_path):
     p = tmp_path / "ch.py"
     p.write_text(CHAPTER)
-    assert chapter_parameters(p) == {"epochs": 3, "widths": {"mlp": 32}, "seed": 0}
+    assert parameters_cell(p) == {"epochs": 3, "widths": {"mlp": 32}, "seed": 0}
 
 
 def test_injected_values_follow_the_parameters_cell(tmp_path):
@@ -38,7 +38,7 @@ def test_a_computed_default_or_a_missing_cell_is_refused(tmp_path):
     p = tmp_path / "ch.py"
     p.write_text(CHAPTER.replace("seed = 0", "seed = len('ab')"))
     with pytest.raises(ValueError, match="'seed' is not a literal"):
-        chapter_parameters(p)
+        parameters_cell(p)
     with pytest.raises(ValueError, match="has no parameters cell"):
         inject_parameters("# %%\nx = 1\n", {"x": 2})
 
@@ -47,7 +47,7 @@ def test_every_chapter_has_a_seed_and_literal_parameters():
     chapters = sorted((ROOT / "book").glob("ch*.py"))
     assert chapters
     for ch in chapters:
-        params = chapter_parameters(ch)
+        params = parameters_cell(ch)
         assert "seed" in params, ch.name
 
 
@@ -63,18 +63,18 @@ def test_papermill_reads_every_parameter_of_every_chapter():
             continue
         cell = next(c for c in jupytext.read(ch).cells if "parameters" in c.metadata.get("tags", []))
         seen = {p.name for p in PythonTranslator.inspect(cell)}
-        assert set(chapter_parameters(ch)) <= seen, (ch.name, set(chapter_parameters(ch)) - seen)
+        assert set(parameters_cell(ch)) <= seen, (ch.name, set(parameters_cell(ch)) - seen)
 
 
 def test_book_copy_sets_the_seed_only_where_a_chapter_has_one(tmp_path):
     changed = copy_book(ROOT, tmp_path / "copy", {"seed": 7, "epochs": 3})
     with_seed = {p.name for p in (ROOT / "book").glob("*.py")
-                 if PARAMETERS_MARKER in p.read_text() and "seed" in chapter_parameters(p)}
+                 if PARAMETERS_MARKER in p.read_text() and "seed" in parameters_cell(p)}
     assert {p.name for p in changed} == with_seed and len(with_seed) >= 8
     for p in changed:
         text = p.read_text()
         assert "seed = 7" in text
-        assert ("epochs = 3" in text) == ("epochs" in chapter_parameters(ROOT / "book" / p.name))
+        assert ("epochs = 3" in text) == ("epochs" in parameters_cell(ROOT / "book" / p.name))
     assert (tmp_path / "copy" / "_toc.yml").is_file()
     with pytest.raises(ValueError, match="no chapter has such a parameter"):
         copy_book(ROOT, tmp_path / "copy2", {"seed": 1, "not_a_parameter": 1})
@@ -144,4 +144,4 @@ def test_a_statement_other_than_name_equals_literal_is_refused(tmp_path):
     for line in ("a, b = 1, 2", "import math", "x: int = 3"):
         p.write_text(CHAPTER.replace("seed = 0", f"seed = 0\n{line}"))
         with pytest.raises(ValueError, match="`name = literal` lines only"):
-            chapter_parameters(p)
+            parameters_cell(p)

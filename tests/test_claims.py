@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from nclib.claims import Claims, pid_alive
-from nclib.experiments import repo_root
+from nclib.claims import Claims
+from nclib.files import pid_alive
+from nclib.records import repo_root
 
 ROOT = repo_root()
 
@@ -127,7 +128,7 @@ def _setup():
     import torch
 
     from nclib.data import TensorDataset
-    from nclib.experiments import RunSpec
+    from nclib.records import RunSpec
     from nclib.models import mlp
     from nclib.sweep import equivalent_classifiers, sweep_models
     from nclib.train import TrainConfig
@@ -142,8 +143,9 @@ def _setup():
 
 
 def test_runs_held_by_a_live_worker_are_awaited_when_first_read(tmp_path):
-    from nclib.experiments import RunStore, run_group, wait_for_others
-    from nclib.train import History
+    from nclib.experiments import run_group, wait_for_others
+    from nclib.records import RunStore
+    from nclib.history import History
 
     specs, build, data, cfg = _setup()
     ours, theirs = RunStore(tmp_path, claim_timeout=2), RunStore(tmp_path, claim_timeout=2)
@@ -170,7 +172,8 @@ def test_runs_held_by_a_live_worker_are_awaited_when_first_read(tmp_path):
 
 
 def test_an_awaited_run_whose_claim_goes_stale_is_trained_by_the_waiter(tmp_path, capsys):
-    from nclib.experiments import RunStore, run_group, wait_for_others
+    from nclib.experiments import run_group, wait_for_others
+    from nclib.records import RunStore
 
     specs, build, data, cfg = _setup()
     store = RunStore(tmp_path, claim_timeout=1)
@@ -192,7 +195,8 @@ import json, sys, time
 import torch
 import nclib.sweep
 from nclib.data import TensorDataset
-from nclib.experiments import RunSpec, RunStore, run_group, wait_for_others
+from nclib.experiments import run_group, wait_for_others
+from nclib.records import RunSpec, RunStore
 from nclib.models import mlp
 from nclib.sweep import equivalent_classifiers, sweep_models
 from nclib.train import TrainConfig

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nclib.collapse import CRITERION, CollapseCriterion, collapse_status
-from nclib.train import History
+from nclib.history import History
 
 
 def history(points, terminal=None):

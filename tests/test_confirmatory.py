@@ -6,13 +6,13 @@ import pytest
 
 from nclib import confirmatory, report
 from nclib.collapse import CollapseCriterion
-from nclib.train import History
+from nclib.history import History
 from test_report import _nc_runs
 
 
 def _summary(table, seed=0):
     runs = _nc_runs(table, extra_seeds=range(table.shape[1], 10), rng=np.random.default_rng(seed))
-    return report.summarise(runs, main_seed=0, n_resamples=999, power_sims=300)[("mlp", "toy", 9)]
+    return report.summarise_settings(runs, main_seed=0, n_resamples=999, power_sims=300)[("mlp", "toy", 9)]
 
 
 def _collapse(share, runs=100):

@@ -13,8 +13,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import nclib.data as data
-from nclib.data import DatasetNotFoundError, TensorDataset, balanced_split, balanced_subset, cifar, fashion_mnist
+import nclib.datasets as datasets
+from nclib.datasets import DatasetNotFoundError, cifar, fashion_mnist
+from nclib.data import TensorDataset, balanced_split, balanced_subset
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool):
@@ -66,19 +67,19 @@ def test_idx_reader_matches_torchvision(tmp_path_factory, n, seed):
         write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (m, 28, 28)), gz=False)
         write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, m), gz=False)
     for train in (True, False):
-        ours = data._read_idx(raw / f"{'train' if train else 't10k'}-images-idx3-ubyte")
+        ours = datasets._read_idx(raw / f"{'train' if train else 't10k'}-images-idx3-ubyte")
         theirs = torchvision.datasets.FashionMNIST(root, train=train, download=False)
-        labels = data._read_idx(raw / f"{'train' if train else 't10k'}-labels-idx1-ubyte").long()
+        labels = datasets._read_idx(raw / f"{'train' if train else 't10k'}-labels-idx1-ubyte").long()
         assert ours.dtype == theirs.data.dtype == torch.uint8 and torch.equal(ours, theirs.data)
         assert torch.equal(labels, theirs.targets.long())
-        assert list(data.FASHION_MNIST_CLASSES) == list(theirs.classes)
+        assert list(datasets.FASHION_MNIST_CLASSES) == list(theirs.classes)
 
 
 def test_loading_fashion_mnist_leaves_torchvision_unimported(tmp_path):
     # The point of reading idx files here: a process that loads Fashion-MNIST (a chapter kernel,
     # a worker) does not pay torchvision's import.
     fake_fashion_mnist(tmp_path / "fm", gz=True)
-    code = ("import sys, nclib.data as d; tr, te = d.fashion_mnist(sys.argv[1], download=False); "
+    code = ("import sys, nclib.datasets as d; tr, te = d.fashion_mnist(sys.argv[1], download=False); "
             "assert len(tr) == 30; print('torchvision' in sys.modules)")
     env = {**os.environ, "NCLIB_CACHE": str(tmp_path / "cache")}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "fm")], capture_output=True, text=True,
@@ -95,7 +96,7 @@ def test_environment_variable_root(tmp_path, monkeypatch):
 
 
 def test_missing_dataset_names_all_three_ways(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
 
     def no_network(*args, **kwargs):
         raise OSError("network unreachable")
@@ -113,7 +114,7 @@ def test_missing_dataset_names_all_three_ways(tmp_path, monkeypatch):
 def test_named_root_without_files_never_falls_back(tmp_path, monkeypatch):
     # Even with a good copy where Debian's would be, a named root that lacks the files is an error.
     fake_fashion_mnist(tmp_path / "debian", gz=True)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
     assert len(fashion_mnist(download=False)[0]) == 30  # the fallback itself works
     with pytest.raises(DatasetNotFoundError, match="train-labels-idx1-ubyte") as err:
         fashion_mnist(tmp_path / "empty")
@@ -123,7 +124,7 @@ def test_named_root_without_files_never_falls_back(tmp_path, monkeypatch):
         fashion_mnist()
 
 
-@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not datasets.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_from_debian():
     train, test = fashion_mnist(download=False)
     assert train.x.shape == (60000, 1, 28, 28) and test.x.shape == (10000, 1, 28, 28)

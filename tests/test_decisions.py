@@ -11,17 +11,20 @@ from hypothesis import strategies as st
 import torch
 
 from nclib import decisions as D
+from nclib import evidence
 from nclib.metrics import nc1
-from nclib.verdicts import LABELS
+from nclib.bounds import hoeffding_margin_curve
+from nclib.train import FeatureSnapshots
+from nclib.verdicts import LABELS, span
 
 
 # --- NC1 by hand -------------------------------------------------------------------------------
 
-def test_nc1_numpy_agrees_with_nclib_metrics():
+def test_unchecked_nc1_of_the_bootstrap_agrees_with_nclib_metrics():
     g = torch.Generator().manual_seed(0)
     y = torch.arange(4).repeat_interleave(30)
     Z = torch.randn(4, 6, generator=g, dtype=torch.float64)[y] + 0.3 * torch.randn(120, 6, generator=g, dtype=torch.float64)
-    assert D.nc1_numpy(Z.numpy(), y.numpy()) == pytest.approx(nc1(Z, y), rel=1e-8)
+    assert evidence._nc1_unchecked(Z.numpy(), y.numpy(), 4) == pytest.approx(nc1(Z, y), rel=1e-8)
 
 
 # --- chapter 2: NC1 -------------------------------------------------------------------------------
@@ -40,15 +43,15 @@ def test_decide_nc_outcomes():
     means = np.stack([Z0[y == c].mean(0) for c in range(4)])
     Zc = means[y] + 0.3 * (Z0 - means[y])
     shuffled = np.random.default_rng(1).permutation(y)
-    control = D.nc1_drop(Z0, Zc, y, n_boot=200, labels=shuffled)
-    v = D.decide_nc(D.nc1_drop(Z0, Zc, y, n_boot=200), control, 10, 20)
+    control = evidence.nc1_drop(Z0, Zc, y, n_boot=200, labels=shuffled)
+    v = D.decide_nc(evidence.nc1_drop(Z0, Zc, y, n_boot=200), control, 10, 20)
     assert v.label == "holds"
-    v = D.decide_nc(D.nc1_drop(Zc, Z0, y, n_boot=200), control, 10, 20)
+    v = D.decide_nc(evidence.nc1_drop(Zc, Z0, y, n_boot=200), control, 10, 20)
     assert v.label == "violated"
-    v = D.decide_nc(D.nc1_drop(Z0, Z1 + 1e-3 * np.random.default_rng(2).normal(size=Z1.shape), y, n_boot=200),
+    v = D.decide_nc(evidence.nc1_drop(Z0, Z1 + 1e-3 * np.random.default_rng(2).normal(size=Z1.shape), y, n_boot=200),
                     control, 10, 20)
     assert v.label == "not distinguishable from seed noise"
-    assert D.decide_nc(D.nc1_drop(Z0, Zc, y, n_boot=50), control, None, 20).label == "untestable at this size"
+    assert D.decide_nc(evidence.nc1_drop(Z0, Zc, y, n_boot=50), control, None, 20).label == "untestable at this size"
     assert "shuffled" in v.control
 
 
@@ -56,7 +59,7 @@ def test_decide_nc_outcomes():
 
 def _path(loss_fn, pmin_fn):
     t = np.geomspace(1e-2, 1e4, 80)
-    return D.flow_summary(t, loss_fn(t), pmin_fn(t))
+    return evidence.flow_summary(t, loss_fn(t), pmin_fn(t))
 
 
 def test_decide_thm41_outcomes():
@@ -124,11 +127,11 @@ def test_tpt_changes_reads_the_windows():
     ep = np.arange(0, 40)
     bound = np.where(ep >= 10, 4.0 - 0.05 * (ep - 10), np.nan)
     err = np.where(ep >= 10, 0.20 - 0.001 * (ep - 10), 0.5)
-    c = D.tpt_changes(ep, bound, err, 10, window=5)
+    c = evidence.tpt_changes(ep, bound, err, 10, window=5)
     assert c["d_log_bound"] == pytest.approx(np.log(np.mean(bound[35:40])) - np.log(np.mean(bound[10:15])))
     assert c["d_error"] == pytest.approx(100 * (err[35:40].mean() - err[10:15].mean()))
     assert c["d_log_clock"] < 0
-    assert D.tpt_changes(ep, bound, err, 38, window=5) is None
+    assert evidence.tpt_changes(ep, bound, err, 38, window=5) is None
 
 
 def test_decide_margin_similarity_outcomes():
@@ -184,12 +187,12 @@ def test_decide_rem49_outcomes():
 def test_hoeffding_margin_curve_hand_values():
     """Theorem 4.10 as printed, C = 4, d = 3, N/C = 50, ρ = 1.5: the bound gets *worse* as the
     margin grows towards √(N/C) = 7.07 (hand values −3.41 at γ̂ ≤ 1, −5.00 at 5, −9.41 at 7.07)."""
-    values = D.hoeffding_margin_curve([0.0, 1.0, 5.0, math.sqrt(50)], 1.5, 3, 50, 4)
+    values = hoeffding_margin_curve([0.0, 1.0, 5.0, math.sqrt(50)], 1.5, 3, 50, 4)
     assert values[0] == pytest.approx(-3.41, abs=0.005)
     assert values[1] == pytest.approx(-3.41, abs=0.005)
     assert values[2] == pytest.approx(-5.00, abs=0.005)
     assert values[3] == pytest.approx(-9.41, abs=0.005)
-    assert np.all(np.diff(D.hoeffding_margin_curve(np.linspace(0, math.sqrt(50), 30), 1.5, 3, 50, 4)) <= 1e-12)
+    assert np.all(np.diff(hoeffding_margin_curve(np.linspace(0, math.sqrt(50), 30), 1.5, 3, 50, 4)) <= 1e-12)
 
 
 def test_decide_rem411_outcomes():
@@ -213,7 +216,7 @@ def test_feature_snapshots_keep_the_start_of_the_terminal_phase_and_the_last_epo
             return self.scale * x
 
     x = torch.arange(6.0).reshape(3, 2)
-    model, snaps = Stub(), D.FeatureSnapshots(x)
+    model, snaps = Stub(), FeatureSnapshots(x)
     for epoch, acc in ((0, 0.5), (1, 1.0), (2, 0.9), (3, 1.0)):
         model.scale = epoch + 1.0
         assert snaps(epoch, model, {"accuracy": acc}, {}) is None
@@ -224,13 +227,13 @@ def test_feature_snapshots_keep_the_start_of_the_terminal_phase_and_the_last_epo
 def test_input_similarity_is_a_distance_between_class_means():
     x = torch.tensor([[0.0, 0.0], [0.0, 2.0], [3.0, 0.0], [3.0, 2.0], [0.0, 8.0]])
     y = torch.tensor([0, 0, 1, 1, 2])
-    S = D.input_similarity(x, y)
+    S = evidence.input_similarity(x, y)
     assert S.shape == (3, 3) and np.allclose(S, S.T) and np.allclose(np.diag(S), 0)
     assert S[0, 1] == pytest.approx(3.0) and S[0, 2] == pytest.approx(7.0)
 
 
 @given(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3))
 def test_span_never_writes_a_double_dash(a, b):
-    text = D.span(min(a, b), max(a, b), ".2f")
+    text = span(min(a, b), max(a, b), ".2f")
     assert "--" not in text and "–-" not in text and "-–" not in text
     assert ("to" in text) == (min(a, b) < 0)

@@ -16,30 +16,15 @@ import torch
 from papermill.translators import PythonTranslator
 
 import nclib.sweep
-from nclib.data import DatasetNotFoundError, TensorDataset
-from nclib.experiments import (
-    EXPERIMENTS,
-    PRESETS,
-    SCALES,
-    ParameterError,
-    RunSpec,
-    RunStore,
-    Table,
-    atomic_write_text,
-    execute,
-    experiment_setup,
-    load_dataset,
-    load_results,
-    main,
-    make_record,
-    repo_root,
-    run_group,
-    run_id_for,
-    to_jsonable,
-    validate_parameters,
-    validate_record,
-)
-from nclib.runner import summarize
+from nclib.datasets import DatasetNotFoundError
+from nclib.data import TensorDataset
+from nclib.experiments import experiment_setup, load_dataset, load_results, main, run_group
+from nclib.files import atomic_write_text, to_jsonable
+from nclib.presets import EXPERIMENTS, PRESETS, SCALES, ParameterError, validate_parameters
+from nclib.records import RunSpec, RunStore, make_record, repo_root, run_id_for, validate_record
+from nclib.runner import execute
+from nclib.tables import Table
+from nclib.runner import folder_status
 from nclib.models import mlp
 from nclib.sweep import equivalent_classifiers, sweep_models
 from nclib.train import TrainConfig
@@ -94,7 +79,7 @@ def test_a_temporary_of_a_writer_killed_mid_write_is_removed_on_resume(tmp_path)
     """A worker killed while writing a record leaves its temporary; the next store on the folder
     removes it at once when its writer (named in the file) is a dead process of this host, and
     leaves a live writer's, an older-named one and another host's alone until they are stale."""
-    from nclib.records import _HOST
+    from nclib.files import HOST as _HOST
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -282,7 +267,7 @@ def test_record_with_valid_checksum_but_wrong_schema_is_corrupt(tmp_path, damage
         validate_record(bad)
     store.path(run_id).write_text(json.dumps(bad))
     store.write_manifest([run_id], {})
-    s = summarize(tmp_path)  # status reads it without crashing, and calls it corrupt
+    s = folder_status(tmp_path)  # status reads it without crashing, and calls it corrupt
     assert s["valid"] == 0 and run_id in s["corrupt"] and not s["complete"]
     assert store.load(run_id) is None and store.path(run_id).with_name(f"{run_id}.json.corrupt").is_file()
     again = run_group(specs, _build, _data(), _data(1), CFG, store=store, batched=True)  # and the run is redone
@@ -321,7 +306,7 @@ def test_status_counts_records_against_the_manifest(tmp_path, capsys):
     run_group(specs[:2], _build, _data(), _data(1), CFG, store=store, batched=True)
     store.write_manifest([s.run_id for s in specs], {"scale": "tiny"})
     atomic_write_text(folder / "provenance.json", json.dumps({"status": "complete"}))
-    s = summarize(folder)
+    s = folder_status(folder)
     assert (s["planned"], s["valid"], s["missing"], s["complete"]) == (3, 2, [specs[2].run_id], False)
     assert main(["status", "--results", str(tmp_path)]) == 1
     out = capsys.readouterr().out
@@ -359,7 +344,7 @@ def _check_folder(folder: Path, experiment: str, output: str = "notebook.ipynb")
     runs = res.runs()
     assert [p for p, _ in runs] == [r["params"] for r in res.records]
     assert all(h.records[-1]["epoch"] >= p["config"]["epochs"] for p, h in runs)
-    assert summarize(folder)["complete"]
+    assert folder_status(folder)["complete"]
 
 
 def _recorded_section_ran(folder: Path, n_runs: int):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from nclib.experiments import repo_root
+from nclib.records import repo_root
 from nclib.pricing import Rates, _measured_epochs, measure_rates, project, run_cost
 from nclib.schedule import MetricSchedule
 

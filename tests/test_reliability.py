@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from nclib.records import RunStore, UnreadableRecord, atomic_write_text
-from nclib.runner import main, summarize
+from nclib.files import atomic_write_text
+from nclib.records import RunStore, UnreadableRecord
+from nclib.runner import main, folder_status
 
 
 def _valid_record_file(store, run_id="run-0000000000"):
     """A valid record written through the store (a tiny training is not needed: make_record)."""
     from nclib.records import make_record, provenance
-    from nclib.train import History
+    from nclib.history import History
 
     h = History()
     h.observe({"epoch": 0, "train_accuracy": 0.5, "train_loss": 1.0, "train_p_min": -1.0, "test_accuracy": 0.5,
@@ -50,7 +51,7 @@ def test_a_record_that_cannot_be_read_is_reported_not_redone(tmp_path, monkeypat
     with pytest.raises(UnreadableRecord, match=r"cannot read the record .*Permission denied.*nor redone"):
         store.load(rid)
     assert store.path(rid).is_file() and not list(store.runs.glob("*.corrupt*"))  # not moved aside
-    s = summarize(tmp_path)
+    s = folder_status(tmp_path)
     assert s["unreadable"] and rid in s["unreadable"] and not s["corrupt"] and not s["complete"]
 
 
@@ -179,7 +180,7 @@ def test_damaged_manifest_or_provenance_is_named_not_called_missing(tmp_path):
     store = RunStore(tmp_path)
     (tmp_path / "manifest.json").write_text("{cut")
     (tmp_path / "provenance.json").write_text("[1, 2")
-    s = summarize(tmp_path)
+    s = folder_status(tmp_path)
     assert any("manifest.json is damaged" in p for p in s["problems"])
     assert any("provenance.json is damaged" in p for p in s["problems"])
     assert s["status"] == "damaged provenance" and not s["complete"]
@@ -197,7 +198,7 @@ def test_a_killed_cli_is_not_running_for_good(tmp_path):
     dead.wait()
     (tmp_path / "provenance.json").write_text(json.dumps({"status": "running", "host": socket.gethostname(),
                                                           "pid": dead.pid}))
-    assert summarize(tmp_path)["status"].startswith("interrupted (its process")
+    assert folder_status(tmp_path)["status"].startswith("interrupted (its process")
 
 
 @pytest.mark.parametrize("run_id", ["../x", "a/b", "..", "", "x\\y", 3])
@@ -279,10 +280,10 @@ def test_a_truncated_records_csv_is_not_complete(tmp_path):
     store.write_manifest([rid], {})
     (tmp_path / "provenance.json").write_text(json.dumps({"status": "complete"}))
     store.write_csv()
-    assert summarize(tmp_path)["complete"]
+    assert folder_status(tmp_path)["complete"]
     text = (tmp_path / "records.csv").read_text()
     (tmp_path / "records.csv").write_text(text[: len(text) // 2 + 3])
-    s = summarize(tmp_path)
+    s = folder_status(tmp_path)
     assert not s["complete"] and any("records.csv" in p for p in s["problems"])
 
 
@@ -311,7 +312,7 @@ def test_a_killed_writers_checkpoint_temporary_is_removed_at_once(tmp_path):
     import subprocess
     import sys
 
-    from nclib.sweep import _atomic_torch_save
+    from nclib.files import atomic_torch_save as _atomic_torch_save
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from nclib import report
+from nclib import report, tpt_margins, training_checks
+from nclib.etf import describe_structure
 from nclib.data import TensorDataset
 from nclib.models import build_backbone
 from nclib.sweep import equivalent_classifiers
-from nclib.train import History, TrainConfig
+from nclib.history import History
+from nclib.train import TrainConfig
 
 # ----------------------------------------------------------------------------------------------
 # Section 5.1
@@ -35,7 +37,7 @@ def _tpt_run(p_hat, rho, norm=None, t0=10, t1=30, head="etf", seed=0, delta=1.0)
 
 
 def test_margin_growth_splits_log_p_min_exactly_for_an_etf_like_head():
-    (row,) = report.margin_growth([_tpt_run(lambda e: 0.01 * math.exp(0.05 * e), lambda e: 1 + 0.1 * e)])
+    (row,) = tpt_margins.margin_growth([_tpt_run(lambda e: 0.01 * math.exp(0.05 * e), lambda e: 1 + 0.1 * e)])
     assert row.reached and row.t == (10, 20, 30) and row.window == tuple(range(20, 31))
     for late in (True, False):
         assert row.log_growth("p_min", late) == pytest.approx(row.scale_part(late) + row.log_growth("scale_free", late))
@@ -47,10 +49,10 @@ def test_a_run_that_leaves_the_terminal_phase_is_still_counted():
     runs = _runs(lambda e, j: 0.01 * e, lambda e: 1.0, n=4)
     runs[0][1].records[25]["train_p_min"] = -0.01
     runs[0][1].records[25]["train_scale_free_margin"] = -0.001
-    rows = report.margin_growth(runs)
+    rows = tpt_margins.margin_growth(runs)
     assert rows[0].left_terminal_phase and math.isnan(rows[0].log_growth("p_min"))
     assert np.isfinite(rows[0].change("p_min"))  # still counted: the change is defined below 0
-    v = report.decide_fig3(rows)
+    v = tpt_margins.decide_fig3(rows)
     assert v.label == "holds" and "fell below 0 again" in v.detail and "4 runs" in v.sureness
 
 
@@ -59,7 +61,7 @@ def test_a_run_that_never_fits_is_not_reached():
     for r in h.records:
         r["train_accuracy"] = 0.9
     h.terminal_epoch = None
-    (row,) = report.margin_growth([(p, h)])
+    (row,) = tpt_margins.margin_growth([(p, h)])
     assert not row.reached and math.isnan(row.log_growth("p_min"))
 
 
@@ -73,48 +75,48 @@ def _runs(p_hat, rho, n=5, jitter=0.0):
 
 
 def test_fig3_holds_when_the_scale_free_margin_grows():
-    rows = report.margin_growth(_runs(lambda e, j: 0.01 * e * j, lambda e: 1 + 0.01 * e))
-    v = report.decide_fig3(rows)
+    rows = tpt_margins.margin_growth(_runs(lambda e, j: 0.01 * e * j, lambda e: 1 + 0.01 * e))
+    v = tpt_margins.decide_fig3(rows)
     assert v.label == "holds"
     # the control, decided by the same rule, fails the claim: its growth is rescaling only
     assert "rescaled copies" in v.control and "holds but vacuous" in v.control
-    assert report.decide_fig3(report.rescaled_control(rows)).label == "holds but vacuous"
+    assert tpt_margins.decide_fig3(tpt_margins.rescaled_control(rows)).label == "holds but vacuous"
 
 
 def test_fig3_holds_but_vacuous_when_only_the_features_grow():
-    v = report.decide_fig3(report.margin_growth(_runs(lambda e, j: 0.1, lambda e: 1 + 0.05 * e)))
+    v = tpt_margins.decide_fig3(tpt_margins.margin_growth(_runs(lambda e, j: 0.1, lambda e: 1 + 0.05 * e)))
     assert v.label == "holds but vacuous"
 
 
 def test_fig3_violated_when_the_margin_falls():
-    v = report.decide_fig3(report.margin_growth(_runs(lambda e, j: 0.5 - 0.01 * e, lambda e: 1.0)))
+    v = tpt_margins.decide_fig3(tpt_margins.margin_growth(_runs(lambda e, j: 0.5 - 0.01 * e, lambda e: 1.0)))
     assert v.label == "violated"
 
 
 def test_fig3_not_distinguishable_when_runs_disagree():
     ups = _runs(lambda e, j: 0.1 + 0.002 * e, lambda e: 1.0, n=3)
     downs = _runs(lambda e, j: 0.2 - 0.002 * e, lambda e: 1.0, n=3)
-    v = report.decide_fig3(report.margin_growth(ups + downs))
+    v = tpt_margins.decide_fig3(tpt_margins.margin_growth(ups + downs))
     assert v.label == "not distinguishable from seed noise"
 
 
 def test_fig3_untestable_with_too_few_runs_in_the_terminal_phase():
-    v = report.decide_fig3(report.margin_growth(_runs(lambda e, j: 0.01 * e, lambda e: 1.0, n=2)))
+    v = tpt_margins.decide_fig3(tpt_margins.margin_growth(_runs(lambda e, j: 0.01 * e, lambda e: 1.0, n=2)))
     assert v.label == "untestable at this size" and "2 of 2" in v.key
 
 
 def test_rescaled_control_grows_p_min_by_the_scales_only():
-    rows = report.margin_growth(_runs(lambda e, j: 0.01 * e, lambda e: 1 + 0.05 * e, n=3))
-    for r, c in zip(rows, report.rescaled_control(rows)):
+    rows = tpt_margins.margin_growth(_runs(lambda e, j: 0.01 * e, lambda e: 1 + 0.05 * e, n=3))
+    for r, c in zip(rows, tpt_margins.rescaled_control(rows)):
         assert abs(c.log_growth("scale_free")) < 1e-12
         assert c.log_growth("p_min") == pytest.approx(r.scale_part())
 
 
 def test_growth_table_and_numbers():
-    rows = report.margin_growth(_runs(lambda e, j: 0.01 * e, lambda e: 1.0, n=3))
-    t = report.growth_table(rows, "caption")
+    rows = tpt_margins.margin_growth(_runs(lambda e, j: 0.01 * e, lambda e: 1.0, n=3))
+    t = tpt_margins.growth_table(rows, "caption")
     assert len(t.rows) == 3 and "10 / 20 / 30" in t.rows[0]
-    nums = report.chapter7_numbers(rows)
+    nums = tpt_margins.chapter7_numbers(rows)
     assert nums["n_tpt"] == "3 of 3" and nums["etf_share_late"] == "0%"
 
 
@@ -183,7 +185,7 @@ def test_grid_reads_back_the_table_and_drops_incomplete_rows():
 
 def _summary(table, **kw):
     runs = _nc_runs(table, **kw)
-    return report.summarise(runs, main_seed=0, n_resamples=999, power_sims=400)[("mlp", "toy", 9)]
+    return report.summarise_settings(runs, main_seed=0, n_resamples=999, power_sims=400)[("mlp", "toy", 9)]
 
 
 def test_nc_gen_holds_with_a_consistent_classifier_effect():
@@ -229,7 +231,7 @@ def test_summary_groups_and_numbers():
     assert len(S.groups["seeds (M* fixed)"]) == 6 and len(S.groups["rotations"]) == 10
     assert S.n_tpt == S.n_models and S.epochs == (20, 20)
     nums = report.chapter8_numbers(S)
-    assert nums["n_models"] == str(S.n_models) and nums["interpretation"]
+    assert nums["n_models"] == str(S.n_models) and nums["label"] == report.decide_nc_gen(S, "permutation").label
     assert report.chapter8_numbers(None, prefix="small_")["small_sd_perm"] == "n/a"
     t = report.anova_table(S.grids["permutation"], "toy")
     assert t.rows[0][0].startswith("classifier") and "permutation test" in t.rows[0][-1]
@@ -239,8 +241,8 @@ def test_summary_groups_and_numbers():
 
 def test_describe_structure_finds_a_cross_polytope():
     M = torch.cat([torch.eye(3), -torch.eye(3)], dim=1)
-    assert "3 antipodal class pairs" in report.describe_structure(M)
-    assert "cross-polytope" in report.describe_structure(M)
+    assert "3 antipodal class pairs" in describe_structure(M)
+    assert "cross-polytope" in describe_structure(M)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,25 +251,25 @@ def test_describe_structure_finds_a_cross_polytope():
 
 
 def test_decide_batched_outcomes():
-    chaos = report.decide_batched([1e-7, 3e-2], [1e-7, 5e-2], [1e-15, 2e-15])
+    chaos = training_checks.decide_batched([1e-7, 3e-2], [1e-7, 5e-2], [1e-15, 2e-15])
     assert chaos.label == "holds" and "2 models" in chaos.sureness
-    fault = report.decide_batched([1e-2, 3e-2], [1e-7, 1e-7], [1e-2, 2e-15])
+    fault = training_checks.decide_batched([1e-2, 3e-2], [1e-7, 1e-7], [1e-2, 2e-15])
     assert fault.label == "violated"
-    assert report.decide_batched([], [], []).label == "untestable at this size"
+    assert training_checks.decide_batched([], [], []).label == "untestable at this size"
 
 
 def test_decide_identity_outcomes():
-    assert report.decide_identity(1e-15, 0.3).label == "holds"
-    assert report.decide_identity(1e-3, 0.3).label == "violated"
-    assert report.decide_identity(1e-15, 1e-15).label == "untestable at this size"
-    assert report.decide_identity(float("nan"), float("nan")).label == "untestable at this size"
+    assert training_checks.decide_identity(1e-15, 0.3).label == "holds"
+    assert training_checks.decide_identity(1e-3, 0.3).label == "violated"
+    assert training_checks.decide_identity(1e-15, 1e-15).label == "untestable at this size"
+    assert training_checks.decide_identity(float("nan"), float("nan")).label == "untestable at this size"
 
 
 def test_history_gap():
     a, b = _final(70.0), _final(71.0)
-    assert report.history_gap(a, b, keys=("test_accuracy", "test_loss")) == pytest.approx(0.01)
+    assert training_checks.history_gap(a, b, keys=("test_accuracy", "test_loss")) == pytest.approx(0.01)
     with pytest.raises(ValueError):
-        report.history_gap(a, History())
+        training_checks.history_gap(a, History())
 
 
 def _toy_data(n, seed):
@@ -291,11 +293,11 @@ def test_checks_on_a_tiny_model_batched_equals_sequential_and_a_rotated_head_is_
     _, heads = equivalent_classifiers(4, 3, 1, 1, 0, 10)
     fn = lambda: build_backbone("mlp", (1, 4, 4), 3, 8)
     cfg = TrainConfig(epochs=2, batch_size=16, lr=0.05, seed=0)
-    check = report.batched_check(fn, heads, 0, tr, te, cfg)
+    check = training_checks.batched_check(fn, heads, 0, tr, te, cfg)
     assert max(check["batched64"]) < 1e-10 and len(check["batched32"]) == len(heads)
-    assert report.decide_batched(check["batched32"], check["noise32"], check["batched64"]).label == "holds"
+    assert training_checks.decide_batched(check["batched32"], check["noise32"], check["batched64"]).label == "holds"
     R = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
-    gaps = report.identity_check(fn, heads[0].M, R, 0, tr, te, cfg)
+    gaps = training_checks.identity_check(fn, heads[0].M, R, 0, tr, te, cfg)
     assert gaps["identity"] < 1e-10 < 1e-3 < gaps["control"]
 
 

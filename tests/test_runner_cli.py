@@ -12,8 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nclib.experiments import main, repo_root
-from nclib.runner import summarize
+from nclib.experiments import main
+from nclib.records import repo_root
+from nclib.runner import folder_status
 
 ROOT = repo_root()
 # Chapter 7 at tiny scale with a fixed budget (no training until fit): quick and predictable.
@@ -64,7 +65,7 @@ def test_a_dataset_skipped_by_the_chapter_makes_the_run_incomplete(tmp_path, cap
     folder = results / "margins_tpt" / "tiny"
     prov = json.loads((folder / "provenance.json").read_text())
     assert prov["status"] == "incomplete" and "CIFAR-10" in prov["problems"][0]
-    s = summarize(folder)
+    s = folder_status(folder)
     assert s["valid"] == s["planned"] == 2 and not s["complete"]  # the Fashion-MNIST runs are there
     assert main(["status", "--results", str(results)]) == 1
     out = capsys.readouterr().out
@@ -136,7 +137,7 @@ def test_two_local_workers_split_the_runs_and_write_one_canonical_notebook(tmp_p
     assert prov["status"] == "complete" and prov["worker"] == 0 and prov["parameters"]["cpu_threads"] >= 1
     assert (folder / "notebook.ipynb").is_file() and (folder / "workers" / "1" / "notebook.ipynb").is_file()
     assert json.loads((folder / "workers" / "1" / "provenance.json").read_text())["status"] == "complete"
-    assert summarize(folder)["complete"]
+    assert folder_status(folder)["complete"]
     assert not list((folder / "claims").glob("*.lock"))
     # the dry run of the same command finds every planned run recorded: nothing left to price
     dry = subprocess.run(_cli("run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", str(tmp_path),

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from nclib.stability import build_verdicts, glued_values, main, summarize
+from nclib.stability import build_verdicts, glued_values, main, seed_rows
 
 
 def _glue_output(name, text):
@@ -30,12 +30,12 @@ def test_reads_glued_text_and_only_verdicts(tmp_path):
 
 def test_a_verdict_that_flips_is_marked_unstable(tmp_path):
     per_seed = {"0": build_verdicts(_build(tmp_path, "holds")), "1": build_verdicts(_build(tmp_path, "violated"))}
-    [row] = summarize(per_seed)
+    [row] = seed_rows(per_seed)
     assert not row["stable"] and row["labels"] == {"0": "holds", "1": "violated"}
     same = {"0": per_seed["0"], "1": per_seed["0"]}
-    assert summarize(same)[0]["stable"]
+    assert seed_rows(same)[0]["stable"]
     missing = {"0": per_seed["0"], "1": {}}
-    assert not summarize(missing)[0]["stable"]  # absent at one seed: not shown to be stable
+    assert not seed_rows(missing)[0]["stable"]  # absent at one seed: not shown to be stable
 
 
 def test_cli_records_and_refuses_a_lone_build(tmp_path, capsys):
@@ -56,9 +56,9 @@ def test_seed_agreement_reads_one_row(tmp_path):
 
     per_seed = {s: build_verdicts(_build(tmp_path / s, label))
                 for s, label in (("0", "holds"), ("1", "violated"), ("2", "holds"))}
-    rec = {"summary": summarize(per_seed)}
+    rec = {"summary": seed_rows(per_seed)}
     assert seed_agreement(rec, "ch04_margin_bound", "thm44") == "differs: holds / violated / holds"
-    same = {"summary": summarize({"0": per_seed["0"], "2": per_seed["2"]})}
+    same = {"summary": seed_rows({"0": per_seed["0"], "2": per_seed["2"]})}
     assert seed_agreement(same, "ch04_margin_bound", "thm44") == "same at 0/2"
     assert seed_agreement(rec, "ch04_margin_bound", "rem46") == "not recorded"
     assert seed_agreement(None, "ch04_margin_bound", "thm44") == "not recorded"
