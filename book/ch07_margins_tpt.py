@@ -240,7 +240,8 @@ if any(r.reached for r in rows):
 numbers = tpt_margins.chapter7_numbers(rows)
 share = numbers.pop("etf_share_value")  # the scales' median share in the growth of log p_min
 if share != share:  # NaN
-    reading = "No fixed-ETF run has a positive p_min at both ends of its terminal phase, so no split is made."
+    reading = ("No fixed-ETF run has a positive p_min at both ends of its terminal phase, "
+               "so no split is made.")
 elif share < 0.5:
     reading = ("The feature norm stays nearly constant (weight decay holds it), and the growth of p_min "
                "from t₀ to t₁ is growth of the scale-free margin.")

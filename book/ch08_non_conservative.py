@@ -188,7 +188,8 @@ for backbone, name in (("mlp", "ch8_identity"), ("mlp_relu", "ch8_identity_relu"
         net = lambda b=backbone: build_backbone(b, tuple(first[0].x.shape[1:]), d0,
                                                 widths.get("mlp"))
         gaps = training_checks.identity_check(net, M0, R0, seed, *first, budget)
-        identity[backbone] = training_checks.decide_identity(gaps["identity"], gaps["control"])
+        identity[backbone] = training_checks.decide_identity(gaps["identity"],
+                                                             gaps["control"])
     else:
         identity[backbone] = training_checks.decide_identity(float("nan"), float("nan"))
     identity[backbone].glue(name, glue)
@@ -457,7 +458,8 @@ READING = {
 numbers = report.chapter8_numbers(S, v_perm)
 for name, value in numbers.items():
     glue(f"ch8_{name}", value, display=False)
-glue("ch8_interpretation", READING.get(numbers["label"], v_perm.detail or numbers["label"]), display=False)
+reading = READING.get(numbers["label"], v_perm.detail or numbers["label"])
+glue("ch8_interpretation", reading, display=False)
 if S is not None and S.grids:
     plot_power(S, "power of the permutation test on each grid")
     plt.show()

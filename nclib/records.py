@@ -52,6 +52,8 @@ SCHEMA = 1
 # A temporary older than this belongs to a writer that died (live writers rename within seconds);
 # younger ones may be another worker's file in flight and are left alone.
 _STALE_TEMPORARY_S = 600.0
+
+
 def repo_root() -> Path:
     """The repository root (the folder holding ``nclib/``)."""
     return Path(__file__).resolve().parent.parent
