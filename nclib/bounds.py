@@ -21,18 +21,19 @@ from torch import nn
 
 from nclib._checks import (
     as_generator,
+    check_bias,
+    check_distribution,
     check_features,
     check_int,
     check_matrix,
-    check_distribution,
     check_real,
     pow2_scale,
 )
-
 from nclib.metrics import float64_inputs, margins
 
 __all__ = [
     "BoundResult",
+    "affine_inputs",
     "linear_rademacher",
     "rademacher_monte_carlo",
     "margin_bound",
@@ -78,6 +79,20 @@ def _not_applicable(kind, reason, **terms) -> BoundResult:
     return BoundResult(kind, None, False, reason, terms)
 
 
+def affine_inputs(Z, y, M, bias=None):
+    """``(Z, y, M, C)`` checked and in float64 (as :func:`nclib.metrics.float64_inputs`); with a
+    classifier ``bias`` b (C,), the affine classifier z ↦ Mᵀz + b as a linear one on augmented
+    features: (z, 1) and the (d+1)×C matrix (M; bᵀ). Decisions and the margins γ_{y,y'} are those of
+    the model; the bounds' norm terms (‖z‖, ‖M_y − M_{y'}‖, ρ) are then those of the augmented
+    problem, a valid linear model of the same classifier (the usual reduction of affine to linear)."""
+    Z, y, M, C = float64_inputs(Z, y, M)
+    if bias is None:
+        return Z, y, M, C
+    b = check_bias(bias, C).to(device=M.device, dtype=M.dtype)
+    ones = torch.ones(Z.shape[0], 1, dtype=Z.dtype, device=Z.device)
+    return torch.cat([Z, ones], dim=1), y, torch.cat([M, b[None, :]], dim=0), C
+
+
 # --- Theorem 4.4 ------------------------------------------------------------------------------
 
 def linear_rademacher(Z, weight_norm: float) -> float:
@@ -102,7 +117,7 @@ def rademacher_monte_carlo(Z, weight_norm: float, draws: int = 2000, generator=N
     return weight_norm * s * (sigma @ (Z.to(torch.float64).cpu() / s)).norm(dim=1).mean().item() / Z.shape[0]
 
 
-def margin_bound(Z, y, M, gamma=None, K: float | None = None, class_probs=None) -> BoundResult:
+def margin_bound(Z, y, M, gamma=None, K: float | None = None, class_probs=None, bias=None) -> BoundResult:
     """Theorem 4.4 (multiclass margin bound), probability terms and constants omitted as in "≲":
 
         error ≲ (A) + (B) + L01,
@@ -123,8 +138,9 @@ def margin_bound(Z, y, M, gamma=None, K: float | None = None, class_probs=None) 
     samples unless passed. ``gamma`` defaults to the pairwise margins of Definition 4.3, which
     requires linearly separable features. (A), (B) and L01 are all invariant to rescaling M or Z.
     ``p(y)`` defaults to the class proportions in ``y``; ``class_probs`` must be a distribution.
+    ``bias``: a classifier bias (C,), handled as :func:`affine_inputs` says.
     """
-    Z, y, M, C = float64_inputs(Z, y, M)
+    Z, y, M, C = affine_inputs(Z, y, M, bias)
     m = margins(Z, y, M)
     eye = torch.eye(C, dtype=torch.bool, device=Z.device)
     if K is not None:
@@ -293,7 +309,7 @@ def lipschitz_upper(network: nn.Sequential) -> float:
     return bound
 
 
-def covering_bound(Z, y, M, supports, lipschitz: float) -> BoundResult:
+def covering_bound(Z, y, M, supports, lipschitz: float, bias=None) -> BoundResult:
     """Theorem 4.8: with γ̂_{y,y'} = γ_{y,y'}/(L‖M_y − M_{y'}‖),
 
         accuracy > 1 − (1/(2N)) Σ_y max_{y'≠y} N(γ̂_{y,y'}, M_y),
@@ -303,8 +319,10 @@ def covering_bound(Z, y, M, supports, lipschitz: float) -> BoundResult:
     the support M_y of class y in input space; covering numbers come from :func:`greedy_cover`.
     When the size assumption fails the bound is returned as not applicable, with the numbers; so is
     a *saturated* covering, where every sampled support point is its own ball (the training images
-    taken as the support, say): its count is the sample's size and bounds nothing."""
-    Z, y, M, C = float64_inputs(Z, y, M)
+    taken as the support, say): its count is the sample's size and bounds nothing. ``bias``: a
+    classifier bias (C,), handled as :func:`affine_inputs` says (the appended constant adds
+    nothing to the Lipschitz constant)."""
+    Z, y, M, C = affine_inputs(Z, y, M, bias)
     lipschitz = check_real(lipschitz, "the Lipschitz constant lipschitz", positive=True)
     _check_supports(supports, C)
     m = margins(Z, y, M)
@@ -411,14 +429,15 @@ def hoeffding_margin_curve(gamma_hat, rho: float, d: int, n_per_class: int, C: i
     return np.asarray(out)
 
 
-def hoeffding_bound_of_features(Z, y, M, rho) -> tuple[BoundResult, torch.Tensor]:
+def hoeffding_bound_of_features(Z, y, M, rho, bias=None) -> tuple[BoundResult, torch.Tensor]:
     """Theorem 4.10 for features ``Z`` with labels ``y`` (N of them, C classes of N/C each) under
     the classifier ``M`` (d×C), ``rho[y]`` the largest feature norm of class y: the per-class
     normalized margins γ̂_y = min_{y'≠y} γ_{y,y'}/‖M_y − M_{y'}‖ from :func:`nclib.metrics.margins`,
     then :func:`hoeffding_bound`. Returns the bound and γ̂ (C,). The theorem assumes the features
     separate the sample (Definition 4.3); where they do not, the bound is returned as not
-    applicable, with p_min."""
-    Z, y, M, C = float64_inputs(Z, y, M)
+    applicable, with p_min. ``bias``: a classifier bias (C,), handled as :func:`affine_inputs` says
+    (``rho`` then bounds the norms of the augmented features (z, 1))."""
+    Z, y, M, C = affine_inputs(Z, y, M, bias)
     m = margins(Z, y, M)
     gamma_hat_min = torch.nan_to_num(m.pairwise_normalized, nan=math.inf).min(dim=1).values
     if not m.separable:

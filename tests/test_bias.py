@@ -103,3 +103,30 @@ def test_classifier_of_reads_heads():
     assert M2.shape == (4, 3) and b2 is None
     with pytest.raises(ValueError, match="nn.Linear or an nclib head"):
         classifier_of(nn.ReLU())
+
+
+def test_bounds_take_the_bias_as_a_linear_classifier_on_augmented_features():
+    from nclib.bounds import affine_inputs, covering_bound, hoeffding_bound_of_features, margin_bound
+
+    g = torch.Generator().manual_seed(5)
+    C, d = 3, 4
+    y = torch.arange(C).repeat_interleave(20)
+    from nclib.etf import simplex_etf
+
+    M = simplex_etf(C, d, generator=2)
+    b = torch.tensor([0.5, -0.3, 0.2], dtype=torch.float64)
+    Z = 8 * M.T[y] + 0.1 * torch.randn(60, d, generator=g, dtype=torch.float64)
+    Za, _, Ma, _ = affine_inputs(Z, y, M, b)
+    # by hand: the augmented logits are the model's, and so are the margins
+    assert torch.allclose(Za @ Ma, Z @ M + b)
+    assert margins(Za, y, Ma).p_min == pytest.approx(margins(Z, y, M, bias=b).p_min)
+    by_hand = torch.cat([Z, torch.ones(60, 1, dtype=torch.float64)], 1), torch.cat([M, b[None]], 0)
+    assert margin_bound(Z, y, M, bias=b).value == pytest.approx(margin_bound(*by_hand[:1], y, by_hand[1]).value)
+    rho = torch.full((C,), float(Za.norm(dim=1).max()), dtype=torch.float64)
+    assert (hoeffding_bound_of_features(Z, y, M, rho, bias=b)[0].value
+            == pytest.approx(hoeffding_bound_of_features(by_hand[0], y, by_hand[1], rho)[0].value))
+    supports = [Z[y == c] for c in range(C)]
+    with_bias = covering_bound(Z, y, M, supports, 1.0, bias=b)
+    assert with_bias.applicable and with_bias.value == pytest.approx(covering_bound(*by_hand[:1], y, by_hand[1], supports, 1.0).value)
+    with pytest.raises(ValueError, match="bias"):
+        margin_bound(Z, y, M, bias=torch.ones(C + 1))
