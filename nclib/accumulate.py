@@ -193,7 +193,8 @@ class NCAccumulator:
         if not torch.isfinite(self.shifted_second_moment).all():
             raise ValueError("the second moment overflowed float64: later batches were far larger "
                              "than the first; rescale the features (the metrics are scale invariant)")
-        out = nc_from_scaled_moments(self.counts, self.shifted_sums, self.shifted_second_moment, self.shifts, self.M)
+        out = nc_from_scaled_moments(self.counts, self.shifted_sums, self.shifted_second_moment, self.shifts, self.M,
+                                     exact_float64=not self._low)
         m = margins_from_scaled_gaps(self.min_gaps, self._Ms, self._s, self._sm, (self._sq_norm_total() / n).sqrt().item())
         out.update(accuracy=self.correct.item() / n, p_min=m.p_min, scale_free_margin=m.scale_free, margins=m)
         return out

@@ -375,13 +375,29 @@ def nc_from_statistics(counts, sums, second_moment, M, *, shifts=None) -> dict[s
     return nc_from_scaled_moments(counts, sums, Q, K, M)
 
 
-def nc_from_scaled_moments(counts, S, Q, K, M) -> dict[str, float]:
+def nc_from_scaled_moments(counts, S, Q, K, M, *, exact_float64: bool = False) -> dict[str, float]:
     """NC1–NC3 (Papyan et al. 2020) from shifted moments that are already scaled by a power of two
-    (the checked entry is :func:`nc_from_statistics`; the accumulator keeps its moments scaled)."""
+    (the checked entry is :func:`nc_from_statistics`; the accumulator keeps its moments scaled).
+
+    ``exact_float64``: the moments were accumulated from float64 features about shifts near their
+    class means, so z − k_c is exact (Sterbenz) and a common offset costs no precision; the
+    degeneracy test then measures the class means' spread against the features' RMS distance
+    from their mean (not from the origin), with a floor of √ε·ρ̄ against the origin (ε·ρ̄ is the
+    features' own resolution). Otherwise (float32 features: their class means carry about √ε₆₄·ρ̄
+    of rounding, see the module doc) against the RMS norm ρ̄ itself."""
     N = counts.sum().item()
     means = K + S / counts[:, None]
-    # Σ‖z‖² = tr Q + 2 Σ_c k_c·S_c + Σ_c N_c ‖k_c‖²: the scale ρ̄ for the degeneracy test.
-    rho = ((Q.trace() + 2.0 * (K * S).sum() + (counts * K.pow(2).sum(1)).sum()).clamp_min(0) / N).sqrt().item()
+    # Σ‖z − m‖² = tr Q + 2 Σ_c (k_c − m)·S_c + Σ_c N_c ‖k_c − m‖² for any point m: with m = 0 the
+    # RMS norm ρ̄; with m the mean of the features, their RMS spread (no cancellation when k_c ≈ μ_c)
+    def rms_about(m):
+        Km = K - m
+        total = Q.trace() + 2.0 * (Km * S).sum() + (counts * Km.pow(2).sum(1)).sum()
+        return (total.clamp_min(0) / N).sqrt().item()
+
+    rho = rms_about(torch.zeros_like(K[0]))
+    if exact_float64:
+        centre = (counts[:, None] * means).sum(0) / N
+        rho = max(rms_about(centre), DEGENERATE_RTOL * rho)
     centred, sv, V = _between(means, rho)
     # v_kᵀ (N Σ_W) v_k = v_kᵀ Q v_k − Σ_c (S_c·v_k)²/N_c; rounding can push an exact 0 below zero.
     proj = ((V * (Q @ V)).sum(0) - ((S @ V).pow(2) / counts[:, None]).sum(0)).clamp_min(0.0)

@@ -132,6 +132,32 @@ def test_a_huge_common_offset_costs_no_precision():
         assert b[key] == pytest.approx(a[key], rel=1e-6), key
 
 
+def test_a_common_offset_far_above_the_class_spread_is_shifted_away_exactly():
+    """Class means about 1 apart at +1e8 (ρ̄ ≈ 1e8, so the spread is 1e-8 of ρ̄, below the
+    in-memory path's threshold √ε ≈ 1.5e-8): the float64 statistics path subtracts shifts near the
+    class means exactly and returns the metrics of the features without the offset; float32
+    features at +1e8 (resolution 8, the class structure rounded away) are still refused."""
+    from nclib._checks import UndefinedMetricError
+
+    g = torch.Generator().manual_seed(11)
+    C, d, N = 4, 6, 400
+    y = torch.arange(C).repeat(N // C)
+    Z = (0.5 * torch.randn(C, d, generator=g, dtype=torch.float64))[y] + 0.2 * torch.randn(N, d, generator=g, dtype=torch.float64)
+    M = torch.randn(d, C, generator=g, dtype=torch.float64)
+    with pytest.raises(UndefinedMetricError, match="between-class scatter"):
+        nc_metrics(Z + 1e8, y, M)  # the in-memory path keeps its rule: centre first
+    base, far, far32 = (NCAccumulator(M, keep_features=False) for _ in range(3))
+    for i in range(0, N, 50):
+        base.update(Z[i : i + 50], y[i : i + 50])
+        far.update(Z[i : i + 50] + 1e8, y[i : i + 50])
+        far32.update((Z[i : i + 50] + 1e8).float(), y[i : i + 50])
+    a, b = base.compute(), far.compute()
+    for key in ("nc1", "nc2_equinorm_means", "nc2_equiangular_means", "nc2_etf_error_means", "nc3_self_duality"):
+        assert b[key] == pytest.approx(a[key], rel=1e-6), key
+    with pytest.raises(UndefinedMetricError):
+        far32.compute()
+
+
 def test_nc_from_statistics_with_and_without_shifts():
     g = torch.Generator().manual_seed(3)
     C, d = 3, 4
