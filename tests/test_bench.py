@@ -26,7 +26,7 @@ def test_benchmark_tiny_prints_its_table_and_records(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert any(line.split()[:2] == ["backbone", "K"] for line in lines)
-    assert sum(line.startswith("resnet32") for line in lines) == 2  # K = 1 and K = 2
+    assert sum(line.startswith("small_cnn") for line in lines) == 2  # K = 1 and K = 2
     assert "weights agree" in proc.stdout
     record = json.loads((tmp_path / "sweep_throughput-tiny-cpu.json").read_text())
     assert [r["K"] for r in record["rows"]] == [1, 2] and record["agree"]
