@@ -97,7 +97,7 @@ class Tracker:
 
     def log(self, epoch: int, lr: float = math.nan) -> dict:
         """Measure now (in eval mode; the model's mode is restored) and append the epoch's record
-        to :attr:`history`; returns the record. ``lr``: the learning rate of the epoch's steps, kept
+        to ``history``; returns the record. ``lr``: the learning rate of the epoch's steps, kept
         in the record. Epochs must increase (0 = before training)."""
         was_training = self.model.training
         self.model.eval()
