@@ -126,7 +126,8 @@ publish: book-strict
 # Robustness check (not part of `make test`: it builds the book twice more): every chapter's `seed`
 # parameter set to each of SEEDS, injected as papermill injects parameters, strict build each time;
 # then the verdicts of every build (seed 0: the last `make book`/`make test` build) are recorded in
-# results/stability/verdicts.json, which the book's stability page renders.
+# results/stability/<this CPU model>.json, which the book's stability page renders beside the other
+# machines' records (commit it; the test after `make test`'s build checks it against the build).
 SEEDS ?= 1 2
 .PHONY: book-seeds
 book-seeds: venv data assets
@@ -135,8 +136,7 @@ book-seeds: venv data assets
 	  $(JUPYTER_BOOK_BUILD) _build/seed$$s/src -W -n --keep-going; \
 	  echo "book-seeds: seed $$s built: _build/seed$$s/src/_build/html/index.html"; \
 	done
-	$(BIN)/python -m nclib.stability record --build 0=_build $(foreach s,$(SEEDS),--build $(s)=_build/seed$(s)/src/_build) \
-	  --out results/stability/verdicts.json
+	$(BIN)/python -m nclib.stability record --build 0=_build $(foreach s,$(SEEDS),--build $(s)=_build/seed$(s)/src/_build)
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis

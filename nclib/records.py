@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -45,7 +46,7 @@ from nclib.history import History
 __all__ = [
     "SCHEMA", "repo_root", "run_id_for",
     "resolve_device", "provenance", "make_record", "validate_record", "RunSpec", "RunStore", "UnreadableRecord",
-    "NewerRecord", "RECORD_KEYS",
+    "NewerRecord", "RECORD_KEYS", "cpu_model", "cpu_slug",
 ]
 
 SCHEMA = 1
@@ -114,6 +115,12 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_slug(cpu: str | None = None) -> str:
+    """A CPU model as a file-name slug ("AMD EPYC" → "amd-epyc"), for records kept per machine."""
+    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(r\)|\(tm\)", "", (cpu or cpu_model()).lower())).strip("-")
+    return slug or "unknown"
 
 
 def provenance(device="cpu", threads: int | None = None) -> dict:

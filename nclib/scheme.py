@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nclib.records import cpu_model
+from nclib.records import cpu_model, cpu_slug
 
 __all__ = ["SchemeChoice", "bench_record_name", "choose_workers"]
 
@@ -30,8 +29,7 @@ __all__ = ["SchemeChoice", "bench_record_name", "choose_workers"]
 def bench_record_name(size: str, cpu: str | None = None) -> str:
     """The file name of a ``make bench`` record: ``cpu_speed-<size>-<cpu model, as a slug>.json``,
     so that records of different machines sit side by side."""
-    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(r\)|\(tm\)", "", (cpu or cpu_model()).lower())).strip("-")
-    return f"cpu_speed-{size}-{slug or 'unknown'}.json"
+    return f"cpu_speed-{size}-{cpu_slug(cpu)}.json"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Are the book's verdicts stable under the seed? Read them out of executed builds and record them.
+"""Are the book's verdicts stable under the seed and the machine? Read them out of executed builds
+and record them, one record per CPU model.
 
 ``make book-seeds`` builds the book again with every chapter's ``seed`` parameter set to 1 and to 2
 (:mod:`nclib.chapters`). Every verdict a chapter computes is glued (MyST-NB) under
@@ -7,26 +8,32 @@ build holds all of them: MyST-NB moves every glued value out of the executed not
 ``<page>.glue.json`` beside it in ``_build/jupyter_execute/``, and a notebook executed outside the
 book (papermill) keeps them in its outputs; :func:`build_verdicts` reads either. :func:`record`
 reads them from each build and
-writes one JSON record (``results/stability/verdicts.json``) with the provenance of the machine and
-commit; the book's page on stability renders it, and the introduction's table says, per verdict,
-whether it came out the same at every seed::
+writes one JSON record per CPU model (``results/stability/<cpu model slug>.json``, since rounding
+differs between CPU models and moves CPU-scale results as much as the seed does) with the
+provenance of the machine and commit; the book's page on stability renders every record, and the
+introduction's table says, per verdict, whether it came out the same at every seed on every
+machine recorded (:func:`machine_agreement`). :func:`build_disagreements` compares the record of
+the machine at hand with a build of it (a test, after the strict build)::
 
     python -m nclib.stability record --build 0=_build --build 1=_build/seed1/src/_build \\
-        --build 2=_build/seed2/src/_build --out results/stability/verdicts.json
+        --build 2=_build/seed2/src/_build        # → results/stability/<cpu>.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 
-from nclib.files import atomic_write_json
-from nclib.records import provenance
-from nclib.verdicts import SHORT
 from pathlib import Path
 
-__all__ = ["glued_values", "glue_file_values", "build_verdicts", "record", "seed_rows", "seed_agreement"]
+from nclib.files import atomic_write_json
+from nclib.records import cpu_model, cpu_slug, provenance, repo_root
+from nclib.verdicts import SHORT
+
+__all__ = ["glued_values", "glue_file_values", "build_verdicts", "record", "seed_rows", "record_folder",
+           "record_path", "load_records", "machine_agreement", "build_disagreements"]
 
 
 def _plain(text) -> str:
@@ -88,26 +95,69 @@ def seed_rows(per_seed: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def seed_agreement(rec: dict | None, chapter: str, name: str) -> str:
-    """The introduction's stability cell for one verdict: "same at 0/1/2", "differs: holds /
-    violated / holds" (short label per seed, "—" where absent), or "not recorded" when the
-    record is missing or does not hold this verdict (recorded before the verdict existed)."""
-    if not rec:
-        return "not recorded"
-    row = next((r for r in rec.get("summary", []) if (r["chapter"], r["name"]) == (chapter, name)), None)
-    if row is None:
-        return "not recorded"
+def record_folder(root=None) -> Path:
+    """Where the stability records live: ``results/stability/`` of the repository (or of ``root``)."""
+    return Path(root or repo_root()) / "results" / "stability"
 
-    seeds = sorted(row["labels"], key=int)
-    if row["stable"]:
-        return "same at " + "/".join(seeds)
-    return "differs: " + " / ".join(SHORT.get(row["labels"][s], row["labels"][s] or "—") for s in seeds)
+
+def record_path(cpu: str | None = None, root=None) -> Path:
+    """The record of one CPU model (default: this machine's)."""
+    return record_folder(root) / f"{cpu_slug(cpu)}.json"
+
+
+def load_records(folder=None) -> dict[str, dict]:
+    """``{cpu model: record}`` for every record in ``folder`` (default :func:`record_folder`), in
+    the order of their names; records kept in an ``archive/`` subfolder are not read."""
+    out = {}
+    for path in sorted(Path(folder or record_folder()).glob("*.json")):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        cpu = rec.get("provenance", {}).get("cpu_model") or path.stem
+        out[cpu] = rec
+    return out
+
+
+def _row(rec: dict, chapter: str, name: str) -> dict | None:
+    return next((r for r in rec.get("summary", []) if (r["chapter"], r["name"]) == (chapter, name)), None)
+
+
+def machine_agreement(records: dict[str, dict], chapter: str, name: str) -> str:
+    """The introduction's stability cell for one verdict over every machine's record: "same at
+    seeds 0/1/2 on AMD EPYC" when every recorded label is one label; "differs: AMD EPYC holds /
+    holds / violated; …" (short labels per seed, "—" where absent) when any differs; "not
+    recorded" where no record holds the verdict (recorded before it existed)."""
+    rows = {cpu: _row(rec, chapter, name) for cpu, rec in records.items()}
+    rows = {cpu: r for cpu, r in rows.items() if r is not None}
+    if not rows:
+        return "not recorded"
+    labels = {lab for r in rows.values() for lab in r["labels"].values()}
+    if all(r["stable"] for r in rows.values()) and len(labels) == 1:
+        seeds = sorted({s for r in rows.values() for s in r["labels"]}, key=int)
+        return f"same at seeds {'/'.join(seeds)} on {', '.join(rows)}"
+    parts = []
+    for cpu, r in rows.items():
+        seeds = sorted(r["labels"], key=int)
+        parts.append(f"{cpu} " + " / ".join(SHORT.get(r["labels"][s], r["labels"][s] or "—") for s in seeds))
+    return "differs: " + "; ".join(parts)
+
+
+def build_disagreements(rec: dict, build_dir, seed: str = "0") -> list[str]:
+    """Where a record's label at ``seed`` differs from the label a build computed (the build of
+    the same machine and seed): "chapter::name recorded R, built B" per verdict, either side
+    missing included. Empty when the record describes the build."""
+    built = build_verdicts(build_dir)
+    recorded = rec.get("verdicts", {}).get(seed, {})
+    names = {(ch, n) for d in (built, recorded) for ch, v in d.items() for n in v}
+    out = []
+    for ch, n in sorted(names):
+        a = recorded.get(ch, {}).get(n, {}).get("verdict")
+        b = built.get(ch, {}).get(n, {}).get("verdict")
+        if a != b:
+            out.append(f"{ch}::{n} recorded {a or 'nothing'}, built {b or 'nothing'}")
+    return out
 
 
 def _commit_of(folder) -> str | None:
     """The commit checked out where a build folder lives (the builds may predate this code)."""
-    import subprocess
-
     try:
         out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10)
@@ -121,7 +171,7 @@ def record(builds: dict[str, str], out) -> dict:
 
     per_seed = {str(s): build_verdicts(b) for s, b in builds.items()}
     rec = {"builds": {str(s): str(b) for s, b in builds.items()}, "verdicts": per_seed,
-           "summary": seed_rows(per_seed), "provenance": provenance("cpu"),
+           "summary": seed_rows(per_seed), "provenance": {**provenance("cpu"), "cpu_model": cpu_model()},
            "build_commits": {str(s): _commit_of(b) for s, b in builds.items()}}
     atomic_write_json(out, rec)
     return rec
@@ -133,7 +183,7 @@ def main(argv=None) -> int:
     r = sub.add_parser("record", help="read the verdicts of several builds and record them")
     r.add_argument("--build", action="append", required=True, metavar="SEED=FOLDER",
                    help="a build folder and the seed it was built with (repeatable)")
-    r.add_argument("--out", required=True)
+    r.add_argument("--out", default="", help="the record (default: results/stability/<this CPU model>.json)")
     args = p.parse_args(argv)
     builds = {}
     for item in args.build:
@@ -146,9 +196,10 @@ def main(argv=None) -> int:
         builds[seed.strip()] = folder
     if len(builds) < 2:
         p.error("need at least two existing builds to compare")
-    rec = record(builds, args.out)
+    out = args.out or record_path()
+    rec = record(builds, out)
     unstable = [f"{r['chapter']}::{r['name']} {r['labels']}" for r in rec["summary"] if not r["stable"]]
-    print(f"{args.out}: {len(rec['summary'])} verdicts at seeds {', '.join(builds)}; "
+    print(f"{out}: {len(rec['summary'])} verdicts at seeds {', '.join(builds)}; "
           f"{len(unstable)} differ between seeds" + ("".join(f"\n  {u}" for u in unstable)))
     return 0
 

@@ -51,17 +51,50 @@ def test_cli_records_and_refuses_a_lone_build(tmp_path, capsys):
         build_verdicts(tmp_path)
 
 
-def test_seed_agreement_reads_one_row(tmp_path):
-    from nclib.stability import seed_agreement
+def test_machine_agreement_compares_every_machine_and_seed(tmp_path):
+    from nclib.stability import machine_agreement
 
-    per_seed = {s: build_verdicts(_build(tmp_path / s, label))
-                for s, label in (("0", "holds"), ("1", "violated"), ("2", "holds"))}
-    rec = {"summary": seed_rows(per_seed)}
-    assert seed_agreement(rec, "ch04_margin_bound", "thm44") == "differs: holds / violated / holds"
-    same = {"summary": seed_rows({"0": per_seed["0"], "2": per_seed["2"]})}
-    assert seed_agreement(same, "ch04_margin_bound", "thm44") == "same at 0/2"
-    assert seed_agreement(rec, "ch04_margin_bound", "rem46") == "not recorded"
-    assert seed_agreement(None, "ch04_margin_bound", "thm44") == "not recorded"
+    made = iter(range(100))
+
+    def rec(labels):
+        per_seed = {s: build_verdicts(_build(tmp_path / str(next(made)), lab)) for s, lab in labels.items()}
+        return {"summary": seed_rows(per_seed), "verdicts": per_seed}
+
+    amd = rec({"0": "holds", "1": "holds", "2": "holds"})
+    intel = rec({"0": "holds", "1": "holds", "2": "holds"})
+    assert machine_agreement({"AMD EPYC": amd, "Intel Xeon": intel}, "ch04_margin_bound", "thm44") == (
+        "same at seeds 0/1/2 on AMD EPYC, Intel Xeon")
+    # the same at every seed on each machine, but not the same label on both: it differs
+    other = rec({"0": "violated", "1": "violated", "2": "violated"})
+    assert machine_agreement({"AMD EPYC": amd, "Intel Xeon": other}, "ch04_margin_bound", "thm44") == (
+        "differs: AMD EPYC holds / holds / holds; Intel Xeon violated / violated / violated")
+    flip = rec({"0": "holds", "1": "violated", "2": "holds"})
+    assert machine_agreement({"AMD EPYC": flip}, "ch04_margin_bound", "thm44").startswith("differs: AMD EPYC holds / violated")
+    assert machine_agreement({"AMD EPYC": amd}, "ch04_margin_bound", "rem46") == "not recorded"
+    assert machine_agreement({}, "ch04_margin_bound", "thm44") == "not recorded"
+
+
+def test_a_record_is_checked_against_a_build_of_its_machine(tmp_path):
+    from nclib.stability import build_disagreements
+
+    build = _build(tmp_path, "holds")
+    rec = {"verdicts": {"0": build_verdicts(build)}}
+    assert build_disagreements(rec, build) == []
+    other = _build(tmp_path, "violated")
+    assert build_disagreements(rec, other) == ["ch04_margin_bound::thm44 recorded holds, built violated"]
+    assert build_disagreements({"verdicts": {}}, build) == ["ch04_margin_bound::thm44 recorded nothing, built holds"]
+
+
+def test_records_are_named_by_cpu_model_and_read_back(tmp_path):
+    from nclib.stability import load_records, record_path
+
+    a, b = _build(tmp_path, "holds"), _build(tmp_path, "holds but vacuous")
+    assert main(["record", "--build", f"0={a}", "--build", f"1={b}", "--out", str(tmp_path / "rec" / "x.json")]) == 0
+    assert record_path("Intel(R) Xeon(R) Processor", root=tmp_path).name == "intel-xeon-processor.json"
+    (tmp_path / "rec" / "archive").mkdir()
+    (tmp_path / "rec" / "archive" / "old.json").write_text("{}")  # archived records are not read
+    [(cpu, rec)] = load_records(tmp_path / "rec").items()
+    assert cpu == rec["provenance"]["cpu_model"] and rec["summary"]
 
 
 def test_reads_the_glue_file_myst_nb_writes_beside_the_executed_notebook(tmp_path):
