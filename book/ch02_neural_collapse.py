@@ -22,7 +22,8 @@
 #
 # ## The simplex ETF
 #
-# ```{prf:definition} Simplex equiangular tight frame (Definition 3.1 of Gao et al.)
+# ```{prf:definition} Simplex equiangular tight frame, Gao et al. 3.1
+# :nonumber:
 # :label: def-simplex-etf
 # A simplex ETF is the collection of the $C$ columns of
 #

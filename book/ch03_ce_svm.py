@@ -23,7 +23,8 @@
 # $$\min_{M, Z}\ \mathrm{CELoss}(M, Z) = -\sum_{y=1}^{C}\sum_{i=1}^{N_y}
 #   \log\frac{\exp\langle M_y, z_{y,i}\rangle}{\sum_{y'}\exp\langle M_{y'}, z_{y,i}\rangle}. \tag{1}$$
 #
-# ```{prf:theorem} Multiclass SVM (Theorem 4.1 of Gao et al.)
+# ```{prf:theorem} Multiclass SVM, Gao et al. 4.1
+# :nonumber:
 # :label: thm-41
 # For the cross-entropy loss (1), consider a path of gradient flow $\{(M^{(t)}, Z^{(t)})\}_t$. If
 # $\mathrm{CELoss}(M^{(t)}, Z^{(t)})\to 0$ as $t\to\infty$, then $p_{\min}\to\infty$, where
@@ -31,7 +32,8 @@
 # training set.
 # ```
 #
-# ```{prf:remark} Remark 4.2 of Gao et al.
+# ```{prf:remark} Gao et al. 4.2
+# :nonumber:
 # :label: rem-42
 # Turning the inner minimum of $\max_{M,Z} p_{\min}$ into constraints gives the multiclass SVM
 # $\max_{M,Z}\gamma$ subject to $\langle M_y - M_{y'}, z_{y,i}\rangle\ge\gamma$ for all $y\ne y'$ and

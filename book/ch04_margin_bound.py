@@ -19,7 +19,8 @@
 # generalization bound in terms of those margins keeps shrinking. This chapter computes that bound
 # along a real training run and asks whether it tracks the test error.
 #
-# ```{prf:definition} Linear separability (Definition 4.3 of Gao et al.)
+# ```{prf:definition} Linear separability, Gao et al. 4.3
+# :nonumber:
 # :label: def-43
 # A classifier $(M, f(\cdot;w))$ linearly separates the training features by margins
 # $\{\gamma_{y,y'}\}_{y\ne y'}$, $\gamma_{y,y'}>0$, if for every pair of classes
@@ -27,7 +28,8 @@
 # $(M_y - M_{y'})^\top f(x;w)\le-\gamma_{y,y'}$ for all $(x, y')\in S$.
 # ```
 #
-# ```{prf:theorem} Multiclass margin bound (Theorem 4.4 of Gao et al.)
+# ```{prf:theorem} Multiclass margin bound, Gao et al. 4.4
+# :nonumber:
 # :label: thm-44
 # Let $\mathcal F = \{(M_y - M_{y'})^\top f(\cdot;w)\mid y\ne y', M, w\}$ with
 # $\sup_{y\ne y'}\sup_{M,w}\sup_x|(M_y - M_{y'})^\top f(x;w)|\le K$. For any classifier with margins
@@ -42,7 +44,8 @@
 # where $\lesssim$ omits the probability terms and $\mathfrak R_{N_y}$ is the Rademacher complexity.
 # ```
 #
-# ```{prf:corollary} Corollary 4.5 of Gao et al.
+# ```{prf:corollary} Gao et al. 4.5
+# :nonumber:
 # :label: cor-45
 # For balanced classes, $p(y) = 1/C$ and $N_y = N/C$:
 # $(A) + (B) = \frac{\mathfrak R_{N/C}(\mathcal F)}{C}\sum_y\sum_{y'\ne y}\frac{1}{\gamma_{y,y'}}

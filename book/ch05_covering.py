@@ -18,14 +18,16 @@
 # "no" goes through a bound that depends on how each class's margin compares with the geometry of
 # that class's support in input space.
 #
-# ```{prf:definition} Equivalent ETFs (Definition 4.7 of Gao et al.)
+# ```{prf:definition} Equivalent ETFs, Gao et al. 4.7
+# :nonumber:
 # :label: def-47
 # Two simplex ETFs $\{\zeta_i\}_{i=1}^C$, $\{\chi_i\}_{i=1}^C$ in $\mathbb R^d$ are *permutation
 # equivalent* if $[\zeta_i] = [\chi_i]P$ for a permutation matrix $P$, and *rotation equivalent* if
 # $[\zeta_i] = R[\chi_i]$ for an orthogonal matrix $R$.
 # ```
 #
-# ```{prf:theorem} Theorem 4.8 of Gao et al.
+# ```{prf:theorem} Covering-number bound, Gao et al. 4.8
+# :nonumber:
 # :label: thm-48
 # Let $S$ be balanced and let $(M, f(\cdot;w))$ linearly separate $S$ by margins
 # $\{\gamma_{y,y'}\}$. Assume $f(\cdot;w)$ is $L$-Lipschitz for every $w$, that $\mathcal M_y$ is the
@@ -251,7 +253,7 @@ verdict48.glue("thm48")
 verdict49 = decide_rem49(perm_acc, seed_acc, perm_expr, len(test_set), seed=seed)
 verdict49.glue("rem49")
 for name, v in (("Theorem 4.8", verdict48), ("Remark 4.9", verdict49)):
-    print(f"{name}: {v.label}\n  {v.key}\n  {v.sureness}\n  control: {v.control}")
+    print(f"{name}, " + v.text())
 
 
 def span(values, fmt=".3f", scale=1.0):

@@ -18,7 +18,8 @@
 # exponentially with the input dimension. The paper's last theorem drops all three and keeps one
 # quantity per class, the largest feature norm $\rho_y$.
 #
-# ```{prf:theorem} Theorem 4.10 of Gao et al.
+# ```{prf:theorem} Hoeffding-type bound, Gao et al. 4.10
+# :nonumber:
 # :label: thm-410
 # Let $S$ be balanced ($N/C$ samples per class) and let $(M, f(\cdot;w))$ linearly separate $S$ by
 # margins $\{\gamma_{y,y'}\}_{y\ne y'}$ (Definition 4.3). Let
@@ -322,8 +323,9 @@ from nclib.theory_plots import bound_vs_accuracy_figure
 
 intervals = [clopper_pearson(r["correct"], r["n"]) for r in runs]
 bound_vs_accuracy_figure([f"q = {r['q']:g}" for r in runs], [r["bound_r"] for r in runs],
-                         [r["correct"] / r["n"] for r in runs], [i.low for i in intervals],
-                         [i.high for i in intervals], chance=1 / K)
+                         [r["correct"] / r["n"] for r in runs],
+                         [i.low for i in intervals], [i.high for i in intervals],
+                         chance=1 / K)
 plt.show()
 
 # %% [markdown]

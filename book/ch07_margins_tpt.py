@@ -235,19 +235,21 @@ display(tpt_margins.growth_table(rows, f"the terminal phase per run, {scale} sca
 
 # %% tags=["hide-input"]
 if any(r.reached for r in rows):
-    plot_growth(rows, tpt_margins.rescaled_control(rows), "second half of the terminal phase")
+    plot_growth(rows, tpt_margins.rescaled_control(rows),
+                "second half of the terminal phase")
     plt.show()
 numbers = tpt_margins.chapter7_numbers(rows)
-share = numbers.pop("etf_share_value")  # the scales' median share in the growth of log p_min
+share = numbers.pop("etf_share_value")  # the scales' median share in log p_min's growth
 if share != share:  # NaN
-    reading = ("No fixed-ETF run has a positive p_min at both ends of its terminal phase, "
-               "so no split is made.")
+    reading = ("No fixed-ETF run has a positive p_min at both ends of its terminal "
+               "phase, so no split is made.")
 elif share < 0.5:
-    reading = ("The feature norm stays nearly constant (weight decay holds it), and the growth of p_min "
-               "from t₀ to t₁ is growth of the scale-free margin.")
+    reading = ("The feature norm stays nearly constant (weight decay holds it), and the "
+               "growth of p_min from t₀ to t₁ is growth of the scale-free margin.")
 else:
-    reading = ("Most of the growth of p_min from t₀ to t₁ is the features getting longer: cross-entropy "
-               "rewards longer features directly, and weight decay only slows that down.")
+    reading = ("Most of the growth of p_min from t₀ to t₁ is the features getting "
+               "longer: cross-entropy rewards longer features directly, and weight decay "
+               "only slows that down.")
 glue("ch7_split_reading", reading, display=False)
 for name, value in numbers.items():
     glue(f"ch7_{name}", value, display=False)

@@ -16,14 +16,8 @@
 #
 # The second claim of {cite:t}`gao2023demystifying` (Section 4.2) is that collapsed solutions do not
 # all generalize alike. Two simplex ETFs are *equivalent* when one is the other with its columns
-# permuted or its feature space rotated:
-#
-# ```{prf:definition} Equivalent ETFs (Definition 4.7 of Gao et al.)
-# :label: def-equivalent-etf-ch8
-# Two simplex ETFs $[\zeta_i]_{i=1}^C$ and $[\chi_i]_{i=1}^C$ in $\mathbb R^d$ are *permutation
-# equivalent* if $[\zeta_i] = [\chi_i]\,P$ for a permutation matrix $P$, and *rotation equivalent* if
-# $[\zeta_i] = R\,[\chi_i]$ for an orthogonal matrix $R$.
-# ```
+# permuted ($M^*P$) or its feature space rotated ($RM^*$), as {prf:ref}`Definition 4.7 <def-47>`
+# (stated in chapter 5) makes precise.
 #
 # Their Section 5.2 draws one simplex ETF $M^*$, ten random permutations $M^*P_i$ and ten random
 # rotations $R_iM^*$, fixes the classifier of a network to each (following
@@ -176,7 +170,8 @@ else:
 
 # %% tags=["hide-input"]
 first = next(iter(data.values()), None)
-identity = {}  # backbone → Verdict: the linear-ended MLP, and the MLP with a ReLU after it
+# backbone → Verdict: the linear-ended MLP, and the MLP with a ReLU after it
+identity = {}
 for backbone, name in (("mlp", "ch8_identity"), ("mlp_relu", "ch8_identity_relu")):
     if first is not None and identity_epochs > 0:
         d0 = feature_dim or 32
@@ -441,19 +436,24 @@ v_perm.glue("nc_gen", glue)
 v_rot.glue("nc_rot", glue)
 # the reading of the verdict, in the chapter's words
 READING = {
-    "holds": ("Here some classifiers do better than others consistently across seeds, beyond what a "
-              "change of optimization path alone produces, which supports the paper's reading; the size "
-              "of the effect is its sd τ̂ above, to be weighed against the seed sd."),
+    "holds": (
+        "Here some classifiers do better than others consistently across seeds, "
+        "beyond what a change of optimization path alone produces, which supports the "
+        "paper's reading; the size of the effect is its sd τ̂ above, to be weighed "
+        "against the seed sd."),
     "not distinguishable from seed noise": (
-        "At this scale the spread that the paper reads as non-conservative generalization is the spread "
-        "any change of optimization path produces, as the two facts above predict for networks ending "
-        "in a linear layer; an effect large enough to matter (the detectable size above) would have "
-        "shown. The paper's boxes come from a single seed and cannot separate the two; its claim needs "
-        "the grid at paper scale (below) before it can stand."),
+        "At this scale the spread that the paper reads as non-conservative "
+        "generalization is the spread any change of optimization path produces, as "
+        "the two facts above predict for networks ending in a linear layer; an effect "
+        "large enough to matter (the detectable size above) would have shown. The "
+        "paper's boxes come from a single seed and cannot separate the two; its claim "
+        "needs the grid at paper scale (below) before it can stand."),
     "untestable at this size": (
-        "At this scale the grid cannot decide: the experiment could not have detected an effect as "
-        "large as the seed noise, so its null result is absence of evidence, not evidence of absence."),
-    "no runs": "No runs: no dataset could be loaded or the case was skipped.",
+        "At this scale the grid cannot decide: the experiment could not have detected "
+        "an effect as large as the seed noise, so its null result is absence of "
+        "evidence, not evidence of absence."),
+    "no runs": (
+        "No runs: no dataset could be loaded or the case was skipped."),
 }
 numbers = report.chapter8_numbers(S, v_perm)
 for name, value in numbers.items():

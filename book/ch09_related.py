@@ -146,6 +146,7 @@ glue_all("ch9_", dict(
 #   + \frac{\lambda_b}{2}\lVert b\rVert^2 .$$
 #
 # ```{prf:theorem} Zhu et al. (2021), Theorems 3.1 and 3.2, as summarized
+# :nonumber:
 # :label: thm-zhu
 # With balanced classes and a feature dimension that can hold a simplex ETF, every global minimizer
 # of $f$ has $b = 0$ (for $\lambda_b > 0$), class vectors $M_y$ forming a simplex ETF, and collapsed
@@ -162,6 +163,7 @@ glue_all("ch9_", dict(
 # The theorem fixes the shape of the minimizer; what remains is one scale, which we derive here.
 #
 # ```{prf:proposition} Value and scale of the global minimum
+# :nonumber:
 # :label: prop-ufm-scale
 # Let $\sigma = \sqrt{n\lambda_M\lambda_Z}$. If $C\sigma < 1$, the global minimum of $f$ is
 #
@@ -426,6 +428,7 @@ print(v_zhu.label, "|", v_zhu.key)
 # end-to-end with weight decay.
 #
 # ```{prf:theorem} Jacot, Súkeník, Wang & Mondelli (2024), as summarized
+# :nonumber:
 # :label: thm-jacot
 # (i) If the training error is low and the linear layers are balanced,
 # $W_{l+1}^\top W_{l+1}\approx W_lW_l^\top$, the penultimate features exhibit NC1. (ii) If in addition
@@ -555,6 +558,7 @@ print(v_jacot.label, "|", v_jacot.key)
 # NC1 is measured on $h$.
 #
 # ```{prf:theorem} Wu & Mondelli (2025), as summarized
+# :nonumber:
 # :label: thm-wu
 # For this network trained with the mean squared error: (i) points with small empirical loss and
 # small gradient norm (close to stationary) approximately satisfy NC1, and the distance from NC1 is

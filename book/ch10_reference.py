@@ -65,9 +65,9 @@ def preset_rows(experiment):
 
 
 def not_decided(names, recorded, gap=None):
-    """Glue a placeholder for verdicts that are not decided: nothing recorded, or runs of
-    the verdict's design still missing (``gap``: those of its setting; a verdict on part of a
-    design would answer another question)."""
+    """Glue a placeholder for verdicts that are not decided: nothing recorded, or runs
+    of the verdict's design still missing (``gap``: those of its setting; a verdict on
+    part of a design would answer another question)."""
     if recorded is None:
         text = "not recorded yet"
     elif gap:
@@ -195,7 +195,7 @@ if pilots:
                 f"{p.get('n_train', 60000):,} images, "
                 f"lr {p['lr']:g}, wd {p.get('weight_decay', 5e-4):g}",
                 p["status"].split(":")[0],
-                str(p["terminal_epoch"]),
+                "never" if p["terminal_epoch"] is None else str(p["terminal_epoch"]),
                 str(p["epochs_trained"]),
                 f"{p['seconds_per_epoch']:.1f} s",
                 f"{p['seconds'] / 60:.1f} min",
@@ -237,11 +237,11 @@ if tpt is not None:
     plot_figure3(tpt_runs, f"Figure 3 at {scale} scale (recorded runs)")
     plt.show()
     growth = tpt_margins.margin_growth(tpt_runs)
-    display(tpt_margins.growth_table(growth, f"the terminal phase per run, {scale} scale"))
+    caption = f"the terminal phase per run, {scale} scale"
+    display(tpt_margins.growth_table(growth, caption))
     if any(r.reached for r in growth):
-        plot_growth(
-            growth, tpt_margins.rescaled_control(growth), "second half of the terminal phase"
-        )
+        control = tpt_margins.rescaled_control(growth)
+        plot_growth(growth, control, "second half of the terminal phase")
         plt.show()
 if tpt is not None and not tpt.missing:
     tpt_margins.decide_fig3(growth).glue("ref_fig3", glue)
@@ -274,9 +274,9 @@ else:
 nc = load_results("non_conservative", scale, root)
 glue("ch10_nc_note", missing_note("non_conservative", nc), display=False)
 print("chapter 8 at reference scale:", missing_note("non_conservative", nc))
-summaries = (
-    report.summarise_settings(nc.runs(), n_resamples=n_resamples) if nc is not None else {}
-)
+summaries = {}
+if nc is not None:
+    summaries = report.summarise_settings(nc.runs(), n_resamples=n_resamples)
 by_structure = {Sk.structure: Sk for Sk in summaries.values()}
 names = {
     ("simplex_etf", "permutation"): "ref_nc_gen",
@@ -395,7 +395,8 @@ for path in sorted((root / "bench").glob("reference_pilot-mlp_relu-*.json")):
     pilot_rows.append((
         f"{p['n_train']:,} images, wd {p['weight_decay']:g}, ×0.1 at "
         f"{', '.join(map(str, p['milestones']))}, {p['epochs']} epochs",
-        str(p["terminal_epoch"]), f"{c['nc1_last']:.3f}" if c else "not fitted",
+        "never" if p["terminal_epoch"] is None else str(p["terminal_epoch"]),
+        f"{c['nc1_last']:.3f}" if c else "not fitted",
         "yes" if c.get("collapsed") else "no", f"{p['seconds'] / 60:.1f} min",
         str(p.get("provenance", {}).get("device_name", "?")).split(" (")[0]))
 if pilot_rows:

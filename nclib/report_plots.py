@@ -83,7 +83,6 @@ def plot_growth(rows, control=None, title: str | None = None, alpha: float = 0.0
     the scale-free margin p̂ (green squares) over the second half of the terminal phase
     (:meth:`nclib.tpt_margins.MarginGrowth.change`); the top row is their mean over runs with its 95%
     bootstrap interval; the rescaled copies (``control``) are drawn below a line, hollow."""
-
     done = [r for r in rows if r.reached]
     ctrl = list(control or [])
     items = done + ctrl
@@ -133,13 +132,14 @@ def plot_boxes(summary, title: str | None = None):
         if vals:
             ax.boxplot(vals, showfliers=False)
             for j, v in enumerate(vals):
-                ax.scatter(j + 1 + rng.uniform(-0.12, 0.12, len(v)), v, s=12, color="C3", zorder=3)
+                # clip_on=False: a run at 100% sits on the top edge, not above it
+                ax.scatter(j + 1 + rng.uniform(-0.12, 0.12, len(v)), v, s=12, color="C3", zorder=3, clip_on=False)
             ax.set_xticks(range(1, len(vals) + 1), [short[g] for g in names])
         ax.set_title(label)
         if key == "train_loss":
             ax.set_yscale("log")
-        if key == "train_accuracy" and vals:
-            ax.set_ylim(min(min(v) for v in vals) - 1, 100.5)
+        if mult == 100 and vals:  # an accuracy: the axis ends at 100%
+            ax.set_ylim(min(ax.get_ylim()[0], min(min(v) for v in vals) - 1), min(100.0, ax.get_ylim()[1]))
         style_axes(ax)
     if title:
         fig.suptitle(title, fontsize=FONT_SIZE + 1)

@@ -15,6 +15,7 @@ each returns a :class:`Verdict` and is tested on constructed inputs where each o
 from __future__ import annotations
 
 import html
+import textwrap
 from dataclasses import dataclass
 
 __all__ = ["LABELS", "SHORT", "BOOK_VERDICTS", "REFERENCE_VERDICTS", "CONFIRMATORY_VERDICTS", "Verdict",
@@ -95,10 +96,14 @@ class Verdict:
                 raise ValueError(f"Verdict.{name} must be a non-empty phrase: a verdict without "
                                  f"its {name} cannot be judged by a reader")
 
-    def text(self) -> str:
-        """The verdict in four printed lines: label and key number, sureness, control, rule."""
-        return (f"{self.label}: {self.key}\n  sureness: {self.sureness}\n"
-                f"  control: {self.control}\n  rule: {self.rule}")
+    def text(self, width: int = 88) -> str:
+        """The verdict as printed text: label and key number, sureness, control and rule, each
+        wrapped at ``width`` characters (a code cell's output column holds about 90) with its
+        continuation lines indented."""
+        parts = [(f"{self.label}: ", self.key), ("  sureness: ", self.sureness),
+                 ("  control: ", self.control), ("  rule: ", self.rule)]
+        return "\n".join(textwrap.fill(str(body), width, initial_indent=head, subsequent_indent="    ",
+                                        break_on_hyphens=False) for head, body in parts)
 
     def badge_html(self) -> str:
         """The label as a short coloured badge (styled by the book's CSS), the full label as its

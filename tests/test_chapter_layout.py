@@ -38,3 +38,31 @@ def test_the_check_sees_cells_it_should_refuse(tmp_path):
     page.write_text("# %%\n" + "x = 1\n" * 26 + '\n# %% tags=["hide-input"]\n' + "y = 2\n" * 40)
     [(i, tags, lines)] = list(shown_code_cells(page))
     assert len(lines) == 26 and not tags
+
+
+def test_theorem_boxes_carry_the_papers_numbers_not_their_own():
+    """sphinx-proof numbers its boxes in order ("Theorem 2" for the paper's Theorem 4.4): every box
+    is unnumbered, and a result of Gao et al. names its number in its title ("…, Gao et al. 4.4")."""
+    import re
+
+    problems = []
+    for page in PAGES + sorted((ROOT / "book").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(r"```\{prf:(\w+)\}([^\n]*)\n((?:#? ?:\w+:[^\n]*\n)*)", text):
+            kind, title, options = m[1], m[2], m[3]
+            if kind == "proof":
+                continue
+            if ":nonumber:" not in options:
+                problems.append(f"{page.name}: {kind} '{title.strip()}' is numbered by sphinx-proof")
+            if "Gao et al" in title and not re.search(r"Gao et al\. \d+\.\d+$", title.strip()):
+                problems.append(f"{page.name}: {kind} '{title.strip()}' does not end with the paper's number")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_folded_code_is_as_narrow_as_shown_code(page):
+    """A folded cell opens into the same column (the browser test opens them all): its lines too
+    stay within the column's characters."""
+    wide = [(i, len(line), line[:50]) for i, cell in enumerate(jupytext.read(page).cells)
+            if cell.cell_type == "code" for line in cell.source.splitlines() if len(line) > MAX_WIDTH]
+    assert not wide, f"{page.name}: folded or shown code lines over {MAX_WIDTH} characters: {wide}"

@@ -319,3 +319,17 @@ def test_a_grid_without_any_variation_is_untestable_with_the_reason():
     assert "permutation" not in S.grids and "0/0" in S.undefined["permutation"]
     v = report.decide_nc_gen(S, "permutation")
     assert v.label == "untestable at this size" and "0/0" in v.key
+
+
+def test_box_figure_accuracy_axes_end_at_100_percent():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nclib.report_plots import plot_boxes
+
+    rng = np.random.default_rng(7)
+    S = _summary(80 + rng.normal(0, 0.5, (4, 3)))
+    fig = plot_boxes(S)
+    for ax in fig.axes:
+        if "accuracy" in ax.get_title():
+            assert ax.get_ylim()[1] <= 100.0, ax.get_title()

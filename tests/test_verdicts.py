@@ -61,3 +61,12 @@ def test_the_introduction_shows_every_book_verdict_and_no_other():
     assert re.findall(r"ch10_reference\.py::badge_(\w+)", confirmatory) == list(CONFIRMATORY_VERDICTS)
     stable = re.findall(r"stability\.py::stable_(ch\d\d_\w+)__(\w+)", intro)
     assert stable == list(BOOK_VERDICTS), "the introduction's stability column"
+
+
+def test_printed_verdict_wraps_within_an_output_column_and_keeps_every_word():
+    from nclib.verdicts import Verdict
+
+    v = Verdict("holds", "the rule " * 30, "a control " * 20, "an interval [0.1, 0.2] " * 10, "key 3.14")
+    text = v.text(width=88)
+    assert max(len(line) for line in text.splitlines()) <= 88
+    assert text.split() == f"holds: key 3.14 sureness: {v.sureness} control: {v.control} rule: {v.rule}".split()

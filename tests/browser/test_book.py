@@ -345,6 +345,16 @@ def test_internal_links_and_theorem_references_resolve():
     assert theorem_refs > 0, "no reference to a theorem or definition was found to check"
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_no_table_cell_or_output_shows_a_python_none(page):
+    """A missing value reads as words ("never", "n/a", "not recorded"), not as Python's None."""
+    html = (SITE / page).read_text(encoding="utf-8")
+    cells = re.findall(r"<td[^>]*>\s*None\s*</td>", html)
+    outputs = re.findall(r"(?:^|\s{2})None(?:\s{2}|$)", " ".join(
+        re.findall(r'<div class="cell_output[^"]*">(.*?)</div>', html, re.S)), re.M)
+    assert not cells and not outputs, f"{page}: {len(cells)} table cell(s) and {len(outputs)} output column(s) read None"
+
+
 def test_verdict_table_links_every_row_to_its_evidence():
     """Each row's first cell (the result) links to the chapter that decided it; its verdict cell
     holds a coloured badge and its key-number cell is not empty."""
