@@ -140,10 +140,16 @@ def machine_agreement(records: dict[str, dict], chapter: str, name: str) -> str:
     return "differs: " + "; ".join(parts)
 
 
+def _waiting(label):
+    return "incomplete" if isinstance(label, str) and label.startswith("incomplete") else label
+
+
 def build_disagreements(rec: dict, build_dir, seed: str = "0") -> list[str]:
     """Where a record's label at ``seed`` differs from the label a build computed (the build of
     the same machine and seed): "chapter::name recorded R, built B" per verdict, either side
-    missing included. Empty when the record describes the build."""
+    missing included. Empty when the record describes the build. A verdict still waiting for
+    recorded runs ("incomplete: N runs … missing") counts as one label whatever N, since N falls
+    as a sweep's records are committed."""
     built = build_verdicts(build_dir)
     recorded = rec.get("verdicts", {}).get(seed, {})
     names = {(ch, n) for d in (built, recorded) for ch, v in d.items() for n in v}
@@ -151,7 +157,7 @@ def build_disagreements(rec: dict, build_dir, seed: str = "0") -> list[str]:
     for ch, n in sorted(names):
         a = recorded.get(ch, {}).get(n, {}).get("verdict")
         b = built.get(ch, {}).get(n, {}).get("verdict")
-        if a != b:
+        if _waiting(a) != _waiting(b):
             out.append(f"{ch}::{n} recorded {a or 'nothing'}, built {b or 'nothing'}")
     return out
 
