@@ -31,6 +31,8 @@ record_dir = ""            # "" for the repository's results/stability/
 seed = 0                   # unused: this page trains nothing (every page has a seed)
 
 # %% tags=["hide-input"]
+from pathlib import Path
+
 from IPython.display import display
 from myst_nb import glue
 
@@ -38,7 +40,7 @@ from nclib.stability import load_records, machine_agreement, record_folder
 from nclib.tables import Table
 from nclib.verdicts import BOOK_VERDICTS, SHORT
 
-folder = record_dir or record_folder()
+folder = Path(record_dir) if record_dir else record_folder()
 records = load_records(folder)
 
 
@@ -74,6 +76,10 @@ else:
         built = ", ".join(sorted(commits)) or str(prov.get("git_commit"))[:10]
         print(f"{cpu}: built at commit {built}, torch {prov.get('torch')}, "
               f"recorded {prov.get('time_utc', '')}")
+archived = sorted(p.name for p in (folder / "archive").glob("*.json")) if folder else []
+# superseded records: kept as evidence, not compared (archive/README.md says why)
+if archived:
+    print("superseded, in results/stability/archive/: " + ", ".join(archived))
 
 # %% tags=["hide-input"]
 # The introduction's stability column: one cell per row of its verdict table.
