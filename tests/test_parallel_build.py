@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
-from parallel_build import LONGEST_FIRST, jobs_from, one_page_per_chunk  # noqa: E402
+from parallel_build import jobs_from  # noqa: E402
 
 
 def test_auto_is_the_usable_cores_and_numbers_are_taken_as_they_are():
@@ -54,12 +54,3 @@ def test_every_extension_of_the_book_allows_parallel_reading(tmp_path):
         unmergeable = [name for name, domain in app.env.domains.items()
                        if type(domain).merge_domaindata is Domain.merge_domaindata]
         assert unmergeable == []
-
-
-def test_pages_go_to_the_readers_one_at_a_time_the_longest_first():
-    pages = ["book/api", "book/ch02_neural_collapse", "book/ch08_non_conservative", "book/intro"]
-    chunks = one_page_per_chunk(pages, 2)
-    assert chunks == [["book/ch08_non_conservative"], ["book/api"], ["book/ch02_neural_collapse"], ["book/intro"]]
-    assert sorted(sum(one_page_per_chunk(pages, 1), [])) == sorted(pages)  # one reader: Sphinx's chunks
-    assert all(p.startswith("book/") for p in LONGEST_FIRST)
-    assert all((ROOT / f"{p}.py").is_file() for p in LONGEST_FIRST)  # names that exist

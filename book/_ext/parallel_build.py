@@ -11,9 +11,7 @@ depend on the order. jupyter-book 1's command line has no ``-j``, but its ``buil
     python book/_ext/parallel_build.py JOBS <jupyter-book build arguments>
 
 ``JOBS`` is a number or ``auto`` (the cores this process may use). Each chapter's kernel gets
-cores / JOBS threads (``OMP_NUM_THREADS``, unless set already). The pages go to the readers one at
-a time, the longest-executing first (:func:`one_page_per_chunk`), so that no reader is left
-with a queue of chapters while the other idles.
+cores / JOBS threads (``OMP_NUM_THREADS``, unless set already).
 """
 
 from __future__ import annotations
@@ -41,25 +39,6 @@ def jobs_from(text: str) -> int:
     return jobs
 
 
-# The pages that execute longest, handed out first (measured on the 2-core AMD EPYC machine, quiet,
-# two readers: chapter 8 150 s; chapters 2, 4, 5 and 7 about 60 s each; the rest at most 52 s).
-LONGEST_FIRST = ("book/ch08_non_conservative",)
-
-
-def one_page_per_chunk(docnames, nproc: int, maxbatch: int = 10) -> list[list[str]]:
-    """Sphinx's ``make_chunks`` for this book: with several readers, one page per chunk, the pages
-    of :data:`LONGEST_FIRST` first and the rest in Sphinx's order. Sphinx's own chunks (the pages
-    split into ``jobs`` runs of consecutive names) gave one reader chapters 2–7 (332 s of execution)
-    and the other chapters 8–10 and the short pages (236 s); with one page per chunk a reader takes
-    the next page when it finishes one. With one reader, Sphinx's chunks."""
-    from sphinx.util.parallel import make_chunks
-
-    if nproc < 2:
-        return make_chunks(docnames, nproc, maxbatch)
-    first = [d for d in LONGEST_FIRST if d in docnames]
-    return [[d] for d in first + [d for d in docnames if d not in first]]
-
-
 def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit(__doc__)
@@ -72,9 +51,6 @@ def main(argv: list[str]) -> None:
     # then slow it several times over (measured: chapter 2 took 203 s instead of 33 s). Kernels
     # inherit this; a chapter that sets its own thread count still does.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // jobs)))
-    import sphinx.builders
-
-    sphinx.builders.make_chunks = one_page_per_chunk  # the readers' (and writers') chunks
     # The build command imports build_sphinx from this module when it runs, so it gets this one.
     jupyter_book.sphinx.build_sphinx = functools.partial(jupyter_book.sphinx.build_sphinx, jobs=jobs)
     jupyter_book_main(["build", *argv[1:]])
