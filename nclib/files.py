@@ -25,7 +25,7 @@ __all__ = ["HOST", "pid_alive", "written_by_dead_process", "atomic_write_text", 
            "atomic_torch_save", "to_jsonable"]
 
 # Temporaries name their writer (host and pid), so that those of a writer that died on this host
-# (a killed worker, mid-write) are removed at once rather than after that age.
+# (a killed worker, mid-write) are removed at once rather than when they are old (nclib.records).
 HOST = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())
 WRITER_IN_NAME = re.compile(r"\.w-(?P<host>[A-Za-z0-9_-]*)-(?P<pid>\d+)\.[^.]*\.tmp$")
 
