@@ -36,18 +36,19 @@ from pathlib import Path
 from IPython.display import display
 from myst_nb import glue
 
-from nclib.stability import load_records, machine_agreement, record_folder
+from nclib.stability import load_records, machine_agreement, record_folder, verdict_row
 from nclib.tables import Table
 from nclib.verdicts import BOOK_VERDICTS, SHORT
 
 folder = Path(record_dir) if record_dir else record_folder()
 records = load_records(folder)
+# the introduction's stability column (glued below), one cell per verdict
+cells = {(ch, n): machine_agreement(records, ch, n) for ch, n in BOOK_VERDICTS}
 
 
 def label_at(cpu, s, chapter, name):
     """A record's short label for one verdict at one seed ("—" where absent)."""
-    row = next((r for r in records[cpu]["summary"]
-                if (r["chapter"], r["name"]) == (chapter, name)), None)
+    row = verdict_row(records[cpu], chapter, name)
     label = row["labels"].get(s) if row else None
     return SHORT.get(label, label or "—")
 
@@ -65,8 +66,7 @@ else:
     caption = "Each verdict's label at every seed on every CPU model recorded"
     header = ["verdict"] + [f"{cpu}, seed {s}" for cpu, s in columns]
     display(Table(header, rows, caption))
-    same = sum(machine_agreement(records, ch, n).startswith("same")
-               for ch, n in BOOK_VERDICTS)
+    same = sum(cell.startswith("same") for cell in cells.values())
     summary = (f"{same} of {len(BOOK_VERDICTS)} verdicts identical at every seed on "
                f"{', '.join(records)}")
     glue("stability_summary", summary, display=False)
@@ -83,8 +83,7 @@ if archived:
 
 # %% tags=["hide-input"]
 # The introduction's stability column: one cell per row of its verdict table.
-for chapter, name in BOOK_VERDICTS:
-    cell = machine_agreement(records, chapter, name)
+for (chapter, name), cell in cells.items():
     glue(f"stable_{chapter}__{name}", cell, display=False)
 
 # %% [markdown]

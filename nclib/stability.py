@@ -33,7 +33,7 @@ from nclib.records import cpu_model, cpu_slug, provenance, repo_root
 from nclib.verdicts import SHORT
 
 __all__ = ["glued_values", "glue_file_values", "build_verdicts", "record", "seed_rows", "record_folder",
-           "record_path", "load_records", "machine_agreement", "build_disagreements"]
+           "record_path", "load_records", "verdict_row", "machine_agreement", "build_disagreements"]
 
 
 def _plain(text) -> str:
@@ -116,7 +116,8 @@ def load_records(folder=None) -> dict[str, dict]:
     return out
 
 
-def _row(rec: dict, chapter: str, name: str) -> dict | None:
+def verdict_row(rec: dict, chapter: str, name: str) -> dict | None:
+    """A record's summary row of one verdict (its label per seed), or None if it has none."""
     return next((r for r in rec.get("summary", []) if (r["chapter"], r["name"]) == (chapter, name)), None)
 
 
@@ -125,7 +126,7 @@ def machine_agreement(records: dict[str, dict], chapter: str, name: str) -> str:
     seeds 0/1/2 on AMD EPYC" when every recorded label is one label; "differs: AMD EPYC holds /
     holds / violated; …" (short labels per seed, "—" where absent) when any differs; "not
     recorded" where no record holds the verdict (recorded before it existed)."""
-    rows = {cpu: _row(rec, chapter, name) for cpu, rec in records.items()}
+    rows = {cpu: verdict_row(rec, chapter, name) for cpu, rec in records.items()}
     rows = {cpu: r for cpu, r in rows.items() if r is not None}
     if not rows:
         return "not recorded"
