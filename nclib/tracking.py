@@ -24,10 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nclib.accumulate import NCAccumulator
 from nclib.history import History
 from nclib.metrics import classifier_of
-from nclib.train import epoch_record
+from nclib.train import epoch_record, measure_batches
 
 __all__ = ["Tracker"]
 
@@ -57,11 +56,9 @@ class Tracker:
     def _capture(self, module, inputs):
         self._captured = inputs[0]
 
-    @torch.no_grad()
-    def _pass(self, loader, M=None, bias=None) -> dict:
-        """Loss and accuracy over ``loader``; with ``M`` also every metric of the accumulator."""
-        acc = NCAccumulator(M, device=self.device, bias=bias) if M is not None else None
-        n, loss_sum, correct, sq_norm = 0, 0.0, 0, 0.0
+    def _batches(self, loader):
+        """``(features, logits, labels)`` per batch of ``loader``: the features as the head received
+        them while ``model(x)`` ran (a forward pre-hook, removed at the end)."""
         handle = self.head.register_forward_pre_hook(self._capture)
         try:
             for k, batch in enumerate(loader):
@@ -76,24 +73,22 @@ class Tracker:
                 if self._captured is None:
                     raise RuntimeError("Tracker: model(x) did not call head; pass the module that maps "
                                        "the features to the logits")
-                loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
-                correct += int((logits.argmax(dim=1) == y).sum())
-                n += len(y)
-                if acc is not None:
-                    z = self._captured.flatten(1)
-                    sq_norm += z.double().pow(2).sum().item()
-                    acc.update(z, y)
+                yield self._captured.flatten(1), logits, y
         finally:
             handle.remove()
             self._captured = None
+
+    @torch.no_grad()
+    def _test_pass(self) -> dict:
+        """Loss and accuracy of the model's own logits on the test loader."""
+        n, loss_sum, correct = 0, 0.0, 0
+        for _, logits, y in self._batches(self.test_loader):
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+            correct += int((logits.argmax(dim=1) == y).sum())
+            n += len(y)
         if n == 0:
-            raise ValueError("Tracker: a loader yielded no samples")
-        out = acc.compute() if acc is not None else {}
-        out.update(loss=loss_sum / n, model_accuracy=correct / n)
-        if acc is not None:
-            out["feature_rms"] = math.sqrt(sq_norm / n)
-            out["classifier_norm"] = M.norm(dim=0).mean().item()
-        return out
+            raise ValueError("Tracker: the test loader yielded no samples")
+        return {"loss": loss_sum / n, "accuracy": correct / n}
 
     def log(self, epoch: int, lr: float = math.nan) -> dict:
         """Measure now (in eval mode; the model's mode is restored) and append the epoch's record
@@ -103,11 +98,10 @@ class Tracker:
         self.model.eval()
         try:
             M, bias = classifier_of(self.head)
-            tr = self._pass(self.train_loader, M, bias)
-            te = self._pass(self.test_loader) if self.test_loader is not None else {"loss": math.nan,
-                                                                                     "model_accuracy": math.nan}
+            tr = measure_batches(self._batches(self.train_loader), M, bias=bias, device=self.device)
+            te = self._test_pass() if self.test_loader is not None else {"loss": math.nan, "accuracy": math.nan}
         finally:
             self.model.train(was_training)
-        record = epoch_record(int(epoch), float(lr), tr, {"loss": te["loss"], "accuracy": te["model_accuracy"]})
+        record = epoch_record(int(epoch), float(lr), tr, te)
         self.history.observe(record, tr["margins"].pairwise.nan_to_num(0.0).tolist())
         return record

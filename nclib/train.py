@@ -32,6 +32,7 @@ from nclib.schedule import SCHEDULES, MetricSchedule
 __all__ = [
     "TrainConfig",
     "TrainingDidNotConverge",
+    "measure_batches",
     "evaluate",
     "evaluate_loss_accuracy",
     "augment",
@@ -203,27 +204,39 @@ def _in_memory_format(x, channels_last: bool):
 
 
 @torch.no_grad()
-def evaluate(model, data: TensorDataset, batch_size: int = 1000, channels_last: bool = False) -> dict:
-    """One pass over ``data``: mean cross-entropy plus every metric of :class:`~nclib.accumulate.NCAccumulator` for the
-    model's classifier matrix, and the RMS feature norm ρ̄ = (Ave_i ‖z_i‖²)^{1/2} and mean column
-    norm of the classifier (the two factors by which p_min grows under mere rescaling).
-    ``channels_last``: feed 4-D batches NHWC (set when the model was trained so)."""
-    model.eval()
-    M = model.classifier_matrix()
-    acc = NCAccumulator(M, device=data.x.device)
-    loss_sum = 0.0
-    sq_norm = 0.0
-    for i in range(0, len(data), batch_size):
-        x, y = _in_memory_format(data.x[i : i + batch_size], channels_last), data.y[i : i + batch_size]
-        z = model.features(x)
-        loss_sum += F.cross_entropy(model.head(z).float(), y, reduction="sum").item()
+def measure_batches(batches, M, *, bias=None, device=None) -> dict:
+    """One pass over ``batches`` of ``(features, logits, labels)``: mean cross-entropy of the
+    logits plus every metric of :class:`~nclib.accumulate.NCAccumulator` for the classifier ``M``
+    (d×C, and its ``bias``), the RMS feature norm ρ̄ = (Ave_i ‖z_i‖²)^{1/2} and the mean column norm
+    of ``M`` (the two factors by which p_min grows under mere rescaling). What :func:`evaluate` and
+    :class:`nclib.tracking.Tracker` measure each epoch."""
+    acc = NCAccumulator(M, device=device, bias=bias)
+    n, loss_sum, sq_norm = 0, 0.0, 0.0
+    for z, logits, y in batches:
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
         sq_norm += z.double().pow(2).sum().item()
         acc.update(z, y)
-    out = acc.compute()
-    out["loss"] = loss_sum / len(data)
-    out["feature_rms"] = math.sqrt(sq_norm / len(data))
+        n += len(y)
+    out = acc.compute()  # refuses an empty pass, naming it
+    out["loss"] = loss_sum / n
+    out["feature_rms"] = math.sqrt(sq_norm / n)
     out["classifier_norm"] = M.double().norm(dim=0).mean().item()
     return out
+
+
+@torch.no_grad()
+def evaluate(model, data: TensorDataset, batch_size: int = 1000, channels_last: bool = False) -> dict:
+    """One pass over ``data`` with the model's classifier matrix: :func:`measure_batches`.
+    ``channels_last``: feed 4-D batches NHWC (set when the model was trained so)."""
+    model.eval()
+
+    def batches():
+        for i in range(0, len(data), batch_size):
+            x, y = _in_memory_format(data.x[i : i + batch_size], channels_last), data.y[i : i + batch_size]
+            z = model.features(x)
+            yield z, model.head(z), y
+
+    return measure_batches(batches(), model.classifier_matrix(), device=data.x.device)
 
 
 @torch.no_grad()
