@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Fashion-MNIST: Debian's dataset-fashion-mnist puts the idx files here (nclib.datasets looks there).
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: book book-seeds test venv data assets browser pytest book-strict browser-test clean lab publish
+.PHONY: book book-seeds test venv data assets browser pytest book-strict browser-test book-checked clean lab publish
 
 venv: $(STAMP)
 
@@ -70,10 +70,11 @@ book-strict: venv data assets
 	$(JUPYTER_BOOK_BUILD) . -W -n --keep-going
 
 # One pytest worker per logical CPU (pytest-xdist): the suite is mostly single-threaded torch and
-# subprocesses, so two cores run it in a little over half the time of one.
+# subprocesses, so two cores run it in a little over half the time of one. Work stealing: a few
+# tests take a minute, and a worker that runs out of tests takes the other's queued ones.
 PYTEST_WORKERS ?= logical
 pytest: venv data
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --ignore=tests/browser --durations=15
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal --ignore=tests/browser --durations=15
 
 # Debian's Chromium and ChromeDriver drive the built book headless (tests/browser). Installed like
 # the data: with apt-get when it may be used; otherwise the test says what is missing.
@@ -96,9 +97,12 @@ browser-test: venv browser
 	$(BIN)/python -m pytest -q tests/browser
 
 # The suite and the strict build run side by side (each is mostly one process per core, with idle
-# stretches the other fills); the browser test then reads the built book.
+# stretches the other fills); the browser test reads the built book as soon as it is built, beside
+# the rest of the suite.
 test:
-	$(MAKE) -j2 --output-sync=target pytest book-strict
+	$(MAKE) -j2 --output-sync=target pytest book-checked
+
+book-checked: book-strict
 	$(MAKE) browser-test
 
 # The chapters as live notebooks: JupyterLab on localhost, rooted at book/. Jupytext (its server

@@ -75,6 +75,7 @@ augment = ""
 amp = False
 channels_last = False
 eval_batch_size = 1000
+measure_window = 1         # dense measuring after the fit and at the end (reads: last)
 seed = 0
 batched = True             # each seed's models in one vmapped step (False: one by one)
 max_models = 0             # at most this many models per batched step; 0: no limit
@@ -112,7 +113,8 @@ def config_for(s, **changes):
         epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
         weight_decay=weight_decay, milestones=tuple(milestones), seed=s,
         augment=augment or None, amp=amp, channels_last=channels_last,
-        eval_batch_size=eval_batch_size, until_accuracy=fit_until or None,
+        eval_batch_size=eval_batch_size, measure_window=measure_window,
+        until_accuracy=fit_until or None,
         max_epochs=max_epochs if fit_until else None), **changes)
 
 

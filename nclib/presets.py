@@ -69,6 +69,7 @@ _CONFIRMATORY_TRAINING = dict(
     per_class_train=3000, per_class_test=0, datasets=["fashion_mnist"], backbones=["mlp_relu", "mlp_gauss"],
     widths={"mlp_relu": 256, "mlp_gauss": 256}, feature_dim=32, batch_size=128, lr=0.05, momentum=0.9,
     weight_decay=2e-3, epochs=300, milestones=[30, 150], fit_until=0.0, eval_batch_size=1000, cpu_threads=1,
+    measure_window=10,
 )
 _CONFIRMATORY_DESIGN = dict(
     seed=100, head_seed=100, small_dim=0, n_permutations=10, n_rotations=0, n_seeds=10, grid_permutations=10,
@@ -109,10 +110,10 @@ PRESETS: dict[str, dict[str, dict]] = {
         "reference": dict(_REFERENCE_TRAINING, small_dim=5, n_permutations=10, n_rotations=10,
                           n_seeds=10, grid_permutations=10, grid_rotations=0, grid_seeds=10,
                           small_grid_permutations=0, control_small_dim=True, batched=False,
-                          compare_epochs=0, identity_epochs=0),
+                          compare_epochs=0, identity_epochs=0, measure_window=10),
         "paper": dict(backbones=["vgg11", "resnet32", "densenet121"],
                       datasets=["cifar10", "cifar100", "fashion_mnist"], small_dim=0, n_seeds=10,
-                      compare_epochs=2, max_models=7,
+                      compare_epochs=2, max_models=7, measure_window=10,
                       ufm_steps=3000, **_PAPER_TRAINING),
     },
     "confirmatory": {
@@ -129,7 +130,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "paper": dict(_CONFIRMATORY_DESIGN, backbones=["vgg11", "resnet32", "densenet121"],
                       datasets=["cifar10", "cifar100", "fashion_mnist"],
                       **dict(_PAPER_TRAINING, epochs=350, milestones=[117, 233]), fit_until=0.0,
-                      batched=False),
+                      batched=False, measure_window=10),
     },
 }
 
