@@ -71,10 +71,12 @@ book-strict: venv data assets
 
 # One pytest worker per logical CPU (pytest-xdist): the suite is mostly single-threaded torch and
 # subprocesses, so two cores run it in a little over half the time of one. Work stealing: a few
-# tests take a minute, and a worker that runs out of tests takes the other's queued ones.
+# tests take a minute, and a worker that runs out of tests takes the other's queued ones. NumPy's
+# BLAS on one thread per worker: beside the book build, a second thread per process thrashes
+# (measured: a bootstrap 10× slower).
 PYTEST_WORKERS ?= logical
 pytest: venv data
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal --ignore=tests/browser --durations=15
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal --ignore=tests/browser --durations=15
 
 # Debian's Chromium and ChromeDriver drive the built book headless (tests/browser). Installed like
 # the data: with apt-get when it may be used; otherwise the test says what is missing.

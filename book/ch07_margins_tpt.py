@@ -208,8 +208,11 @@ else:
 # measured epochs of that half and read off the change of $\hat p$ and the change of $p_{\min}$,
 # the latter in units of the run's scale at $t_m$, $\bar\rho(t_m)\,\lVert M_y - M_{y'}\rVert(t_m)$,
 # so that runs of different scales can be averaged (for a fixed ETF head the two coincide unless
-# the features rescale). Over runs we take the mean of each change with a 95% percentile-bootstrap
-# interval. The claim:
+# the features rescale). Over runs we take the mean of each change with a 95% t interval over
+# seeds: the two runs of a seed (fixed and learnable head) share its data order and initial
+# backbone, so each seed's runs are averaged and the seeds are the independent observations (a
+# percentile bootstrap over the runs would treat them as independent, and over 6 runs it covers
+# about 85% rather than 95%; `tests/test_interval_coverage.py` simulates both). The claim:
 #
 # - **holds** if the interval of the change of $p_{\min}$ lies above 0 and so does that of
 #   $\hat p$: the margin grows, and not only because features got longer;
@@ -218,8 +221,8 @@ else:
 #   which is the reviewers' objection and which tightens no bound (Remark 4.6 divides a
 #   complexity term that grows with the scale by the margin);
 # - **violated** if $p_{\min}$'s interval lies below 0; **untestable at this size** with fewer
-#   than three runs in the terminal phase (as for the paper's CIFAR-100 panel, where
-#   $p_{\min} < 0$ throughout); **not distinguishable from seed noise** in every other case.
+#   than three runs (or two seeds) in the terminal phase (as for the paper's CIFAR-100 panel,
+#   where $p_{\min} < 0$ throughout); **not distinguishable from seed noise** in every other case.
 #
 # **Control**: the same rule applied to *rescaled copies* of the runs: for each run, the features
 # and classifier at $t_m$ multiplied, at every later epoch, by that run's own scale factors

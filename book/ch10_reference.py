@@ -223,7 +223,8 @@ else:
 #
 # Chapter 7's rule, applied to the recorded runs: over the second half of each run's terminal
 # phase, the change of $p_{\min}$ (in units of the run's scale) and of the scale-free margin
-# $\hat p$, with 95% bootstrap intervals over runs; rescaled copies of the runs are the control.
+# $\hat p$, with 95% t intervals over seeds (each seed's runs averaged); rescaled copies of the
+# runs are the control.
 # Recorded: {glue:text}`ch10_tpt_note`. The verdict is read only off a complete sweep; the
 # figures show whatever is recorded.
 

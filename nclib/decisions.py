@@ -65,12 +65,13 @@ def decide_nc(drop: dict, control: dict, start_epoch, last_epoch) -> Verdict:
     epoch) with its 95% paired bootstrap interval over training samples; "holds" if the interval
     lies above 1, "violated" if below 1 (NC1 rose), "not distinguishable from seed noise" if it
     contains 1, "untestable at this size" without a terminal phase (never fitted, or fitted only
-    at the last epoch). ``drop`` and ``control`` come from :func:`~nclib.evidence.nc1_drop` (the control with
-    shuffled labels)."""
+    at the last epoch). ``drop`` and ``control`` come from :func:`~nclib.evidence.nc1_drop`, the control
+    on the features of :func:`~nclib.evidence.swap_epochs` (the two epochs exchanged at random per
+    sample: no change by construction, so its interval must contain 1)."""
     rule = ("NC1 at the first epoch with 100% training accuracy over NC1 at the last epoch: holds "
             "if the 95% bootstrap interval of this factor lies above 1, violated if below 1")
-    control_txt = (f"same features, labels shuffled once: factor {control['factor']:.2f} "
-                   f"{interval(control['lo'], control['hi'], '.2f')}")
+    control_txt = (f"the two epochs' features exchanged at random per sample (no change by construction): "
+                   f"factor {control['factor']:.2f} {interval(control['lo'], control['hi'], '.2f')}")
     if start_epoch is None or last_epoch is None or last_epoch <= start_epoch:
         return Verdict("untestable at this size", rule, control_txt, "no terminal phase to measure",
                        "training never reached 100% accuracy before its last epoch",
@@ -88,8 +89,9 @@ def decide_nc(drop: dict, control: dict, start_epoch, last_epoch) -> Verdict:
     else:
         label = "not distinguishable from seed noise"
         detail = "the change in NC1 over the terminal phase is within its sampling noise"
-    if control["lo"] > 1.0:
-        detail += "; the shuffled-label control also fell, so the fall is not specific to the classes"
+    if control["lo"] > 1.0 or control["hi"] < 1.0:
+        detail += ("; the epoch-swap control, unchanged by construction, moved too: the interval is narrower "
+                   "than the noise and the label is not to be trusted")
     return Verdict(label, rule, control_txt, sure, key, detail)
 
 

@@ -14,8 +14,8 @@ import numpy as np
 from nclib.history import final
 from nclib.plots import FONT_SIZE, WIDTH, figure, shade_terminal_phase, style_axes
 from nclib.report import BOX_NAMES
-from nclib.tpt_margins import run_label
-from nclib.stats import bootstrap_mean_ci
+from nclib.stats import clustered_t_interval
+from nclib.tpt_margins import run_label, seed_clusters
 
 __all__ = ["plot_figure3", "plot_scales", "plot_growth", "plot_boxes", "plot_grids", "plot_power",
            "plot_gaps"]
@@ -82,7 +82,7 @@ def plot_growth(rows, control=None, title: str | None = None, alpha: float = 0.0
     """Per run (one row each), the change of p_min (in units of the run's scale, black dots) and of
     the scale-free margin p̂ (green squares) over the second half of the terminal phase
     (:meth:`nclib.tpt_margins.MarginGrowth.change`); the top row is their mean over runs with its 95%
-    bootstrap interval; the rescaled copies (``control``) are drawn below a line, hollow."""
+    t interval over seeds (the interval the verdict reads); the rescaled copies (``control``) are drawn below a line, hollow."""
     done = [r for r in rows if r.reached]
     ctrl = list(control or [])
     items = done + ctrl
@@ -95,9 +95,9 @@ def plot_growth(rows, control=None, title: str | None = None, alpha: float = 0.0
                 label="p_min (in units of the scale)" if i == 0 else None)
         ax.plot(r.change("scale_free"), y, "s", ms=5, mfc="none" if hollow else "C2", mec="C2",
                 label="scale-free margin p̂" if i == 0 else None)
-    if len(done) >= 2:
+    if len(set(seed_clusters(done))) >= 2:
         for q, c, dy in (("p_min", "k", 0.12), ("scale_free", "C2", -0.12)):
-            m, lo, hi = bootstrap_mean_ci([r.change(q) for r in done], 1 - alpha)
+            m, lo, hi = clustered_t_interval([r.change(q) for r in done], seed_clusters(done), 1 - alpha)
             ax.errorbar(m, n - 1 + dy, xerr=[[m - lo], [hi - m]], fmt="o" if q == "p_min" else "s", color=c,
                         capsize=4)
     labels = ["mean over runs (95% interval)"] + [

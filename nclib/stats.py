@@ -24,10 +24,10 @@ sd σ, see the section below):
   been detected with probability 0.8");
 - :func:`effect_ratio_interval`: a confidence interval (or one-sided upper bound) for τ/σ from
   the grid's F, the sureness of a detection and the only basis for an equivalence statement;
-- :func:`bootstrap_mean_ci`: a percentile bootstrap interval for a mean over runs.
 
 Intervals and detectable effects used by every chapter's verdicts (one place for them):
-:class:`Interval` with :func:`t_interval` (Student t over seeds), :func:`log_t_interval` (the same
+:class:`Interval` with :func:`t_interval` (Student t over seeds), :func:`clustered_t_interval`
+(the same over clusters of runs that share a seed), :func:`log_t_interval` (the same
 on logarithms, for quantities that vary by factors), :func:`clopper_pearson` (exact binomial, for
 accuracies on a test set), :func:`detectable_shift` (the smallest mean shift a t interval of n
 runs detects with probability 0.8), :func:`detectable_sd_ratio` (the same for a larger spread,
@@ -45,7 +45,7 @@ from scipy import stats as _st
 
 __all__ = ["holm", "UndefinedTestError", "AnovaTable", "two_way_anova", "permutation_test_rows", "SpreadComparison", "spread_comparison",
            "f_test_power", "permutation_power", "Detectable", "detectable_effect", "effect_ratio_interval",
-           "bootstrap_mean_ci", "Interval", "t_interval", "log_t_interval", "clopper_pearson",
+           "Interval", "t_interval", "clustered_t_interval", "log_t_interval", "clopper_pearson",
            "detectable_shift", "detectable_sd_ratio", "mantel_test"]
 
 
@@ -330,22 +330,6 @@ def effect_ratio_interval(F: float, a: int, b: int, level: float = 0.95, one_sid
     return float(lower), float(upper)
 
 
-def bootstrap_mean_ci(values, level: float = 0.95, n_boot: int = 10000, seed: int = 0):
-    """Percentile bootstrap interval for the mean of ``values`` (resampling the values with
-    replacement; Efron & Tibshirani 1993, §13.3), with the mean: (mean, lower, upper). Needs at
-    least two finite values."""
-    x = np.asarray(values, dtype=np.float64).ravel()
-    if x.size < 2 or not np.all(np.isfinite(x)):
-        raise ValueError(f"need at least two finite values, got {x.tolist()}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(means, [tail, 100 - tail])
-    return float(x.mean()), float(lo), float(hi)
-
-
 # --- intervals and detectable effects for a handful of runs ------------------------------------
 
 @dataclass(frozen=True)
@@ -381,6 +365,22 @@ def t_interval(values, level: float = 0.95) -> Interval:
         return Interval(mean, -math.inf, math.inf, level, 1)
     half = _st.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
     return Interval(mean, mean - half, mean + half, level, int(v.size))
+
+
+def clustered_t_interval(values, clusters, level: float = 0.95) -> Interval:
+    """Mean of ``values`` with a Student-t interval over clusters: the values of each cluster
+    (for example the runs that share a seed, hence its data order and initial backbone) are
+    averaged first, and :func:`t_interval` is taken over the G cluster means (G − 1 degrees of
+    freedom; Cameron & Miller 2015, §VI.C, for few clusters). Runs in one cluster are not
+    independent, so a t or bootstrap interval over the runs themselves is too narrow; ``n`` of the
+    result is G. The estimate is the mean of the cluster means (the plain mean when the clusters
+    are of equal size)."""
+    v = np.asarray(values, dtype=float).reshape(-1)
+    keys = list(clusters)
+    if len(keys) != v.size:
+        raise ValueError(f"clusters must name one cluster per value: {len(keys)} names for {v.size} values")
+    means = [float(v[[i for i, k in enumerate(keys) if k == g]].mean()) for g in dict.fromkeys(keys)]
+    return t_interval(means, level)
 
 
 def log_t_interval(values, level: float = 0.95) -> Interval:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nclib.report import ALPHA
-from nclib.stats import bootstrap_mean_ci
+from nclib.stats import clustered_t_interval
 from nclib.tables import Table
 from nclib.verdicts import Verdict
 
-__all__ = ["run_label", "MarginGrowth", "margin_growth", "rescaled_control", "growth_table", "GROWTH_TOL", "decide_fig3",
+__all__ = ["run_label", "MarginGrowth", "margin_growth", "rescaled_control", "growth_table", "GROWTH_TOL", "decide_fig3", "seed_clusters",
            "chapter7_numbers"]
 
 
@@ -190,18 +190,27 @@ def growth_table(rows: list[MarginGrowth], caption: str):
 GROWTH_TOL = 1e-6
 
 
-def _growth_decision(rows, n_boot, seed, alpha, scales_grew: bool = False):
+def seed_clusters(rows) -> list:
+    """The cluster of each run for :func:`nclib.stats.clustered_t_interval`: its seed (runs of one
+    seed share the data order and the initial backbone, so they are not independent); a run
+    without a seed is its own cluster."""
+    return [r.seed if r.seed is not None else ("run", i) for i, r in enumerate(rows)]
+
+
+def _growth_decision(rows, alpha, scales_grew: bool = False):
     """(label, stats) of the Section 5.1 rule on ``rows`` (see :func:`decide_fig3`);
     ``scales_grew``: whether the rescaled copies' p_min grew (then a p_min growth without a p̂
     growth is rescaling)."""
     done = [r for r in rows if r.reached]
-    stats = dict(n_runs=len(rows), n_used=len(done), n_left=sum(r.left_terminal_phase for r in done))
-    if len(done) < 3:
+    clusters = seed_clusters(done)
+    stats = dict(n_runs=len(rows), n_used=len(done), n_left=sum(r.left_terminal_phase for r in done),
+                 n_seeds=len(set(clusters)))
+    if len(done) < 3 or stats["n_seeds"] < 2:
         return "untestable at this size", stats
     gp = np.array([r.change("p_min") for r in done])
     gs = np.array([r.change("scale_free") for r in done])
-    stats["p"] = bootstrap_mean_ci(gp, 1 - alpha, n_boot, seed)
-    stats["s"] = bootstrap_mean_ci(gs, 1 - alpha, n_boot, seed)
+    stats["p"] = tuple(clustered_t_interval(gp, clusters, 1 - alpha))
+    stats["s"] = tuple(clustered_t_interval(gs, clusters, 1 - alpha))
     stats["n_p_up"] = int((gp > GROWTH_TOL).sum())
     stats["n_s_up"] = int((gs > GROWTH_TOL).sum())
     (_, p_lo, p_hi), (_, s_lo, _) = stats["p"], stats["s"]
@@ -216,7 +225,7 @@ def _growth_decision(rows, n_boot, seed, alpha, scales_grew: bool = False):
     return label, stats
 
 
-def decide_fig3(rows: list[MarginGrowth], *, n_boot: int = 10000, seed: int = 0, alpha: float = ALPHA) -> Verdict:
+def decide_fig3(rows: list[MarginGrowth], *, alpha: float = ALPHA) -> Verdict:
     """The verdict on Section 5.1 ("the margin p_min keeps increasing as the CE loss approaches
     zero", Figure 3), decided on the second half [tm, t1] of each run's terminal phase (over the
     whole phase the margin grows by selection: at t0 the last training point has just crossed, so
@@ -224,7 +233,10 @@ def decide_fig3(rows: list[MarginGrowth], *, n_boot: int = 10000, seed: int = 0,
 
     Per run, Δp and Δs: the changes of p_min (in units of the run's scale at tm) and of the
     scale-free margin p̂ over that half (:meth:`MarginGrowth.change`); over runs, their means with
-    95% percentile bootstrap intervals. Fewer than 3 runs with a measured second half (as for the
+    95% t intervals over seeds (:func:`nclib.stats.clustered_t_interval`: the runs of one seed
+    share its data order and initial backbone, so each seed is one observation; a percentile
+    bootstrap over 6 runs covers about 85%, not 95%). Fewer than 3 runs, or fewer than 2 seeds,
+    with a measured second half (as for the
     paper's CIFAR-100 panel, whose p_min stays below 0, so that it never entered the terminal
     phase) → untestable at this size; the interval of Δp below 0 → violated; above 0 → holds when
     the interval of Δs is above 0 too, holds but vacuous when it is not and the scales grew (the
@@ -232,12 +244,12 @@ def decide_fig3(rows: list[MarginGrowth], *, n_boot: int = 10000, seed: int = 0,
     or p_min growing with neither p̂ nor the scales clearly growing) not distinguishable from seed
     noise. The control is :func:`rescaled_control` decided by the same rule: its Δs is 0 by
     construction, so it can at most come out "holds but vacuous"."""
-    ctrl_label, ctrl = _growth_decision(rescaled_control(rows), n_boot, seed, alpha, scales_grew=True)
+    ctrl_label, ctrl = _growth_decision(rescaled_control(rows), alpha, scales_grew=True)
     scales_grew = "p" in ctrl and ctrl["p"][1] > GROWTH_TOL
-    label, st = _growth_decision(rows, n_boot, seed, alpha, scales_grew)
+    label, st = _growth_decision(rows, alpha, scales_grew)
     rule = ("per run, the change of p_min (in units of the run's scale) and of the scale-free margin p̂ over the "
-            "second half of the terminal phase, fitted over its measured epochs; 95% bootstrap intervals of the "
-            "means over runs: p_min's above 0 and p̂'s above 0 → holds; p_min's above 0, p̂'s not, the scales' "
+            "second half of the terminal phase, fitted over its measured epochs; 95% t intervals of the "
+            "means over seeds (each seed's runs averaged): p_min's above 0 and p̂'s above 0 → holds; p_min's above 0, p̂'s not, the scales' "
             "above 0 → holds but vacuous (rescaling); p_min's below 0 → violated; otherwise not "
             "distinguishable from seed noise; fewer than 3 runs in the terminal phase → untestable")
     if "s" in ctrl:
@@ -246,12 +258,12 @@ def decide_fig3(rows: list[MarginGrowth], *, n_boot: int = 10000, seed: int = 0,
     else:
         control = "rescaled copies: fewer than 3 runs in the terminal phase, nothing to rescale"
     if label == "untestable at this size":
-        why = (f"{st['n_used']} of {st['n_runs']} runs reached 100% training accuracy with three measured epochs "
-               "in the second half of the terminal phase")
+        why = (f"{st['n_used']} of {st['n_runs']} runs (of {st.get('n_seeds', 0)} seeds) reached 100% training "
+               "accuracy with three measured epochs in the second half of the terminal phase")
         return Verdict(label, rule, control, "no interval: " + why, why,
-                       "The rule needs at least three runs whose training set is fitted.")
+                       "The rule needs at least three runs, of two seeds or more, whose training set is fitted.")
     (pm, plo, phi), (sm, slo, shi) = st["p"], st["s"]
-    sure = (f"95% bootstrap intervals over {st['n_used']} runs: change of p_min {_fmt_ci(pm, plo, phi)}, "
+    sure = (f"95% t intervals over {st['n_seeds']} seeds ({st['n_used']} runs): change of p_min {_fmt_ci(pm, plo, phi)}, "
             f"of p̂ {_fmt_ci(sm, slo, shi)}")
     if label == "not distinguishable from seed noise":
         level = _median([r.scale_free[1] for r in rows if r.reached])

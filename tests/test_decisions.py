@@ -36,14 +36,35 @@ def _clusters(spread, seed, n=30, C=4, d=6):
     return centres[y] + spread * rng.normal(size=(len(y), d)), y
 
 
+@given(st.integers(1, 40), st.integers(0, 2**31 - 1))
+def test_swap_epochs_exchanges_whole_pairs(n, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+    first, second = evidence.swap_epochs(a, b, seed=seed)
+    # each sample keeps its two feature vectors, in one order or the other
+    kept = np.all(first == a, axis=1) & np.all(second == b, axis=1)
+    swapped = np.all(first == b, axis=1) & np.all(second == a, axis=1)
+    assert np.all(kept | swapped)
+    again = evidence.swap_epochs(a, b, seed=seed)  # the seed fixes the coin flips
+    assert np.array_equal(again[0], first)
+
+
+def test_swap_epochs_flips_about_half_and_checks_shapes():
+    a, b = np.zeros((10_000, 2)), np.ones((10_000, 2))
+    first, _ = evidence.swap_epochs(a, b, seed=0)
+    assert 0.48 < first[:, 0].mean() < 0.52
+    with pytest.raises(ValueError, match="same samples"):
+        evidence.swap_epochs(a, b[:5])
+
+
 def test_decide_nc_outcomes():
     Z0, y = _clusters(1.0, 0)
     Z1 = Z0.copy()
     # collapse: shrink every sample towards its class mean
     means = np.stack([Z0[y == c].mean(0) for c in range(4)])
     Zc = means[y] + 0.3 * (Z0 - means[y])
-    shuffled = np.random.default_rng(1).permutation(y)
-    control = evidence.nc1_drop(Z0, Zc, y, n_boot=200, labels=shuffled)
+    control = evidence.nc1_drop(*evidence.swap_epochs(Z0, Zc, seed=1), y, n_boot=200)
+    assert control["lo"] < 1 < control["hi"]  # exchanged epochs: no change by construction
     v = D.decide_nc(evidence.nc1_drop(Z0, Zc, y, n_boot=200), control, 10, 20)
     assert v.label == "holds"
     v = D.decide_nc(evidence.nc1_drop(Zc, Z0, y, n_boot=200), control, 10, 20)
@@ -52,7 +73,10 @@ def test_decide_nc_outcomes():
                     control, 10, 20)
     assert v.label == "not distinguishable from seed noise"
     assert D.decide_nc(evidence.nc1_drop(Z0, Zc, y, n_boot=50), control, None, 20).label == "untestable at this size"
-    assert "shuffled" in v.control
+    assert "exchanged" in v.control
+    # a control that moved (here: the real collapse passed off as the control) is flagged
+    moved = D.decide_nc(evidence.nc1_drop(Z0, Zc, y, n_boot=200), evidence.nc1_drop(Z0, Zc, y, n_boot=200), 10, 20)
+    assert "not to be trusted" in moved.detail
 
 
 # --- chapter 3: Theorem 4.1, Remark 4.2 -----------------------------------------------------------

@@ -515,6 +515,13 @@ def test_decide_fixed_etf_every_outcome():
     one = related.decide_fixed_etf([0.8], [0.8], [0.8], 3, 5)
     assert one.label == "untestable at this size"
     assert "caught with probability 0.8" in decide(base + jitter).sureness
+    # the distance to the threshold, and the margin against the test set's own resolution
+    held = decide(base + 0.002 + jitter)
+    excluded = float(held.sureness.split("no loss beyond ")[1].split(" points")[0])
+    assert 0 <= excluded < 1.0  # the interval's lower end sits inside the 1-point margin
+    sized = related.decide_fixed_etf(base + 0.002 + jitter, base, base + other, 3, 5, n_test=3000)
+    se = math.sqrt(0.8 * 0.2 / 3000)  # about 0.73 points at 80% accuracy
+    assert f"{0.01 / se:.1f} standard errors" in sized.sureness
 
 
 def test_decide_zhu_takes_the_worst_part():

@@ -107,7 +107,7 @@ def test_spread_comparison_matches_brown_forsythe():
 # y_ij = τ α_i + β_j + σ ε_ij, under which F / (1 + b τ²/σ²) ~ F(a − 1, (a − 1)(b − 1)))
 # ----------------------------------------------------------------------------------------------
 
-from nclib.stats import (_row_F, bootstrap_mean_ci, detectable_effect, effect_ratio_interval, f_test_power,
+from nclib.stats import (_row_F, detectable_effect, effect_ratio_interval, f_test_power,
                          permutation_power)
 
 
@@ -165,15 +165,39 @@ def test_effect_ratio_interval_covers_the_true_ratio():
         effect_ratio_interval(float("nan"), 5, 5)
 
 
-def test_bootstrap_mean_ci():
-    m, lo, hi = bootstrap_mean_ci([1.0, 2.0, 3.0, 4.0])
-    assert m == 2.5 and 1.0 <= lo < m < hi <= 4.0
-    assert bootstrap_mean_ci([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
-    with pytest.raises(ValueError):
-        bootstrap_mean_ci([1.0])
-
-
 # --- intervals and detectable effects for a handful of runs ------------------------------------------------------------
+
+def test_clustered_t_interval_is_the_t_interval_of_cluster_means():
+    from scipy import stats
+
+    values = [1.0, 3.0, 10.0, 2.0, 4.0, 6.0]
+    clusters = ["a", "a", "b", "c", "c", "b"]  # means 2, 8, 3 (a cluster need not be contiguous)
+    i = S.clustered_t_interval(values, clusters, 0.9)
+    lo, hi = stats.t.interval(0.9, 2, loc=13 / 3, scale=stats.sem([2.0, 8.0, 3.0]))
+    assert (i.n, i.estimate) == (3, pytest.approx(13 / 3))
+    assert i.low == pytest.approx(lo) and i.high == pytest.approx(hi)
+    assert S.clustered_t_interval([1.0, 2.0], [0, 0]).high == math.inf  # one cluster: nothing to say
+    with pytest.raises(ValueError, match="one cluster per value"):
+        S.clustered_t_interval([1.0, 2.0], [0])
+
+
+@given(hst.lists(hst.tuples(hst.floats(-100, 100), hst.integers(0, 3)), min_size=2, max_size=12),
+       hst.randoms(use_true_random=False), hst.floats(-50, 50))
+def test_clustered_t_interval_ignores_order_and_shifts_with_the_data(pairs, rnd, shift):
+    values, clusters = map(list, zip(*pairs))
+    base = S.clustered_t_interval(values, clusters)
+    shuffled = pairs[:]
+    rnd.shuffle(shuffled)
+    v2, c2 = map(list, zip(*shuffled))
+    again = S.clustered_t_interval(v2, c2)
+    moved = S.clustered_t_interval([v + shift for v in values], clusters)
+    assert again.n == base.n == len(set(clusters))
+    assert again.estimate == pytest.approx(base.estimate, abs=1e-9)
+    assert moved.estimate == pytest.approx(base.estimate + shift, abs=1e-9)
+    if base.n > 1:
+        assert again.high - again.low == pytest.approx(base.high - base.low, abs=1e-7)
+        assert moved.high - moved.low == pytest.approx(base.high - base.low, abs=1e-7)
+
 
 def test_t_interval_against_scipy_and_small_samples():
     from scipy import stats

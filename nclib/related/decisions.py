@@ -11,6 +11,8 @@ come from :mod:`nclib.stats`, the share of random starts a basin must draw from
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from nclib.related.zhu import basin_share
@@ -123,7 +125,7 @@ def _points(fraction: float) -> str:
 
 def decide_fixed_etf(acc_fixed, acc_learnable, acc_fixed_control, memory_fixed: int,
                      memory_learnable: int, *, margin: float = 0.01, level: float = 0.95,
-                     power: float = 0.8):
+                     power: float = 0.8, n_test: int | None = None):
     """Zhu et al. (2021), the practical claim: a fixed simplex-ETF classifier with d = C saves
     memory "without sacrificing the generalization performance".
 
@@ -134,7 +136,11 @@ def decide_fixed_etf(acc_fixed, acc_learnable, acc_fixed_control, memory_fixed: 
     otherwise not distinguishable from seed noise. Control: the same difference between the fixed
     ETF and itself under other seeds (``acc_fixed_control``), zero by construction; if its interval
     does not fit inside ±``margin`` the runs are too noisy to certify the margin at all, and the
-    verdict is "not distinguishable from seed noise". Fewer than 2 seeds: untestable."""
+    verdict is "not distinguishable from seed noise". Fewer than 2 seeds: untestable.
+    The sureness states the distance to the threshold: the largest loss the interval excludes
+    (its lower end) against ``margin``; with ``n_test`` (test images per accuracy), also the
+    margin in units of the binomial standard error of one accuracy on that test set, the
+    resolution below which one network's two accuracies cannot be told apart."""
     a, b, c = (np.asarray(v, float).reshape(-1) for v in (acc_fixed, acc_learnable, acc_fixed_control))
     if not (a.size == b.size == c.size):
         raise ValueError("need one accuracy per seed in every arm")
@@ -148,8 +154,14 @@ def decide_fixed_etf(acc_fixed, acc_learnable, acc_fixed_control, memory_fixed: 
     diff, ctrl = t_interval(a - b, level), t_interval(a - c, level)
     control = f"fixed ETF against itself (other seeds): {ctrl.text('+.2f', 100)} points"
     shift = detectable_shift(float(np.std(a - b, ddof=1)), a.size, level, power)
-    sureness = (f"{diff.n} seeds: difference {diff.text('+.2f', 100)} points; a true loss of "
+    sureness = (f"{diff.n} seeds: difference {diff.text('+.2f', 100)} points, so no loss beyond "
+                f"{max(0.0, -100 * diff.low):.2f} points (the margin: {_points(margin)}); a true loss of "
                 f"{100 * shift:.2f} points would be caught with probability {power:g}")
+    if n_test:
+        p = float(np.mean(np.concatenate([a, b])))
+        se = math.sqrt(p * (1 - p) / n_test)
+        sureness += (f"; the margin is {margin / se:.1f} standard errors of one accuracy on "
+                     f"{n_test:,} test images ({100 * se:.2f} points)")
     key = f"−{100 * saving:.0f}% memory, accuracy {diff.text('+.1f', 100)} pts"
     if saving <= 0:
         return Verdict("violated", rule, control, sureness, key, "the fixed ETF saved no memory")
