@@ -168,10 +168,11 @@ print(f"first epoch with 100% training accuracy: {history.terminal_epoch}; "
       f"trained {history.epochs_trained} epochs (schedule {epochs}, cap {max_epochs})")
 
 # %% [markdown]
-# The four panels below follow NC1–NC4 on the training set; the grey band is the terminal phase.
+# The four panels below ({numref}`fig-ch2-nc-curves`) follow NC1–NC4 on the training set; the
+# grey band is the terminal phase.
 # Look at whether the curves keep falling inside the band, where the training error is already zero.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "NC1 to NC4 of the training features along training, one panel each, with the terminal phase shaded grey. Look at whether each curve keeps falling inside the grey band, where every training image is already classified correctly.", "name": "fig-ch2-nc-curves"}}
 from nclib.theory_plots import collapse_figure, margins_figure
 
 collapse_figure(history)
@@ -263,12 +264,12 @@ glue("ch2_ctrl_ci", f"[{control['lo']:.2f}, {control['hi']:.2f}]", display=False
 # {glue:text}`ch2_ctrl_factor` ({glue:text}`ch2_ctrl_ci`). Verdict on NC1 in the terminal phase:
 # **{glue:text}`verdict_nc`**.
 #
-# The paper's Figure 3 plots cross-entropy against $p_{\min}$. The same view for this run is below,
-# with the scale-free margin under it: watch $p_{\min}$ cross zero when the last training samples
-# are fitted, and whether the scale-free margin, which no rescaling can inflate, keeps rising in the
-# grey band.
+# The paper's Figure 3 plots cross-entropy against $p_{\min}$. The same view for this run is below
+# ({numref}`fig-ch2-margins`), with the scale-free margin under it: watch $p_{\min}$ cross zero
+# when the last training samples are fitted, and whether the scale-free margin, which no rescaling
+# can inflate, keeps rising in the grey band.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Top: the training cross-entropy (blue, log scale, left axis) and $p_{\\min}$ (red, right axis); bottom: the scale-free margin; the terminal phase is shaded in both. Watch $p_{\\min}$ cross its dotted zero line and whether the scale-free margin keeps rising in the grey band.", "name": "fig-ch2-margins"}}
 margins_figure(history)
 plt.show()
 

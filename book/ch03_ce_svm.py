@@ -163,12 +163,12 @@ glue("ch3_pmin_slope", f"{summaries[0]['pmin_slope']:.2f}", display=False)
 glue("ch3_first_sep", f"{path['t'][np.argmax(path['p_min'] > 0)]:.1f}", display=False)
 
 # %% [markdown]
-# The figure shows the main path in colour and the other initializations in grey: CE on log–log
-# axes (a straight line is a power law), $p_{\min}$ against $\log t$ (a straight line is
-# logarithmic growth), the weight-decay control levelling off, and the scale-free margin against the
-# value of a simplex ETF.
+# The figure ({numref}`fig-ch3-flow`) shows the main path in colour and the other initializations
+# in grey: CE on log–log axes (a straight line is a power law), $p_{\min}$ against $\log t$ (a
+# straight line is logarithmic growth), the weight-decay control levelling off, and the scale-free
+# margin against the value of a simplex ETF.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Theorem 4.1 along the gradient flow on the unconstrained feature model: cross-entropy on log-log axes (top left), $p_{\\min}$ against $\\log t$ (top right), the weight-decay control (bottom left) and the scale-free margin against the simplex ETF's (bottom right); grey lines are the other initializations. Look for straight lines in the top panels and for the control levelling off.", "name": "fig-ch3-flow"}}
 from nclib.theory_plots import flow_figure, svm_direction_figure
 
 flow_figure(path, paths[1:], controls, scale_free_margin_of_etf(C),
@@ -270,11 +270,11 @@ verdict42.glue("rem42")
 print(verdict42.text())
 
 # %% [markdown]
-# For the first fixed-feature problem, the distance $1-\cos$ between the direction of $M(t)$ and the
-# SVM's, on log axes, with the class-mean classifier's distance dashed: the flow's line should fall
-# through the dashed one and keep falling.
+# For the first fixed-feature problem ({numref}`fig-ch3-svm-direction`), the distance $1-\cos$
+# between the direction of $M(t)$ and the SVM's, on log axes, with the class-mean classifier's
+# distance dashed: the flow's line should fall through the dashed one and keep falling.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The distance $1-\\cos$ between the direction of $M(t)$ and the multiclass SVM's along the flow, on log axes, for the first fixed-feature problem; dashed, the class-mean classifier's distance (the control). The solid line should fall through the dashed one and keep falling.", "name": "fig-ch3-svm-direction"}}
 svm_direction_figure(first["t"], first["gap"], first["control"])
 plt.show()
 

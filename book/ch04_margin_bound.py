@@ -188,11 +188,11 @@ glue("ch4_ratio", f"{off.max() / off.min():.1f}", display=False)
 glue("ch4_closest", f"{train_set.classes[i]} / {train_set.classes[j]}", display=False)
 
 # %% [markdown]
-# The heat map shows the normalized margin of every pair at the last epoch of the main run: dark
-# cells are the pairs the classifier separates least, and an exact simplex ETF with collapsed
-# features would make every cell the same colour.
+# The heat map ({numref}`fig-ch4-margin-heatmap`) shows the normalized margin of every pair at the
+# last epoch of the main run: dark cells are the pairs the classifier separates least, and an
+# exact simplex ETF with collapsed features would make every cell the same colour.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The normalized margin $\\gamma_{y,y'}/\\lVert M_y - M_{y'}\\rVert$ of every pair of classes at the last epoch of the main run, one cell per pair. Dark cells are the pairs separated least; with collapsed features on an exact simplex ETF every cell would have the same colour.", "name": "fig-ch4-margin-heatmap"}}
 from nclib.theory_plots import bound_figure, margin_heatmap
 
 margin_heatmap(gamma_hat, train_set.classes)
@@ -208,12 +208,12 @@ plt.show()
 #
 # ## The bound along training
 #
-# Top: the bound of every seed, and the terms of the main seed; bottom: the measured test error of
-# every seed. The grey band is the main seed's terminal phase. Look at two things: whether the
-# bound is anywhere below 1 (the red line), and whether it falls in the band while the test error
-# does.
+# Top ({numref}`fig-ch4-bound`): the bound of every seed, and the terms of the main seed; bottom:
+# the measured test error of every seed. The grey band is the main seed's terminal phase. Look at
+# two things: whether the bound is anywhere below 1 (the red line), and whether it falls in the
+# band while the test error does.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Theorem 4.4 along training: top, the bound of every seed (log scale) with the main seed's terms (A), (B) and L01 in black and the value 1 in red; bottom, the measured test error of every seed; the main seed's terminal phase is shaded. Look at whether the bound is anywhere below the red line and whether it falls in the shaded band while the test error does.", "name": "fig-ch4-bound"}}
 bound_figure(runs, main_terms={k: runs[0][k] for k in ("A", "B", "L01")})
 plt.show()
 

@@ -233,11 +233,11 @@ perm_expr = np.array([expression(r) for r in small_perm.values()])
 seed_acc = np.array([r["test_accuracy"] for r in small_seed.values()])
 
 # %% [markdown]
-# Left, one point per permutation: if the bound ranked them, the points would rise to the right.
-# Right, the spread of test accuracy across permutations beside the spread across seeds: a
-# permutation effect needs the left box to be clearly taller.
+# Left ({numref}`fig-ch5-permutations`), one point per permutation: if the bound ranked them, the
+# points would rise to the right. Right, the spread of test accuracy across permutations beside
+# the spread across seeds: a permutation effect needs the left box to be clearly taller.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Remark 4.9 in the small-sample regime: left, test accuracy against the right-hand side of Theorem 4.8, one labelled point per permutation of the classifier; right, the spread of test accuracy across permutations (one seed) beside the spread across seeds (one classifier). If the bound ranked the permutations the points would rise to the right; a permutation effect needs the left box to be clearly taller.", "name": "fig-ch5-permutations"}}
 from nclib.theory_plots import permutation_figure
 
 permutation_figure(perm_expr, perm_acc, seed_acc, list(small_perms),

@@ -103,10 +103,11 @@ glue("ch6_m7", f"{at_marks[2]:.2f}", display=False)
 # For $C = 4$ classes in $d = 3$ with $N/C = 50$ and $\rho_y = 1.5$, every class sharing the margin
 # $\hat\gamma$: the bound is {glue:text}`ch6_m1` at $\hat\gamma\le1$, {glue:text}`ch6_m5` at
 # $\hat\gamma = 5$ and {glue:text}`ch6_m7` at $\hat\gamma = \sqrt{50}\approx7.07$, the worst value
-# (the curve below; the dotted line is $\sqrt{N/C}$). A classifier that separates its classes
-# better gets a worse guarantee, the opposite of what a margin bound is for.
+# (the curve below, {numref}`fig-ch6-bound-vs-margin`; the dotted line is $\sqrt{N/C}$). A
+# classifier that separates its classes better gets a worse guarantee, the opposite of what a
+# margin bound is for.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Theorem 4.10 as printed, against a normalized margin $\\hat\\gamma$ shared by every class, with the marked values labelled and $\\sqrt{N/C}$ dotted. Follow the curve to the dotted line: up to it, a larger margin gives a worse guarantee.", "name": "fig-ch6-bound-vs-margin"}}
 from nclib.theory_plots import hoeffding_margin_figure
 
 hoeffding_margin_figure(grid, curve, list(zip(marks, at_marks)), math.sqrt(50))
@@ -162,11 +163,12 @@ for name, value in dict(radius=f"{ball_radius:g}", sep=f"{separation:g}", d=str(
     glue(f"ch6_{name}", value, display=False)
 
 # %% [markdown]
-# Top: the bound against the number of samples per class, with the measured accuracy dashed and 0
-# in red. Bottom: the same classifier with its features multiplied by $a$; every prediction is the
-# same at every $a$, so any movement of the curve is the formula's, not the classifier's.
+# Top ({numref}`fig-ch6-size-scale`): the bound against the number of samples per class, with the
+# measured accuracy dashed and 0 in red. Bottom: the same classifier with its features multiplied
+# by $a$; every prediction is the same at every $a$, so any movement of the curve is the formula's,
+# not the classifier's.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Theorem 4.10 with exact norms on perfectly separated balls: top, the accuracy bound against the number of samples per class; bottom, the same classifier with its features multiplied by $a$, which changes no prediction. Dashed, the measured test accuracy; red, zero. Read where the top curve first rises above zero, and any movement of the bottom curve as the formula's, not the classifier's.", "name": "fig-ch6-size-scale"}}
 from nclib.theory_plots import hoeffding_size_scale_figure
 
 hoeffding_size_scale_figure(sizes, by_size, scales, by_scale, ball_accuracy,
@@ -313,11 +315,11 @@ for name, value in dict(r=f"{feature_radius:g}", tau=f"{temperature:g}", ntrain=
     glue(f"ch6_{name}", value, display=False)
 
 # %% [markdown]
-# Each pair of bars is one network: its measured test accuracy (with the 95% interval) and the
-# accuracy Theorem 4.10 promises at the radius fixed before training. A bar on the right taller than
-# the interval on the left is a violation.
+# Each pair of bars ({numref}`fig-ch6-bound-vs-accuracy`) is one network: its measured test
+# accuracy (with the 95% interval) and the accuracy Theorem 4.10 promises at the radius fixed
+# before training. A bar on the right taller than the interval on the left is a violation.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "One pair of bars per network, labelled by the fraction $q$ of its training labels that were randomized: the measured test accuracy with its 95% interval (left bar) and the accuracy Theorem 4.10 promises at the radius fixed before training (right bar, clipped at zero); dotted, chance. A right bar taller than the interval of the left one is a violation of the theorem.", "name": "fig-ch6-bound-vs-accuracy"}}
 from nclib.stats import clopper_pearson
 from nclib.theory_plots import bound_vs_accuracy_figure
 

@@ -180,17 +180,20 @@ if store is not None:
 # (left axis, blue) and $p_{\min}$ (right axis, red), as in the paper's Figure 3, with the terminal
 # phase shaded. Look at the red curve inside the shaded region.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's Figure 3 re-run, one panel per run of the main seed: training cross-entropy on a log scale (blue, left axis) and $p_{\\min}$ (red, right axis), with the terminal phase shaded. Look at whether the red curve keeps rising inside the shaded region.", "name": "fig-ch7-figure3"}}
 glue("ch7_seed", str(seed), display=False)
 glue("ch7_terminal_epochs", str(terminal_epochs), display=False)
 if runs:
     main_runs = [(p, h) for p, h in runs if p["seed"] == seed]
     plot_figure3(main_runs, f"Figure 3 at {scale} scale")
     plt.show()
-    plot_scales(runs, "scale-free margin and feature norm, every run")
-    plt.show()
 else:
     print("no dataset could be loaded: nothing to plot")
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The two factors of $p_{\\min}$ along training for every run: the scale-free margin $\\hat p$ (top) and the RMS feature norm $\\bar\\rho$ (bottom, log scale); one colour per backbone, solid for the fixed ETF head and dashed for the learnable one. A $p_{\\min}$ that grows while $\\hat p$ stays flat is growth by rescaling.", "name": "fig-ch7-scales"}}
+if runs:
+    plot_scales(runs, "scale-free margin and feature norm, every run")
+    plt.show()
 
 # %% [markdown]
 # The second figure shows, for every run (one colour per backbone, solid for the fixed ETF head,
@@ -236,7 +239,7 @@ verdict = tpt_margins.decide_fig3(rows)
 verdict.glue("fig3", glue)
 display(tpt_margins.growth_table(rows, f"the terminal phase per run, {scale} scale"))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The change over the second half of the terminal phase, one row per run: $p_{\\min}$ in units of the run's scale (black dots) and the scale-free margin $\\hat p$ (green squares); the top row gives their means with 95% intervals over seeds, and the hollow markers below the lower line are the rescaled copies (the control). Read whether the top row's intervals lie to the right of the vertical zero line.", "name": "fig-ch7-growth"}}
 if any(r.reached for r in rows):
     plot_growth(rows, tpt_margins.rescaled_control(rows),
                 "second half of the terminal phase")
@@ -309,8 +312,14 @@ if recorded is None:
 else:
     display(recorded.provenance_table())
     rec_runs = recorded.runs()
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's Figure 3 for the recorded runs, one panel per run: training cross-entropy on a log scale (blue, left axis) and $p_{\\min}$ (red, right axis), with the terminal phase shaded. As above, look at the red curve inside the shaded region.", "name": "fig-ch7-recorded-figure3"}}
+if recorded is not None:
     plot_figure3(rec_runs, f"Figure 3 at {recorded_scale} scale (recorded runs)")
     plt.show()
+
+# %% tags=["hide-input"]
+if recorded is not None:
     rec_rows = tpt_margins.margin_growth(rec_runs)
     caption = f"the terminal phase per run, recorded {recorded_scale}-scale runs"
     display(tpt_margins.growth_table(rec_rows, caption))

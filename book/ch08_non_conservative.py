@@ -329,7 +329,7 @@ v_batched = training_checks.decide_batched(*(check[k] if check else [] for k in
 v_batched.glue("ch8_batched", glue)
 print(v_batched.label, "—", v_batched.key)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The relative gap between the test logits of two trainings of the same model, one dot per model, on a log scale: batched against sequential in float32, the rounding-noise control in float32, and batched against sequential in float64. Read the height of the float64 column against the two float32 columns.", "name": "fig-ch8-gaps"}}
 glue("ch8_compare_epochs", str(compare_epochs), display=False)
 if check is not None:
     plot_gaps(check, "gaps between two trainings of the same model, one dot per model")
@@ -371,7 +371,7 @@ summaries = report.summarise_settings(runs, main_seed=seed, n_resamples=n_resamp
 by_structure = {Sk.structure: Sk for Sk in summaries.values()}
 S, S2 = by_structure.get("simplex_etf"), by_structure.get("ufm")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's Figures 4 and 5 with a seed box, for the simplex ETF: final test accuracy, test cross-entropy, training accuracy and training cross-entropy, one box per sample (permutations and rotations at one seed, $M^*$ across seeds), the runs as red dots. Compare the width of the first two boxes with the seed box.", "name": "fig-ch8-boxes"}}
 if S is not None:
     plot_boxes(S, S.title)
     plt.show()
@@ -419,9 +419,14 @@ glue("ch8_grid_shape", f"{grid_permutations + 1} × {grid_seeds}", display=False
 design_power = f_test_power(grid_permutations + 1, max(grid_seeds, 2), 1.0)
 glue("ch8_design_power", f"{design_power:.2f}", display=False)
 glue("ch8_design_power_5x5", f"{f_test_power(5, 5, 1.0):.2f}", display=False)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The classifiers-by-seeds grids of final test accuracy for the simplex ETF, one heat map per grid with every cell labelled: a row is one classifier ($M^*$ and its permutations or rotations), a column one seed. A classifier effect would show as a row lighter or darker than the others in every column.", "name": "fig-ch8-grids"}}
 if S is not None and S.grids:
     plot_grids(S, S.title)
     plt.show()
+
+# %% tags=["hide-input"]
+if S is not None and S.grids:
     for ga in S.grids.values():
         display(report.anova_table(ga, S.title))
 
@@ -431,7 +436,7 @@ if S is not None and S.grids:
 # give the two-way analysis of variance of each grid, with the permutation test's $p$ beside the
 # $F$-test's.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The power of the permutation test on each grid against the sd of the classifier effect, in test-accuracy points: the probability that the grid would have detected an effect of that size. The seed sd is dotted in red and the target power dashed; the triangles mark the smallest effect detected with the target power. Read where each curve crosses the dashed line against the red one.", "name": "fig-ch8-power"}}
 v_perm = report.decide_nc_gen(S, "permutation")
 v_rot = report.decide_nc_gen(S, "rotation")
 v_perm.glue("nc_gen", glue)
@@ -501,7 +506,7 @@ if S is not None and S.grids:
 # $M^*$ and its first permutations × seeds ({glue:text}`ch8_small_grid_shape`; no rotation grid by
 # default, `small_grid_rotations` = 0: a rotation is a re-drawn last layer here too).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Final test accuracy, test cross-entropy, training accuracy and training cross-entropy for the $C > d$ structure (the cross-entropy minimizer of the unconstrained feature model as $M^*$), one box per sample with the runs as red dots. Compare the width of the permutation box with the seed box.", "name": "fig-ch8-small-boxes"}}
 v_small = report.decide_nc_gen(S2, "permutation")
 v_small.glue("nc_gen_small", glue)
 for name, value in report.chapter8_numbers(S2, v_small, prefix="small_").items():
@@ -509,9 +514,11 @@ for name, value in report.chapter8_numbers(S2, v_small, prefix="small_").items()
 if S2 is not None:
     plot_boxes(S2, S2.title)
     plt.show()
-    if S2.grids:
-        plot_grids(S2, S2.title)
-        plt.show()
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The classifiers-by-seeds grid of final test accuracy for the $C > d$ structure: a row is $M^*$ or one of its permutations, a column one seed. As for the simplex ETF, look for a row that is lighter or darker than the others in every column.", "name": "fig-ch8-small-grids"}}
+if S2 is not None and S2.grids:
+    plot_grids(S2, S2.title)
+    plt.show()
 
 # %% [markdown]
 # The boxes and the heat map read as above, for the $C > d$ structure. In these runs
@@ -544,9 +551,15 @@ else:
     rec = report.summarise_settings(recorded.runs(), n_resamples=n_resamples)
     rec_verdicts = {k: {kind: report.decide_nc_gen(Sk, kind) for kind in Sk.grids}
                     for k, Sk in rec.items()}
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Final test accuracy, test cross-entropy, training accuracy and training cross-entropy of the recorded runs, one figure per recorded setting (named in its title), one box per sample with the runs as red dots. As above, compare the classifier boxes with the seed box."}}
+if recorded is not None:
     for Sk in rec.values():
         plot_boxes(Sk, "recorded: " + Sk.title)
         plt.show()
+
+# %% tags=["hide-input"]
+if recorded is not None:
     caption = f"recorded {recorded_scale}-scale runs"
     display(report.summary_table(rec, rec_verdicts, caption))
     n = len(recorded.records)

@@ -228,6 +228,8 @@ print(f"C = {C_u}, n = {n_u}, λ = {lam}: σ = {optimum.sigma:.4f}, "
 cols = ("gap", "grad_norm", "nc1", "etf_error", "nc3", "norm_error", "bias")
 rows = [(d,) + tuple(np.abs(s[c]).max() for c in cols) for d, (_, s) in ufm.items()]
 display(Table(("d",) + cols, cells(rows, ("3d",) + ("9.1e",) * len(cols))))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The excess loss $f - f^*$ along gradient descent on the unconstrained feature model with weight decay, one line per random start and one colour per feature dimension $d$, on log axes, with the tolerance dotted. Every start for $d = C$ and $d = 2C$ should fall through the dotted line, the control below $d = C-1$ should level off above it.", "name": "fig-ch9-ufm-landscape"}}
 curves = {f"d = {d}" + (" (control)" if d == ufm_control_dim else ""):
           (r.steps, r.loss_history - optimum.value) for d, (r, _) in ufm.items()}
 related.plot_ufm_landscape(curves, RULES["tol"])
@@ -241,8 +243,9 @@ glue_all("ch9_ufm_", dict(
     ctrl_values=len(np.unique(np.round(ctrl["final"], 5)))))
 
 # %% [markdown]
-# *Figure: every start for $d = C$ and $d = 2C$ falls through the dotted tolerance to rounding
-# level; the control ($d$ = {glue:text}`ch9_ctrl_d`) levels off far above it.*
+# *{numref}`fig-ch9-ufm-landscape`: every start for $d = C$ and $d = 2C$ falls through the dotted
+# tolerance to rounding level; the control ($d$ = {glue:text}`ch9_ctrl_d`) levels off far above
+# it.*
 #
 # With $\sigma$ = {glue:text}`ch9_ufm_sigma` the closed form gives $f^*$ =
 # {glue:text}`ch9_ufm_fstar`. Every start with $d = C$ or $d = 2C$, including starts of scale
@@ -284,7 +287,7 @@ print(f"Hessian {len(saddle.eigenvalues)}²: λ_min = {saddle.lam_min:.10f} (clo
       f"{saddle.closed_form[0]:.10f}), spectrum error {saddle.spectrum_err:.1e}; at the "
       f"minimizer found λ_min = {saddle.minimizer_min:.1e}")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The origin of the unconstrained feature model as a strict saddle: left, the loss along the unit eigenvector of the most negative Hessian eigenvalue against the quadratic prediction (dashed); right, the excess loss of gradient descent started a small step along that direction. Look for the drop on both sides of the origin and the descent reaching $f^*$.", "name": "fig-ch9-saddle"}}
 related.plot_saddle(saddle)
 plt.show()
 glue_all("ch9_hess_", dict(
@@ -295,8 +298,9 @@ glue_all("ch9_hess_", dict(
     end_min=f"{saddle.minimizer_min:.0e}"))
 
 # %% [markdown]
-# *Figure: left, the loss along the most negative direction follows the quadratic prediction
-# downwards on both sides; right, descent started next to the saddle falls to $f^*$.*
+# *{numref}`fig-ch9-saddle`: left, the loss along the most negative direction follows the
+# quadratic prediction downwards on both sides; right, descent started next to the saddle falls to
+# $f^*$.*
 #
 # The Hessian is {glue:text}`ch9_hess_size`. Its smallest eigenvalue is
 # {glue:text}`ch9_hess_min`, and the computed spectrum matches the closed form to
@@ -374,6 +378,8 @@ mib = [(k.replace(", d = ", " d="), *(v / 2**20 for v in m.as_dict().values()))
 display(Table(("", *(c.split()[0] for c in cats)),
               cells(mib, ("13s",) + ("10.3f",) * len(cats)),
               caption="MiB in one training step (batch 64)"))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "A fixed simplex-ETF classifier with $d = C$ against a learnable one: top, the memory alive at the start of the backward pass, by category, per network; bottom, test accuracy, one dot per seed, on an axis kept narrow so that differences are not magnified. Look at which category makes the difference in the top panel, and whether the dots of the arms overlap.", "name": "fig-ch9-fixed-etf"}}
 related.plot_fixed_etf({k: memory[k] for k in ("learnable", "fixed")}, acc)
 plt.show()
 total = {k: m.total / memory["learnable"].total for k, m in memory.items()}
@@ -389,8 +395,9 @@ glue_all("ch9_etf_", dict(
            f"{config.milestones[0]}, batch {config.batch_size}"))
 
 # %% [markdown]
-# *Figure: top, the training state of each network by category (almost all of the difference is
-# the wide projection with its gradient and momentum); bottom, one dot per seed on a ±2-point axis.*
+# *{numref}`fig-ch9-fixed-etf`: top, the training state of each network by category (almost all
+# of the difference is the wide projection with its gradient and momentum); bottom, one dot per
+# seed on a ±2-point axis.*
 #
 # The fixed-ETF network's training state takes {glue:text}`ch9_etf_mem_fixed` against
 # {glue:text}`ch9_etf_mem_wide`, a saving of {glue:text}`ch9_etf_mem_saving`, of which fixing the
@@ -502,8 +509,12 @@ display(Table(
     cells([(w, wd, *(m[k] for k in keys), max(m["balancedness"]), m["kappa"])
            for (w, wd), m in sweep.items()],
           ("5d", "7.0e", "9.3f", "9.1e", "8.1e", "6.2f", "8.2f", "7.1e", "6.0f"))))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The width and weight-decay sweep at one seed, one heat map per measure with its value in every cell: NC1 of the penultimate features, the orthogonal-frame error (NC2), the unbalancedness of the worse pair of linear layers and the conditioning $\\kappa$ of the features entering the linear part (colour on a log scale except for NC2). Read each map along a row (weight decay) and down a column (width).", "name": "fig-ch9-jacot-grid"}}
 related.plot_jacot_grid(sweep, jacot_widths, jacot_weight_decays)
 plt.show()
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The absolute imbalance of each pair of consecutive linear layers of the widest network along training, one colour per weight decay $\\lambda$, with the gradient-flow law $e^{-2\\lambda t}$ dashed. Look at whether each line follows its dashed law until it reaches a floor, and stays flat without weight decay.", "name": "fig-ch9-balance-law"}}
 law_logs = {wd: jacot[wide, wd, s0][1] for wd in (0.0, *jacot_weight_decays)}
 related.plot_balance_law(law_logs, jacot_lr, jacot_momentum)
 plt.show()
@@ -521,8 +532,8 @@ glue_all("ch9_j_", dict(
     arch=f"w → {jacot_hidden} → {jacot_hidden} → {C_f}"))
 
 # %% [markdown]
-# *Figures: the sweep at one seed (numbers in the cells; colour on a log scale except for NC2),
-# then the absolute imbalance of the widest network along training, one colour per $\lambda$, with
+# *{numref}`fig-ch9-jacot-grid` and {numref}`fig-ch9-balance-law`: the sweep at one seed (numbers
+# in the cells; colour on a log scale except for NC2), then the absolute imbalance of the widest network along training, one colour per $\lambda$, with
 # the law $e^{-2\lambda t}$ dashed: it follows the law until the steps' discreteness sets a floor,
 # and stays flat without weight decay (blue).*
 #
@@ -604,10 +615,12 @@ sep_good, sep_bad = max(wu_separations), min(wu_separations)
 good = [wu[sep_good, s] for s in run_seeds(wu_seeds)]
 bad = [wu[sep_bad, s] for s in run_seeds(wu_seeds)]
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "NC1 of the mean-field network's features along training, one line per seed and one colour per class separation: top, against the training loss and against the gradient norm; bottom, NC1 (solid) and test error (dashed) against time. The lines travel from the upper right to the lower left as training proceeds; look at how low NC1 gets for each separation.", "name": "fig-ch9-wu"}}
 related.plot_wu({f"separation {sep:g}": [wu[sep, s] for s in run_seeds(wu_seeds)]
                  for sep in wu_separations})
 plt.show()
+
+# %% tags=["hide-input"]
 display(Table(
     ("separation", "seed", "MSE", "‖∇R‖", "NC1 at 0", "NC1", "train err",
      "test err", "slope"),
@@ -635,9 +648,9 @@ glue_all("ch9_wu_", dict(
     train_bad=f"{100 * np.mean([h['train_error'][-1] for h in bad]):.1f}%"))
 
 # %% [markdown]
-# *Figure: top, NC1 against the training loss and the gradient norm, one line per seed, travelling
-# from the upper right to the lower left as training proceeds; bottom, NC1 (solid) and test error
-# (dashed) against time.*
+# *{numref}`fig-ch9-wu`: top, NC1 against the training loss and the gradient norm, one line per
+# seed, travelling from the upper right to the lower left as training proceeds; bottom, NC1
+# (solid) and test error (dashed) against time.*
 #
 # Along every path NC1 falls with the loss and the gradient norm, roughly like a power of the loss
 # while it descends (mean log-log slopes {glue:text}`ch9_wu_slope_good` and

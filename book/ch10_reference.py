@@ -235,15 +235,23 @@ print("chapter 7 at reference scale:", missing_note("margins_tpt", tpt))
 if tpt is not None:
     display(tpt.provenance_table())
     tpt_runs = tpt.runs()
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's Figure 3 for the recorded reference-scale runs, one panel per run: training cross-entropy on a log scale (blue, left axis) and $p_{\\min}$ (red, right axis), with the terminal phase shaded. Look at whether the red curve keeps rising inside the shaded region.", "name": "fig-ch10-figure3"}}
+if tpt is not None:
     plot_figure3(tpt_runs, f"Figure 3 at {scale} scale (recorded runs)")
     plt.show()
+
+# %% tags=["hide-input"]
+if tpt is not None:
     growth = tpt_margins.margin_growth(tpt_runs)
     caption = f"the terminal phase per run, {scale} scale"
     display(tpt_margins.growth_table(growth, caption))
-    if any(r.reached for r in growth):
-        control = tpt_margins.rescaled_control(growth)
-        plot_growth(growth, control, "second half of the terminal phase")
-        plt.show()
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Chapter 7's reading of the recorded runs: the change over the second half of the terminal phase of $p_{\\min}$ in units of the run's scale (black dots) and of the scale-free margin $\\hat p$ (green squares), one row per run, their means with 95% intervals over seeds on top and the rescaled copies (hollow) below. Read whether the top row's intervals lie to the right of the vertical zero line.", "name": "fig-ch10-growth"}}
+if tpt is not None and any(r.reached for r in growth):
+    control = tpt_margins.rescaled_control(growth)
+    plot_growth(growth, control, "second half of the terminal phase")
+    plt.show()
 if tpt is not None and not tpt.missing:
     tpt_margins.decide_fig3(growth).glue("ref_fig3", glue)
 else:
@@ -299,23 +307,27 @@ for (structure, kind), name in names.items():
 if nc is not None:
     display(nc.provenance_table())
 
-# %% tags=["hide-input"]
-def show_setting(Sk, label, power=True):
-    """Boxes, heat maps, ANOVA tables (and the power curves) of one recorded setting."""
-    plot_boxes(Sk, f"{label}, {scale} scale: {Sk.title}")
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Final test accuracy, test cross-entropy, training accuracy and training cross-entropy of the first-fit networks, one figure per recorded setting (named in its title), one box per sample (permutations or rotations at one seed, $M^*$ across seeds) with the runs as red dots. As in chapter 8, compare the width of the classifier boxes with the seed box."}}
+for Sk in summaries.values():
+    plot_boxes(Sk, f"recorded, {scale} scale: {Sk.title}")
     plt.show()
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The classifiers-by-seeds grid of final test accuracy of the first-fit networks, one figure per recorded setting with a grid, every cell labelled: a row is $M^*$ or one of its permutations, a column one seed. A classifier effect would show as a row lighter or darker than the others in every column."}}
+for Sk in summaries.values():
     if Sk.grids:
         plot_grids(Sk, Sk.title)
         plt.show()
-        for ga in Sk.grids.values():
-            display(report.anova_table(ga, Sk.title))
-        if power:
-            plot_power(Sk, "power of the permutation test on each grid")
-            plt.show()
 
-
+# %% tags=["hide-input"]
 for Sk in summaries.values():
-    show_setting(Sk, "recorded")
+    for ga in Sk.grids.values():
+        display(report.anova_table(ga, Sk.title))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The power of the permutation test on the grid of each recorded setting against the sd of the classifier effect, in test-accuracy points, with the seed sd dotted in red and the target power dashed. Read where each curve crosses the dashed line against the red one: that is the sureness of a null result."}}
+for Sk in summaries.values():
+    if Sk.grids:
+        plot_power(Sk, "power of the permutation test on each grid")
+        plt.show()
 
 # %% [markdown]
 # The boxes, heat maps, analysis-of-variance tables and power curves read as in chapter 8. The
@@ -460,8 +472,22 @@ for name, backbone in (("ref_conf_perm", test), ("ref_conf_control", control)):
     decided[name].glue(name, glue)
     agree = confirmatory.replication_agreement(Sk, decided[name].label)
     glue(f"ch10_{name}_agree", f"{agree:.2f}", display=False)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Final test accuracy, test cross-entropy, training accuracy and training cross-entropy of the confirmatory networks, one figure per recorded backbone (named in its title), one box per sample (permutations or rotations at one seed, $M^*$ across seeds) with the runs as red dots. As in chapter 8, compare the width of the classifier boxes with the seed box."}}
 for Sk in conf_summaries.values():
-    show_setting(Sk, "confirmatory", power=False)
+    plot_boxes(Sk, f"confirmatory, {scale} scale: {Sk.title}")
+    plt.show()
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The classifiers-by-seeds grid of final test accuracy of the confirmatory networks, one figure per backbone with a recorded grid, every cell labelled: a row is $M^*$ or one of its permutations, a column one seed. A classifier effect would show as a row lighter or darker than the others in every column."}}
+for Sk in conf_summaries.values():
+    if Sk.grids:
+        plot_grids(Sk, Sk.title)
+        plt.show()
+
+# %% tags=["hide-input"]
+for Sk in conf_summaries.values():
+    for ga in Sk.grids.values():
+        display(report.anova_table(ga, Sk.title))
 
 # %% [markdown]
 # The boxes, heat maps and analysis-of-variance tables read as in chapter 8, one set per backbone

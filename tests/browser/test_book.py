@@ -355,6 +355,89 @@ def test_no_table_cell_or_output_shows_a_python_none(page):
     assert not cells and not outputs, f"{page}: {len(cells)} table cell(s) and {len(outputs)} output column(s) read None"
 
 
+class _Figures(HTMLParser):
+    """The images of a page's cell outputs and the figures around them: ``images`` holds, per
+    ``<img>`` inside a ``div.cell_output``, the index of its enclosing ``<figure>`` (None when
+    there is none); ``figures`` holds, per ``<figure>``, its id and the text of its
+    ``<figcaption>``. An explorer's precomputed frames sit in a JSON ``<script>``, which the parser
+    reads as text: they are not images of the page until a control moves."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+            "track", "wbr"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[tuple[str, str | None]] = []  # (tag, role): "output", "figure", "caption"
+        self.images: list[int | None] = []
+        self.figures: list[dict] = []
+
+    def _inside(self, role):
+        return any(r == role for _, r in self.stack)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            if self._inside("output"):
+                self.images.append(len(self.figures) - 1 if self._inside("figure") else None)
+            return
+        if tag in self.VOID:
+            return
+        role = None
+        if tag == "div" and "cell_output" in (attrs.get("class") or "").split():
+            role = "output"
+        elif tag == "figure":
+            role = "figure"
+            self.figures.append({"id": attrs.get("id") or "", "caption": ""})
+        elif tag == "figcaption" and self._inside("figure"):
+            role = "caption"
+        self.stack.append((tag, role))
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID:
+            return
+        for i in range(len(self.stack) - 1, -1, -1):  # tolerant of unclosed elements
+            if self.stack[i][0] == tag:
+                del self.stack[i:]
+                break
+
+    def handle_data(self, data):
+        if self._inside("caption"):
+            self.figures[-1]["caption"] += data
+
+
+def test_every_output_figure_is_numbered_captioned_and_labelled_once():
+    """Every image a chapter's cells draw is a numbered figure: it sits in a ``<figure>`` whose
+    ``<figcaption>`` reads "Figure N" and says what to look at (MyST-NB's cell-level
+    ``mystnb: {figure: {caption, name}}``, numbered by Sphinx's numfig). No two figures of the
+    book share a number or a name."""
+    if not (SITE / "index.html").exists():
+        pytest.fail(f"no built book at {SITE}: run `make book` (or `make test`, which builds it first)")
+    chapters = [p for p in PAGES if re.search(r"(^|/)ch\d\d_", p)]
+    bare, unnumbered, numbers, names, images = [], [], {}, {}, 0
+    for page in chapters:
+        parser = _Figures()
+        parser.feed((SITE / page).read_text(encoding="utf-8"))
+        images += len(parser.images)
+        bare += [f"{page}: image {k + 1} of its cell outputs" for k, f in enumerate(parser.images)
+                 if f is None]
+        for figure in (parser.figures[f] for f in sorted({f for f in parser.images if f is not None})):
+            caption = " ".join(figure["caption"].split())
+            number = re.match(r"Figure (\d+(?:\.\d+)*)\s+\S", caption)
+            if not number:
+                unnumbered.append(f"{page}#{figure['id']}: {caption[:80]!r}")
+                continue
+            numbers.setdefault(number[1], []).append(f"{page}#{figure['id']}")
+            if figure["id"].startswith("fig-"):
+                names.setdefault(figure["id"], []).append(page)
+    assert images, "no chapter page has an image in its cell outputs: is this the built book?"
+    assert not bare, "images outside a <figure> (give the cell mystnb figure metadata):\n  " + "\n  ".join(bare)
+    assert not unnumbered, ("figures whose caption does not start with 'Figure N' and a text:\n  "
+                            + "\n  ".join(unnumbered))
+    shared = {f"Figure {n}": where for n, where in numbers.items() if len(where) > 1}
+    shared.update({name: pages for name, pages in names.items() if len(pages) > 1})
+    assert not shared, f"figures that share a number or a name: {shared}"
+
+
 def test_verdict_table_links_every_row_to_its_evidence():
     """Each row's first cell (the result) links to the chapter that decided it; its verdict cell
     holds a coloured badge and its key-number cell is not empty."""
