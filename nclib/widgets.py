@@ -26,7 +26,7 @@ from IPython.display import display
 
 from nclib.bounds import corollary_45, greedy_cover, hoeffding_bound
 from nclib.etf import random_rotation, simplex_etf
-from nclib.plots import draw_etf
+from nclib.plots import FONT_SIZE, STYLE, WIDTH, draw_etf, figure, style_axes
 
 __all__ = [
     "plane_rotation",
@@ -49,15 +49,36 @@ def plane_rotation(d: int, angle: float) -> torch.Tensor:
 
 # --- the two ways of showing a render ------------------------------------------------------------
 
+PAGE_DPI = 100  # CSS pixels per figure inch: nclib.plots sizes figures for the ~800 px column at 100 dpi
+RASTER_DPI = 2 * PAGE_DPI  # raster parts of a frame (an imshow) at twice the page's pixels
+
+# Text frames wrap to the frame's width instead of running past its right edge.
+_TEXT_STYLE = "white-space:pre-wrap;overflow-wrap:anywhere"
+# pydata-sphinx-theme paints every HTML cell output light in dark mode (html[data-theme=dark] ...
+# .text_html: a light background, dark text), which suits HTML that hard-codes dark text; the
+# explorer sets no colours of its own, so it follows the page instead (more specific selector).
+# Its figures keep the light backing the theme gives every figure.
+_THEME_CSS = ('html[data-theme="dark"] body .bd-content div.cell_output div.output.text_html'
+              ':has(> .nclib-static-explorer){background:transparent;color:inherit;padding:0}')
+
+
 def _as_html(result) -> str:
-    """A render result as HTML: a figure becomes an inline PNG (and is closed), text a <pre>."""
+    """A render result as HTML: a figure becomes an inline SVG image shown at the page's resolution
+    (``PAGE_DPI`` CSS pixels per figure inch, as the book's other figures; vector, so sharp at any
+    device pixel ratio, with raster parts at ``RASTER_DPI``) and is closed; text becomes a <pre>
+    that wraps to the frame's width."""
     if isinstance(result, plt.Figure):
+        width = round(result.get_figwidth() * PAGE_DPI)
         buf = io.BytesIO()
-        result.savefig(buf, format="png", dpi=72)
+        # text as SVG text (the browser's sans-serif if DejaVu Sans is missing): a third the size
+        # of glyph outlines; a fixed hash salt and no date keep the build reproducible
+        with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "nclib-explorer"}):
+            result.savefig(buf, format="svg", dpi=RASTER_DPI, metadata={"Date": None})
         plt.close(result)
         data = base64.b64encode(buf.getvalue()).decode("ascii")
-        return f'<img alt="precomputed frame" src="data:image/png;base64,{data}"/>'
-    return f'<pre class="nclib-frame-text">{html.escape(str(result))}</pre>'
+        return (f'<img alt="precomputed frame" width="{width}" style="max-width:100%;height:auto" '
+                f'src="data:image/svg+xml;base64,{data}"/>')
+    return f'<pre class="nclib-frame-text" style="{_TEXT_STYLE}">{html.escape(str(result))}</pre>'
 
 
 def _show_live(out: widgets.Output, result) -> None:
@@ -94,7 +115,9 @@ def static_explorer(render, controls, title: str = "") -> str:
     """HTML that lets a reader without a kernel move the controls of an explorer: ``render`` is
     called at build time on every combination of ``controls`` (a list of ``(name, values,
     default_index)``), and inline JavaScript shows the matching precomputed frame. Numeric values
-    get a range slider, others a drop-down. No script or style is loaded from anywhere."""
+    get a range slider, others a drop-down. Figures are shown as SVG at the page's resolution and
+    text wraps to the frame; the explorer sets no colours, so it follows the page's light or dark
+    theme. No script or style is loaded from anywhere."""
     uid = f"nclib-{uuid.uuid4().hex[:12]}"
     names = [c[0] for c in controls]
     values = [list(c[1]) for c in controls]
@@ -104,7 +127,7 @@ def static_explorer(render, controls, title: str = "") -> str:
     for idx in itertools.product(*(range(len(v)) for v in values)):
         frames["-".join(map(str, idx))] = _as_html(render(*(v[i] for v, i in zip(values, idx))))
     labels = [[_label(x) for x in v] for v in values]
-    parts = [f'<div class="nclib-static-explorer" id="{uid}">']
+    parts = [f'<div class="nclib-static-explorer" id="{uid}"><style>{_THEME_CSS}</style>']
     if title:
         parts.append(f"<p><strong>{html.escape(title)}</strong> (precomputed: move the controls)</p>")
     parts.append('<div class="nclib-controls">')
@@ -117,7 +140,9 @@ def static_explorer(render, controls, title: str = "") -> str:
             opts = "".join(f'<option value="{i}"{" selected" if i == default else ""}>{html.escape(lab)}</option>'
                            for i, lab in enumerate(labels[k]))
             ctl = f'<select data-control="{k}" aria-label="{html.escape(name)}">{opts}</select>'
-        parts.append(f'<label style="margin-right:1.5em">{html.escape(name)} {ctl} '
+        # one control with its name and value stays on one line when a narrow screen wraps them
+        parts.append(f'<label style="margin-right:1.5em;display:inline-block;white-space:nowrap">'
+                     f'{html.escape(name)} {ctl} '
                      f'<span class="nclib-value"></span></label>')
     parts.append('</div><div class="nclib-frame"></div>')
     payload = json.dumps({"labels": labels, "frames": frames}).replace("</", "<\\/")
@@ -144,29 +169,51 @@ def _publish(box, static_html: str | None):
 
 # --- Definition 3.1 / 4.7: the ETF explorer --------------------------------------------------------
 
+def _etf_needs(C: int, d: int) -> str | None:
+    """Why no simplex ETF of ``C`` classes fits in dimension ``d``, in words with what to pick
+    instead; None when it fits (d ≥ C − 1)."""
+    if d >= C - 1:
+        return None
+    return (f"No simplex ETF here: C = {C} classes need d ≥ C − 1 = {C - 1} dimensions, and d = {d}. "
+            f"Pick d ≥ {C - 1}, or at most C = {d + 1} classes.")
+
+
 def render_etf(C: int, d: int, seed: int, angle: float):
     """The simplex ETF R·M* (Definition 3.1) for a Haar rotation drawn from ``seed`` composed with a
     rotation by ``angle`` in the first coordinate plane (Definition 4.7), with its norms and
-    cosines in the title; the error text when d < C − 1."""
-    try:
-        M = simplex_etf(C, d, generator=0)
-    except ValueError as err:
-        return str(err)
+    cosines in the title; when d < C − 1 (no simplex ETF fits), a sentence saying so and what to
+    pick instead (``_etf_needs``). The figure is ``WIDTH`` wide in the book's style."""
+    reason = _etf_needs(C, d)
+    if reason is not None:
+        return reason
+    from matplotlib.ticker import MaxNLocator
+
+    M = simplex_etf(C, d, generator=0)
     R = plane_rotation(d, angle) @ random_rotation(d, seed)
     RM = R @ M
-    fig = draw_etf(RM)
     gram = RM.T @ RM
     off = gram[~torch.eye(C, dtype=torch.bool)]
-    fig.suptitle(f"norms {RM.norm(dim=0).min():.6f}–{RM.norm(dim=0).max():.6f}; cosines "
-                 f"{off.min():.6f}–{off.max():.6f} (−1/(C−1) = {-1 / (C - 1):.6f})", fontsize=9)
+    with plt.rc_context(STYLE):  # text drawn from here on gets the book's sizes
+        fig = plt.figure(figsize=(WIDTH, 4.2), constrained_layout=True)
+        ax3, axg = fig.add_subplot(1, 2, 1, projection="3d"), fig.add_subplot(1, 2, 2)
+        draw_etf(RM, (ax3, axg))
+        for axis in (ax3.xaxis, ax3.yaxis, ax3.zaxis):
+            axis.set_major_locator(MaxNLocator(3))  # three ticks an axis: labels that do not collide
+        style_axes(ax3)
+        axg.set_xticks(range(C))  # class indices: integers only
+        axg.set_yticks(range(C))
+        style_axes(axg, xlabel="class", ylabel="class")
+        fig.suptitle(f"norms {RM.norm(dim=0).min():.6f}–{RM.norm(dim=0).max():.6f}; cosines "
+                     f"{off.min():.6f}–{off.max():.6f} (−1/(C−1) = {-1 / (C - 1):.6f})")
     return fig
 
 
 def etf_explorer(C: int = 4, d: int = 3, seed: int = 0, static: bool = True):
     """Sliders for C, d, a Haar-random rotation (its seed) and a rotation angle in the first
     coordinate plane; draws the simplex ETF R·M* (Definition 3.1, Definition 4.7) and its
-    norms and cosines. d < C − 1 shows the error that simplex_etf raises. ``static``: also embed
-    the precomputed version (C = 3–5, d = 2, 3, 5, eight angles) for the HTML book."""
+    norms and cosines. d < C − 1, where no simplex ETF fits, says so in words and what to pick.
+    ``static``: also embed the precomputed version (C = 3–5, d = 2, 3, 5, eight angles) for the
+    HTML book."""
     c_slider = widgets.IntSlider(value=C, min=2, max=10, description="C")
     d_slider = widgets.IntSlider(value=d, min=1, max=12, description="d")
     seed_box = widgets.IntSlider(value=seed, min=0, max=50, description="R seed")
@@ -245,21 +292,21 @@ def render_cover(supports, radii, y: int, multiplier: float, names):
     """The supports and the greedy ε-net of class y at ε = multiplier × min_{y'} radii[y, y']."""
     from matplotlib.patches import Circle
 
-
     C = len(supports)
     radii = torch.as_tensor(radii, dtype=torch.float64)
     eps = multiplier * radii[y][torch.arange(C) != y].min().item()
     pts = torch.as_tensor(supports[y], dtype=torch.float64)
     centres = greedy_cover(pts, eps)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = figure(height=4.6)  # the column's width, the book's font sizes
     for c, s in enumerate(supports):
         s = torch.as_tensor(s)
         ax.plot(s[:, 0], s[:, 1], lw=2 if c == y else 1, alpha=1 if c == y else 0.4, label=names[c])
     for i in centres.tolist():
         ax.add_patch(Circle(pts[i].tolist(), eps, fill=False, color="k", lw=0.6))
     ax.set_aspect("equal")
-    ax.set_title(f"{names[y]}: N(ε = {eps:.3g}) = {len(centres)} balls")
-    ax.legend(fontsize=7, loc="lower right")
+    style_axes(ax, title=f"{names[y]}: N(ε = {eps:.3g}) = {len(centres)} balls")
+    # beside the plot, where the square data area leaves room, rather than over the arms
+    ax.legend(fontsize=FONT_SIZE, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     return fig
 
 

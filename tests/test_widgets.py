@@ -1,7 +1,10 @@
 """Every widget of the book reacts to its controls: moving a slider recomputes what it shows
 (run headless; in Jupyter the same callbacks draw into the output area)."""
 
+import base64
 import json
+import re
+import struct
 
 import matplotlib
 import pytest
@@ -11,6 +14,8 @@ matplotlib.use("Agg")
 
 from nclib import widgets  # noqa: E402
 from nclib.bounds import hoeffding_bound  # noqa: E402
+from nclib.etf import simplex_etf  # noqa: E402
+from nclib.plots import FONT_SIZE, WIDTH  # noqa: E402
 from nclib.synthetic import spiral_arm  # noqa: E402
 
 
@@ -37,7 +42,9 @@ def test_etf_explorer_prints_etf_cosines_and_reports_small_d(capsys):
     angle.value = 1.0
     assert "Figure" in capsys.readouterr().out
     c.value, d.value = 6, 2
-    assert "d" in capsys.readouterr().out  # simplex_etf's error, shown instead of a plot
+    shown = capsys.readouterr().out
+    assert "Pick d ≥ 5, or at most C = 3 classes" in shown  # what to pick, in words
+    assert raw_etf_error(6, 2) not in shown and "Error" not in shown  # not simplex_etf's message
 
 
 def test_margin_bound_explorer_terms_fall_as_margins_grow(capsys):
@@ -107,8 +114,103 @@ def test_static_explorer_embeds_every_combination_and_nothing_external():
 def test_static_etf_frame_shows_the_etf_cosine_and_figures_become_images():
     fig = widgets.render_etf(4, 3, 0, 0.5)
     assert "−1/(C−1) = -0.333333" in fig._suptitle.get_text()
-    assert widgets._as_html(fig).startswith('<img alt="precomputed frame" src="data:image/png;base64,')
-    assert "d" in widgets.render_etf(6, 2, 0, 0.0)  # the error text, not a figure
+    assert widgets._as_html(fig).startswith('<img alt="precomputed frame" ')
+    assert "Pick d ≥ 5" in widgets.render_etf(6, 2, 0, 0.0)  # words, not a figure
+
+
+def raw_etf_error(C, d):
+    """The message simplex_etf raises for d < C − 1, which no explorer may show."""
+    with pytest.raises(ValueError) as err:
+        simplex_etf(C, d)
+    return str(err.value)
+
+
+def test_no_static_etf_state_shows_a_raw_error_and_impossible_ones_say_what_to_pick(monkeypatch):
+    figures = []
+
+    def as_html(result, real=widgets._as_html):  # figures stubbed: only the text frames matter here
+        if isinstance(result, matplotlib.figure.Figure):
+            figures.append(result)
+            matplotlib.pyplot.close(result)
+            return "<figure>"
+        return real(result)
+
+    monkeypatch.setattr(widgets, "_as_html", as_html)
+    monkeypatch.setattr(widgets, "draw_etf", lambda M, axes: None)
+    shown = []
+    monkeypatch.setattr(widgets, "display", lambda obj, raw=False: shown.append(obj))
+    widgets.etf_explorer(C=4, d=3)
+    data = frames_of(shown[-1]["text/html"])
+    Cs, ds, angles = data["labels"]
+    impossible = {}
+    for key, frame in data["frames"].items():
+        i, j, _ = map(int, key.split("-"))
+        c, d = int(Cs[i]), int(ds[j])
+        assert "Error" not in frame and "Traceback" not in frame
+        if d < c - 1:
+            assert raw_etf_error(c, d) not in frame and "ufm_structure" not in frame
+            assert f"C = {c} classes need d ≥ C − 1 = {c - 1} dimensions" in frame
+            assert f"Pick d ≥ {c - 1}, or at most C = {d + 1} classes." in frame
+            assert "pre-wrap" in frame  # wrapped to the frame's width, not cut at its edge
+            impossible[key] = frame
+        else:
+            assert frame == "<figure>"
+    assert len(impossible) == 3 * len(angles) == 24 and len(figures) == 72 - 24
+
+
+def embedded_png_width(uri):
+    png = base64.b64decode(uri.split(",", 1)[1])
+    assert png.startswith(b"\x89PNG")
+    return struct.unpack(">I", png[16:20])[0]  # IHDR width
+
+
+def test_etf_frame_is_drawn_at_the_page_resolution_with_readable_text():
+    page = widgets._as_html(widgets.render_etf(5, 5, 0, 0.5))
+    css_width = int(re.search(r' width="(\d+)"', page).group(1))
+    assert css_width == round(WIDTH * widgets.PAGE_DPI) == 800  # the column's width at 100 dpi
+    assert "max-width:100%" in page
+    svg = base64.b64decode(page.split("data:image/svg+xml;base64,", 1)[1].split('"', 1)[0]).decode()
+    width_pt = float(re.search(r'<svg[^>]* width="([\d.]+)pt"', svg).group(1))
+    assert width_pt == WIDTH * 72
+    px_per_pt = css_width / width_pt  # CSS pixels per SVG unit (a point) as the page shows it
+    images = re.findall(r'<image xlink:href="(data:image/png;base64,[^"]*)"[^>]*? width="([\d.]+)"',
+                        svg, re.S)
+    assert images  # the Gram matrix and the colour bar are the raster parts; the rest is vector
+    for uri, width in images:  # at least two device pixels per CSS pixel
+        assert embedded_png_width(uri) >= 2 * float(width) * px_per_pt - 1
+    sizes = [float(s) for s in re.findall(r"font-size: ([\d.]+)px", svg)]
+    assert sizes and min(sizes) >= FONT_SIZE  # suptitle included (it was 9 pt)
+    assert len(page) < 60_000  # one frame; the explorer embeds 48 of them
+
+
+@pytest.mark.parametrize("C", [3, 5])
+def test_etf_gram_ticks_are_class_indices(C):
+    fig = widgets.render_etf(C, C, 0, 0.0)
+    gram = fig.axes[1]
+    assert list(gram.get_xticks()) == list(range(C)) == list(gram.get_yticks())
+    assert all(t.get_fontsize() >= FONT_SIZE for t in gram.get_xticklabels() + gram.get_yticklabels())
+    matplotlib.pyplot.close(fig)
+
+
+def test_covering_frame_spans_the_column_with_a_readable_legend():
+    supports = [spiral_arm(c, 3, torch.linspace(0, 1, 100, dtype=torch.float64)) for c in range(3)]
+    radii = torch.full((3, 3), 0.2, dtype=torch.float64)
+    fig = widgets.render_cover(supports, radii, 1, 1.0, ["a", "b", "c"])
+    assert fig.get_figwidth() == WIDTH
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b", "c"]
+    assert all(t.get_fontsize() >= FONT_SIZE for t in legend.get_texts())
+    assert fig.axes[0].title.get_fontsize() >= FONT_SIZE
+    matplotlib.pyplot.close(fig)
+
+
+def test_static_explorer_sets_no_colours_and_follows_a_dark_page():
+    page = widgets.static_explorer(lambda a: f"a={a}", [("a", [1, 2], 0)], title="t")
+    declarations = re.findall(r"(?:^|[;{\s\"])((?:background(?:-color)?|color)\s*:\s*[^;}\"]+)", page)
+    assert declarations and all(v.split(":")[1].strip() in ("inherit", "transparent") for v in declarations)
+    # pydata-sphinx-theme paints HTML outputs light in dark mode; the explorer's own rule undoes it
+    rule = re.search(r"<style>(.*?)</style>", page).group(1)
+    assert rule.startswith('html[data-theme="dark"]') and ".nclib-static-explorer" in rule
 
 
 def test_hoeffding_explorer_publishes_live_and_precomputed_views_in_one_output(monkeypatch):
