@@ -16,6 +16,7 @@ import io
 import itertools
 import json
 import math
+import os
 import uuid
 
 import ipywidgets as widgets
@@ -157,9 +158,26 @@ def _label(x) -> str:
     return str(x)
 
 
-def _publish(box, static_html: str | None):
-    """One output carrying the live widget (for Jupyter) and, if given, the precomputed HTML
-    version (for the HTML book)."""
+#: Set (to "1") by the book's build (book/_ext/parallel_build.py): an explorer then shows only its
+#: precomputed HTML and creates no live widget. The HTML book cannot run a widget's callbacks
+#: anyway, and live widgets make the executing kernel send comm and Output-widget messages that
+#: nbclient intermittently stops waiting for (jupyter/nbclient#312: a cell that never returns; seen
+#: here once, a build stuck until its 900-second cell timeout). ``make lab`` leaves it unset.
+STATIC_ONLY_ENV = "NCLIB_STATIC_EXPLORERS"
+
+
+def _static_only() -> bool:
+    return os.environ.get(STATIC_ONLY_ENV, "") == "1"
+
+
+def _publish(live, static_html: str | None):
+    """One output carrying the live widget that ``live()`` builds (for Jupyter) and, if given,
+    the precomputed HTML version (for the HTML book). Under :data:`STATIC_ONLY_ENV` with a
+    precomputed version, only that is shown and no widget is created (returns None)."""
+    if static_html is not None and _static_only():
+        display({"text/html": static_html}, raw=True)
+        return None
+    box = live()
     bundle = box._repr_mimebundle_() or {}
     if static_html is not None:
         bundle["text/html"] = static_html
@@ -214,19 +232,6 @@ def etf_explorer(C: int = 4, d: int = 3, seed: int = 0, static: bool = True):
     norms and cosines. d < C − 1, where no simplex ETF fits, says so in words and what to pick.
     ``static``: also embed the precomputed version (C = 3–5, d = 2, 3, 5, eight angles) for the
     HTML book."""
-    c_slider = widgets.IntSlider(value=C, min=2, max=10, description="C")
-    d_slider = widgets.IntSlider(value=d, min=1, max=12, description="d")
-    seed_box = widgets.IntSlider(value=seed, min=0, max=50, description="R seed")
-    angle = widgets.FloatSlider(value=0.0, min=0.0, max=2 * math.pi, step=0.05, description="angle")
-    out = widgets.Output()
-
-    def draw(*_):
-        _show_live(out, render_etf(c_slider.value, d_slider.value, seed_box.value, angle.value))
-
-    for w in (c_slider, d_slider, seed_box, angle):
-        w.observe(draw, names="value")
-    draw()
-    box = widgets.VBox([widgets.HBox([c_slider, d_slider]), widgets.HBox([seed_box, angle]), out])
     static_html = None
     if static:
         angles = [round(k * math.pi / 4, 4) for k in range(8)]
@@ -237,7 +242,24 @@ def etf_explorer(C: int = 4, d: int = 3, seed: int = 0, static: bool = True):
              ("angle", angles, 0)],
             title="ETF explorer",
         )
-    return _publish(box, static_html)
+
+    def live():
+        c_slider = widgets.IntSlider(value=C, min=2, max=10, description="C")
+        d_slider = widgets.IntSlider(value=d, min=1, max=12, description="d")
+        seed_box = widgets.IntSlider(value=seed, min=0, max=50, description="R seed")
+        angle = widgets.FloatSlider(value=0.0, min=0.0, max=2 * math.pi, step=0.05, description="angle")
+        out = widgets.Output()
+
+        def draw(*_):
+            _show_live(out, render_etf(c_slider.value, d_slider.value, seed_box.value, angle.value))
+
+        for w in (c_slider, d_slider, seed_box, angle):
+            w.observe(draw, names="value")
+        draw()
+        box = widgets.VBox([widgets.HBox([c_slider, d_slider]), widgets.HBox([seed_box, angle]), out])
+        return box
+
+    return _publish(live, static_html)
 
 
 # --- Remark 4.6: margins and N → the terms of Corollary 4.5 -------------------------------------------
@@ -263,17 +285,6 @@ def margin_bound_explorer(gamma, K: float, weight_norm: float, rms_feature_norm:
     R_{N/C} = B ρ̄ / √(N/C) (see nclib.bounds.margin_bound). ``gamma`` is a C×C margin matrix."""
     gamma = torch.as_tensor(gamma, dtype=torch.float64).nan_to_num(1.0)
     C = gamma.shape[0]
-    scale = widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.05, description="margin ×")
-    size = widgets.IntSlider(value=N, min=10 * C, max=100 * N, step=10 * C, description="N")
-    out = widgets.Output()
-
-    def show(*_):
-        _show_live(out, render_margin_bound(gamma, K, weight_norm, rms_feature_norm, scale.value, size.value))
-
-    for w in (scale, size):
-        w.observe(show, names="value")
-    show()
-    box = widgets.VBox([widgets.HBox([scale, size]), out])
     static_html = None
     if static:
         scales = [float(s) for s in np.round(np.logspace(-1, 1, 21), 4)]
@@ -283,7 +294,22 @@ def margin_bound_explorer(gamma, K: float, weight_norm: float, rms_feature_norm:
             [("margin ×", scales, 10), ("N", sizes, sizes.index(N) if N in sizes else 0)],
             title="Remark 4.6: margins and N against the bound's terms",
         )
-    return _publish(box, static_html)
+
+    def live():
+        scale = widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.05, description="margin ×")
+        size = widgets.IntSlider(value=N, min=10 * C, max=100 * N, step=10 * C, description="N")
+        out = widgets.Output()
+
+        def show(*_):
+            _show_live(out, render_margin_bound(gamma, K, weight_norm, rms_feature_norm, scale.value, size.value))
+
+        for w in (scale, size):
+            w.observe(show, names="value")
+        show()
+        box = widgets.VBox([widgets.HBox([scale, size]), out])
+        return box
+
+    return _publish(live, static_html)
 
 
 # --- Figure 2 / Remark 4.9: covering a class support -----------------------------------------------------
@@ -311,35 +337,40 @@ def render_cover(supports, radii, y: int, multiplier: float, names):
 
 
 def covering_explorer(supports, radii_by_config: dict, class_names=None, static: bool = True,
-                      static_configs: int = 4):
+                      static_configs: int = 2):
     """Figure 2 / Remark 4.9: pick a configuration (e.g. a permutation of the ETF), a class y and a
     radius multiplier; draws the class supports and the greedy ε-net covering M_y at radius
     ε = multiplier × min_{y'} γ̂_{y,y'}/L, with the covering number. The precomputed version
-    covers the first ``static_configs`` configurations, every class and six multipliers."""
+    covers the first ``static_configs`` configurations, every class and five multipliers (each
+    frame is ~20 kB of SVG: 2 × 10 × 5 frames keep the page near 2 MB)."""
     C = len(supports)
     names = class_names or [f"class {c}" for c in range(C)]
-    config = widgets.Dropdown(options=list(radii_by_config), description="ETF")
-    cls = widgets.Dropdown(options=[(n, c) for c, n in enumerate(names)], description="class")
-    mult = widgets.FloatLogSlider(value=1.0, base=10, min=-0.5, max=1.0, step=0.05, description="ε ×")
-    out = widgets.Output()
-
-    def draw(*_):
-        _show_live(out, render_cover(supports, radii_by_config[config.value], cls.value, mult.value, names))
-
-    for w in (config, cls, mult):
-        w.observe(draw, names="value")
-    draw()
-    box = widgets.VBox([widgets.HBox([config, cls]), mult, out])
     static_html = None
     if static:
         keys = list(radii_by_config)[:static_configs]
-        mults = [0.5, 1.0, 1.5, 2.0, 4.0, 8.0]
+        mults = [0.5, 1.0, 2.0, 4.0, 8.0]
         static_html = static_explorer(
             lambda k, name, m: render_cover(supports, radii_by_config[k], names.index(name), m, names),
             [("ETF", keys, 0), ("class", names, 0), ("ε ×", mults, 1)],
             title="Figure 2: balls that cover a class",
         )
-    return _publish(box, static_html)
+
+    def live():
+        config = widgets.Dropdown(options=list(radii_by_config), description="ETF")
+        cls = widgets.Dropdown(options=[(n, c) for c, n in enumerate(names)], description="class")
+        mult = widgets.FloatLogSlider(value=1.0, base=10, min=-0.5, max=1.0, step=0.05, description="ε ×")
+        out = widgets.Output()
+
+        def draw(*_):
+            _show_live(out, render_cover(supports, radii_by_config[config.value], cls.value, mult.value, names))
+
+        for w in (config, cls, mult):
+            w.observe(draw, names="value")
+        draw()
+        box = widgets.VBox([widgets.HBox([config, cls]), mult, out])
+        return box
+
+    return _publish(live, static_html)
 
 
 # --- Remark 4.11: feature scale and N → Theorem 4.10 --------------------------------------------
@@ -362,17 +393,6 @@ def hoeffding_explorer(gamma_hat_min, rho, d: int, N: int, static: bool = True):
     g = torch.as_tensor(gamma_hat_min, dtype=torch.float64)
     r = torch.as_tensor(rho, dtype=torch.float64)
     C = g.numel()
-    scale = widgets.FloatLogSlider(value=1.0, base=10, min=-4, max=1, step=0.05, description="feature ×")
-    per_class = widgets.IntSlider(value=N // C, min=1, max=100 * max(N // C, 10), step=1, description="N/C")
-    out = widgets.Output()
-
-    def show(*_):
-        _show_live(out, render_hoeffding(g, r, d, scale.value, per_class.value))
-
-    for w in (scale, per_class):
-        w.observe(show, names="value")
-    show()
-    box = widgets.VBox([widgets.HBox([scale, per_class]), out])
     static_html = None
     if static:
         scales = [float(s) for s in np.round(np.logspace(-6, 1, 29), 8)]
@@ -383,4 +403,19 @@ def hoeffding_explorer(gamma_hat_min, rho, d: int, N: int, static: bool = True):
             [("feature ×", scales, scales.index(1.0)), ("N/C", sizes, sizes.index(base))],
             title="Remark 4.11: feature scale and N against Theorem 4.10",
         )
-    return _publish(box, static_html)
+
+    def live():
+        scale = widgets.FloatLogSlider(value=1.0, base=10, min=-4, max=1, step=0.05, description="feature ×")
+        per_class = widgets.IntSlider(value=N // C, min=1, max=100 * max(N // C, 10), step=1, description="N/C")
+        out = widgets.Output()
+
+        def show(*_):
+            _show_live(out, render_hoeffding(g, r, d, scale.value, per_class.value))
+
+        for w in (scale, per_class):
+            w.observe(show, names="value")
+        show()
+        box = widgets.VBox([widgets.HBox([scale, per_class]), out])
+        return box
+
+    return _publish(live, static_html)

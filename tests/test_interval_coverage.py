@@ -81,18 +81,18 @@ def test_clopper_pearson_covers_at_least_95_percent_exactly(n):
 def test_nc1_bootstrap_covers_its_control_at_the_chapter_2_size():
     """Chapter 2's interval on its control (the epochs exchanged at random per sample, so the
     factor is 1 by construction), at the chapter's size: 10 classes × 200 images, 64 features,
-    features that collapse between the epochs. 100 draws of 100 resamples each (the chapter uses
-    500; fewer only make the percentiles noisier): the interval must contain 1 in at least 88 of
+    features that collapse between the epochs. 60 draws of 100 resamples each (the chapter uses
+    500; fewer only make the percentiles noisier): the interval must contain 1 in at least 52 of
     them (a calibrated 95% interval does with probability 0.99; one that covers 85% fails with
-    probability 0.8)."""
+    probability 0.55)."""
     rng = np.random.default_rng(0)
     C, n, d = 10, 200, 64
     y = np.repeat(np.arange(C), n)
     hits = 0
-    for i in range(100):
+    for i in range(60):
         mu = 2 * rng.normal(size=(C, d))
         start = mu[y] + rng.normal(size=(C * n, d))
         end = 1.5 * mu[y] + 0.5 * rng.normal(size=(C * n, d))
         r = nc1_drop(*swap_epochs(start, end, seed=i), y, n_boot=100, seed=i)
         hits += r["lo"] <= 1.0 <= r["hi"]
-    assert hits >= 88, hits
+    assert hits >= 52, hits

@@ -223,3 +223,25 @@ def test_hoeffding_explorer_publishes_live_and_precomputed_views_in_one_output(m
     data = frames_of(bundle["text/html"])  # the HTML book: precomputed frames
     assert len(set(data["frames"].values())) == len(data["frames"]) == 29 * 7
     assert data["frames"]["24-2"].count("accuracy ≥") == 1  # feature × 1, N/C = 100
+
+
+def test_the_book_build_shows_only_the_precomputed_explorer_and_creates_no_widget(monkeypatch):
+    """Under NCLIB_STATIC_EXPLORERS=1 (set by the book's build) an explorer publishes only its
+    precomputed HTML: no widget is created, so the kernel sends no comm message; without it (the
+    lab) the same call builds the live widget beside it."""
+    import ipywidgets
+
+    shown = []
+    monkeypatch.setattr(widgets, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    g, rho = torch.tensor([0.5, 0.4, 0.6]), torch.tensor([2.0, 2.0, 2.0])
+    monkeypatch.setenv(widgets.STATIC_ONLY_ENV, "1")
+    before = len(ipywidgets.Widget.widgets)
+    assert widgets.hoeffding_explorer(g, rho, d=4, N=300) is None
+    assert len(ipywidgets.Widget.widgets) == before  # no widget made
+    (bundle, raw), = shown
+    assert raw and set(bundle) == {"text/html"} and frames_of(bundle["text/html"])["frames"]
+    # without a precomputed version there is nothing static to show: the live widget it is
+    assert widgets.hoeffding_explorer(g, rho, d=4, N=300, static=False) is not None
+    monkeypatch.delenv(widgets.STATIC_ONLY_ENV)
+    box = widgets.hoeffding_explorer(g, rho, d=4, N=300)
+    assert box is not None and "application/vnd.jupyter.widget-view+json" in shown[-1][0]

@@ -51,6 +51,9 @@ def main(argv: list[str]) -> None:
     # then slow it several times over (measured: chapter 2 took 203 s instead of 33 s). Kernels
     # inherit this; a chapter that sets its own thread count still does.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // jobs)))
+    # The HTML book shows each explorer's precomputed version: the kernels create no live widget
+    # (nclib.widgets.STATIC_ONLY_ENV says why)
+    os.environ.setdefault("NCLIB_STATIC_EXPLORERS", "1")
     # The build command imports build_sphinx from this module when it runs, so it gets this one.
     jupyter_book.sphinx.build_sphinx = functools.partial(jupyter_book.sphinx.build_sphinx, jobs=jobs)
     jupyter_book_main(["build", *argv[1:]])
