@@ -316,7 +316,7 @@ def margin_bound_explorer(gamma, K: float, weight_norm: float, rms_feature_norm:
 
 def render_cover(supports, radii, y: int, multiplier: float, names):
     """The supports and the greedy ε-net of class y at ε = multiplier × min_{y'} radii[y, y']."""
-    from matplotlib.patches import Circle
+    from matplotlib.collections import EllipseCollection
 
     C = len(supports)
     radii = torch.as_tensor(radii, dtype=torch.float64)
@@ -326,9 +326,16 @@ def render_cover(supports, radii, y: int, multiplier: float, names):
     fig, ax = figure(height=4.6)  # the column's width, the book's font sizes
     for c, s in enumerate(supports):
         s = torch.as_tensor(s)
+        # drawn through at most ~300 of its points (a smooth curve looks the same; the SVG frame
+        # grows with every vertex), the ε-net above is computed on all of them
+        s = torch.cat([s[:: max(1, len(s) // 300)], s[-1:]])
         ax.plot(s[:, 0], s[:, 1], lw=2 if c == y else 1, alpha=1 if c == y else 0.4, label=names[c])
-    for i in centres.tolist():
-        ax.add_patch(Circle(pts[i].tolist(), eps, fill=False, color="k", lw=0.6))
+    # the balls as one collection of a single circle path moved to each centre: in SVG one path
+    # and a short reference per ball (separate patches wrote ~300 bytes of curves each; unclipped,
+    # as clipping wraps every reference in its own group)
+    ax.add_collection(EllipseCollection(2 * eps, 2 * eps, 0.0, units="xy", offsets=pts[centres].numpy(),
+                                        offset_transform=ax.transData, facecolors="none",
+                                        edgecolors="k", linewidths=0.6, clip_on=False))
     ax.set_aspect("equal")
     style_axes(ax, title=f"{names[y]}: N(ε = {eps:.3g}) = {len(centres)} balls")
     # beside the plot, where the square data area leaves room, rather than over the arms
@@ -342,7 +349,8 @@ def covering_explorer(supports, radii_by_config: dict, class_names=None, static:
     radius multiplier; draws the class supports and the greedy ε-net covering M_y at radius
     ε = multiplier × min_{y'} γ̂_{y,y'}/L, with the covering number. The precomputed version
     covers the first ``static_configs`` configurations, every class and five multipliers (each
-    frame is ~20 kB of SVG: 2 × 10 × 5 frames keep the page near 2 MB)."""
+    frame is SVG: its size grows with the curves' vertices, so they are drawn through ~300 points
+    each, and with the balls drawn)."""
     C = len(supports)
     names = class_names or [f"class {c}" for c in range(C)]
     static_html = None
