@@ -345,6 +345,22 @@ def test_internal_links_and_theorem_references_resolve():
     assert theorem_refs > 0, "no reference to a theorem or definition was found to check"
 
 
+#: What a page may weigh with the images it loads from the site (its own HTML, inline frames
+#: included, plus every local <img> it references): a reader on a phone downloads all of it.
+PAGE_WEIGHT_LIMIT = 2.5e6
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_weighs_more_than_the_limit_with_its_images(page):
+    path = SITE / page
+    html = path.read_text(encoding="utf-8")
+    weight = path.stat().st_size
+    for src in set(re.findall(r'<img[^>]+src="([^"#?]+)"', html)):
+        if not src.startswith(("data:", "http:", "https:")) and (path.parent / src).is_file():
+            weight += (path.parent / src).stat().st_size
+    assert weight <= PAGE_WEIGHT_LIMIT, f"{page}: {weight / 1e6:.2f} MB with its images (limit {PAGE_WEIGHT_LIMIT / 1e6:g} MB)"
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_no_table_cell_or_output_shows_a_python_none(page):
     """A missing value reads as words ("never", "n/a", "not recorded"), not as Python's None."""
