@@ -71,7 +71,7 @@ SIZES = {
     # GEMM n, images (MLP / CNN train, test), sweep models and epochs, schedule run (images/class, epochs),
     # chapter 7's sweep (images/class, epochs, seeds × 2 heads)
     "tiny": dict(gemm=256, mlp_train=400, cnn_train=200, test=100, models=2, sweep_epochs=1, sched=(20, 12),
-                 metrics="tiny", repeats=1, ch7=(100, 20, 2), kinds=("mlp",)),
+                 metrics="tiny", repeats=1, ch7=(40, 6, 2), kinds=("mlp",)),
     "cpu": dict(gemm=2048, mlp_train=60_000, cnn_train=6_400, test=10_000, models=10, sweep_epochs=4,
                 sched=(500, 60), metrics="full", repeats=3, ch7=(500, 40, 4), kinds=("mlp", "small_cnn")),
 }
