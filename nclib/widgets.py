@@ -185,6 +185,22 @@ def _publish(live, static_html: str | None):
     return box
 
 
+def _live_explorer(rows, render) -> widgets.VBox:
+    """The live widget of an explorer: ``rows`` of controls (a list of controls side by side, or
+    one control) above an output area that shows ``render(*values)``, the values of every control
+    in row order, redrawn whenever one of them changes."""
+    controls = [c for row in rows for c in (row if isinstance(row, list) else [row])]
+    out = widgets.Output()
+
+    def draw(*_):
+        _show_live(out, render(*(c.value for c in controls)))
+
+    for c in controls:
+        c.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox(row) if isinstance(row, list) else row for row in rows] + [out])
+
+
 # --- Definition 3.1 / 4.7: the ETF explorer --------------------------------------------------------
 
 def _etf_needs(C: int, d: int) -> str | None:
@@ -248,16 +264,7 @@ def etf_explorer(C: int = 4, d: int = 3, seed: int = 0, static: bool = True):
         d_slider = widgets.IntSlider(value=d, min=1, max=12, description="d")
         seed_box = widgets.IntSlider(value=seed, min=0, max=50, description="R seed")
         angle = widgets.FloatSlider(value=0.0, min=0.0, max=2 * math.pi, step=0.05, description="angle")
-        out = widgets.Output()
-
-        def draw(*_):
-            _show_live(out, render_etf(c_slider.value, d_slider.value, seed_box.value, angle.value))
-
-        for w in (c_slider, d_slider, seed_box, angle):
-            w.observe(draw, names="value")
-        draw()
-        box = widgets.VBox([widgets.HBox([c_slider, d_slider]), widgets.HBox([seed_box, angle]), out])
-        return box
+        return _live_explorer([[c_slider, d_slider], [seed_box, angle]], render_etf)
 
     return _publish(live, static_html)
 
@@ -298,16 +305,8 @@ def margin_bound_explorer(gamma, K: float, weight_norm: float, rms_feature_norm:
     def live():
         scale = widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.05, description="margin ×")
         size = widgets.IntSlider(value=N, min=10 * C, max=100 * N, step=10 * C, description="N")
-        out = widgets.Output()
-
-        def show(*_):
-            _show_live(out, render_margin_bound(gamma, K, weight_norm, rms_feature_norm, scale.value, size.value))
-
-        for w in (scale, size):
-            w.observe(show, names="value")
-        show()
-        box = widgets.VBox([widgets.HBox([scale, size]), out])
-        return box
+        return _live_explorer([[scale, size]],
+                              lambda s, n: render_margin_bound(gamma, K, weight_norm, rms_feature_norm, s, n))
 
     return _publish(live, static_html)
 
@@ -367,16 +366,8 @@ def covering_explorer(supports, radii_by_config: dict, class_names=None, static:
         config = widgets.Dropdown(options=list(radii_by_config), description="ETF")
         cls = widgets.Dropdown(options=[(n, c) for c, n in enumerate(names)], description="class")
         mult = widgets.FloatLogSlider(value=1.0, base=10, min=-0.5, max=1.0, step=0.05, description="ε ×")
-        out = widgets.Output()
-
-        def draw(*_):
-            _show_live(out, render_cover(supports, radii_by_config[config.value], cls.value, mult.value, names))
-
-        for w in (config, cls, mult):
-            w.observe(draw, names="value")
-        draw()
-        box = widgets.VBox([widgets.HBox([config, cls]), mult, out])
-        return box
+        return _live_explorer([[config, cls], mult],
+                              lambda k, c, m: render_cover(supports, radii_by_config[k], c, m, names))
 
     return _publish(live, static_html)
 
@@ -415,15 +406,6 @@ def hoeffding_explorer(gamma_hat_min, rho, d: int, N: int, static: bool = True):
     def live():
         scale = widgets.FloatLogSlider(value=1.0, base=10, min=-4, max=1, step=0.05, description="feature ×")
         per_class = widgets.IntSlider(value=N // C, min=1, max=100 * max(N // C, 10), step=1, description="N/C")
-        out = widgets.Output()
-
-        def show(*_):
-            _show_live(out, render_hoeffding(g, r, d, scale.value, per_class.value))
-
-        for w in (scale, per_class):
-            w.observe(show, names="value")
-        show()
-        box = widgets.VBox([widgets.HBox([scale, per_class]), out])
-        return box
+        return _live_explorer([[scale, per_class]], lambda a, n: render_hoeffding(g, r, d, a, n))
 
     return _publish(live, static_html)
