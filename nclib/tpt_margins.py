@@ -191,10 +191,12 @@ GROWTH_TOL = 1e-6
 
 
 def seed_clusters(rows) -> list:
-    """The cluster of each run for :func:`nclib.stats.clustered_t_interval`: its seed (runs of one
-    seed share the data order and the initial backbone, so they are not independent); a run
+    """The cluster of each run for :func:`nclib.stats.clustered_t_interval`: its backbone and
+    dataset (its label without the head) and its seed. The fixed- and learnable-head runs of one
+    seed share the data order and the initial backbone, so they are not independent; a run
     without a seed is its own cluster."""
-    return [r.seed if r.seed is not None else ("run", i) for i, r in enumerate(rows)]
+    return [(r.label.rsplit(" · ", 1)[0], r.seed) if r.seed is not None else ("run", i)
+            for i, r in enumerate(rows)]
 
 
 def _growth_decision(rows, alpha, scales_grew: bool = False):

@@ -333,3 +333,19 @@ def test_box_figure_accuracy_axes_end_at_100_percent():
     for ax in fig.axes:
         if "accuracy" in ax.get_title():
             assert ax.get_ylim()[1] <= 100.0, ax.get_title()
+
+
+def test_runs_cluster_by_backbone_dataset_and_seed_not_by_head():
+    """The fixed- and learnable-head runs of one seed share its data order and initial backbone:
+    one cluster; the same seed number on another backbone is another cluster, and the rescaled
+    copy of a run stays in its run's cluster."""
+    flat = lambda e: 0.01 * e  # noqa: E731
+    runs = [_tpt_run(flat, lambda e: 1.0, head=h, seed=s) for s in (0, 1) for h in ("etf", "learnable")]
+    other = _tpt_run(flat, lambda e: 1.0, seed=0)
+    other[0]["backbone"] = "small_cnn"
+    rows = tpt_margins.margin_growth(runs + [other])
+    keys = tpt_margins.seed_clusters(rows)
+    assert keys[0] == keys[1] != keys[2] == keys[3] and keys[4] not in keys[:4]
+    assert tpt_margins.seed_clusters(tpt_margins.rescaled_control(rows)) == keys
+    # 5 runs, 3 clusters: the verdict's interval is over the 3 (seed 0 of the mlp counts once)
+    assert "over 3 seeds (5 runs)" in tpt_margins.decide_fig3(rows).sureness
