@@ -496,6 +496,7 @@ def test_search_finds_the_book_content(browser, site, how):
 # which) is held to the same label size in CSS pixels: s × dpi/100 ≥ 0.6 (a 200 dpi figure for
 # high-density screens may be shown at half its width, not less than 0.3).
 WINDOW = (1280, 1600)
+PHONE = (390, 844)  # a phone's CSS viewport
 MIN_SCALE_AT_100_DPI = 0.6
 
 
@@ -558,10 +559,12 @@ def test_no_figure_is_scaled_below_a_readable_size(browser, site, page):
     assert not small, message
 
 
-def test_verdict_table_fits_its_column(browser, site):
+@pytest.mark.parametrize("window", [WINDOW, PHONE], ids=["desktop", "phone"])
+def test_verdict_table_fits_its_column(browser, site, window):
     """The introduction's table (the section "… what this book found") must not be wider than the
-    element that holds it at a 1280 px window: a reader should not have to scroll it sideways."""
-    browser.set_window_size(*WINDOW)
+    element that holds it, at a 1280 px window and on a phone: a reader should not have to scroll
+    it sideways to reach its last columns."""
+    browser.set_window_size(*window)
     load(browser, urljoin(site, PAGES[0]))
     found = browser.execute_script("""
         const heading = Array.from(document.querySelectorAll("main h1, main h2, main h3"))
@@ -578,7 +581,7 @@ def test_verdict_table_fits_its_column(browser, site):
     assert found, f"{PAGES[0]}: no table under a heading with 'what this book found'"
     assert found["scroll"] <= found["client"] + 1, (
         f"{PAGES[0]}: the verdict table is {found['scroll']} px wide in a {found['client']} px column "
-        f"({found['wrapper']}) at a {WINDOW[0]} px window; column widths {found['columns']}")
+        f"({found['wrapper']}) at a {window[0]} px window; column widths {found['columns']}")
 
 
 @pytest.mark.parametrize("page", PAGES)
