@@ -95,9 +95,10 @@ def plot_growth(rows, control=None, title: str | None = None, alpha: float = 0.0
                 label="p_min (in units of the scale)" if i == 0 else None)
         ax.plot(r.change("scale_free"), y, "s", ms=5, mfc="none" if hollow else "C2", mec="C2",
                 label="scale-free margin p̂" if i == 0 else None)
-    if len(set(seed_clusters(done))) >= 2:
+    clusters = seed_clusters(done)
+    if len(set(clusters)) >= 2:
         for q, c, dy in (("p_min", "k", 0.12), ("scale_free", "C2", -0.12)):
-            m, lo, hi = clustered_t_interval([r.change(q) for r in done], seed_clusters(done), 1 - alpha)
+            m, lo, hi = clustered_t_interval([r.change(q) for r in done], clusters, 1 - alpha)
             ax.errorbar(m, n - 1 + dy, xerr=[[m - lo], [hi - m]], fmt="o" if q == "p_min" else "s", color=c,
                         capsize=4)
     labels = ["mean over runs (95% interval)"] + [
