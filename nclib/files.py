@@ -15,13 +15,16 @@ import json
 import math
 import os
 import re
+import signal
 import socket
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-__all__ = ["HOST", "pid_alive", "written_by_dead_process", "atomic_write_text", "atomic_write_json",
+__all__ = ["HOST", "pid_alive", "written_by_dead_process", "signals_held", "atomic_write_text", "atomic_write_json",
            "atomic_torch_save", "to_jsonable"]
 
 # Temporaries name their writer (host and pid), so that those of a writer that died on this host
@@ -62,12 +65,49 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+_HELD_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s)
+
+
+@contextmanager
+def signals_held():
+    """Hold SIGINT, SIGTERM and SIGHUP until the block ends, then act on them as before.
+
+    A write takes milliseconds; an interrupt that lands inside it (a stopped sweep's second signal,
+    say) would otherwise raise between creating the temporary and the cleanup that guards it, and
+    leave an empty temporary in the results folder. Held, the signal's own handler runs once the
+    write is complete. Outside the main thread (where Python runs no handlers) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {}
+    try:
+        for s in _HELD_SIGNALS:
+            if signal.getsignal(s) is None:  # a handler installed outside Python: cannot restore it
+                continue
+            previous[s] = signal.signal(s, lambda signum, frame: pending.append(signum))
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(pending):  # each signal once, in the order it came
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler != signal.SIG_IGN:  # the default action (or a handler set outside Python)
+                signal.raise_signal(signum)
 
 
 def atomic_write_text(path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with signals_held():
+        return _write_text_via_temporary(path, text)
+
+
+def _write_text_via_temporary(path: Path, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.w-{HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes 0600; a record is shared with other users and workers like any file (umask)
@@ -120,13 +160,14 @@ def atomic_torch_save(obj, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.w-{HOST}-{os.getpid()}.ckpt.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with signals_held():
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path

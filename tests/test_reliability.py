@@ -93,6 +93,53 @@ def test_a_full_disk_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+class _Stop(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("write", ["text", "torch"])
+def test_a_signal_inside_a_write_finishes_it_then_interrupts(tmp_path, monkeypatch, write):
+    """The stopped sweep's leftover: a signal that landed right after the temporary was created
+    (before the cleanup that guards it) left an empty ``.tmp`` in the results folder. Now the write
+    completes, no temporary is left, and the signal still interrupts, right after."""
+    import tempfile
+
+    import torch
+
+    from nclib.files import atomic_torch_save
+
+    def stop(signum, frame):
+        raise _Stop(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    real_mkstemp, real_open = tempfile.mkstemp, open
+
+    def mkstemp_then_signal(*a, **kw):
+        made = real_mkstemp(*a, **kw)
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs at the next bytecode, here
+        return made
+
+    def open_then_signal(*a, **kw):
+        f = real_open(*a, **kw)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return f
+
+    if write == "text":
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_signal)
+        target, do = tmp_path / "r.json", lambda p: atomic_write_text(p, "{}")
+    else:
+        monkeypatch.setattr("builtins.open", open_then_signal)
+        target, do = tmp_path / "c.pt", lambda p: atomic_torch_save({"w": torch.ones(2)}, p)
+    try:
+        with pytest.raises(_Stop):
+            do(target)
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGTERM, previous)
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # written whole, no temporary
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
 # -- worker processes ----------------------------------------------------------------------------
 
 
