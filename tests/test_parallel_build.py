@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
-from parallel_build import jobs_from  # noqa: E402
+from parallel_build import LONGEST_FIRST, jobs_from, one_document_per_chunk  # noqa: E402
 
 
 def test_auto_is_the_usable_cores_and_numbers_are_taken_as_they_are():
@@ -24,6 +24,38 @@ def test_auto_is_the_usable_cores_and_numbers_are_taken_as_they_are():
 def test_a_bad_job_count_names_the_argument_and_what_it_takes(bad):
     with pytest.raises(SystemExit, match=r"JOBS must be a positive integer or 'auto', got"):
         jobs_from(bad)
+
+
+def test_the_readers_start_one_document_at_a_time_longest_first(tmp_path):
+    """Through Sphinx's own task pool, as the build uses it: the documents start in the order of
+    LONGEST_FIRST, then the others by name. One reader, so that the order of starts is exact (with
+    two, the pool starts two at a time, which a log cannot order); the chunks follow the same rule
+    for any number of readers."""
+    import time
+
+    import sphinx.builders
+    from sphinx.util.parallel import ParallelTasks
+
+    toc = re.findall(r"(?:root|file): (\S+)", (ROOT / "_toc.yml").read_text())
+    assert set(LONGEST_FIRST) <= set(toc)  # the order names documents of the book, not old ones
+    assert [c[0] for c in one_document_per_chunk(sorted(toc), 2)[:2]] == list(LONGEST_FIRST[:2])
+    chunks = one_document_per_chunk(sorted(toc), 1)
+    assert all(len(c) == 1 for c in chunks) and sorted(c[0] for c in chunks) == sorted(toc)
+    log = tmp_path / "started"
+
+    def read(chunk):  # a forked reader: note the start, take a moment
+        with open(log, "a") as f:
+            f.write(chunk[0] + "\n")
+        time.sleep(0.05)
+
+    tasks = ParallelTasks(1)
+    for chunk in chunks:
+        tasks.add_task(read, chunk)
+    tasks.join()
+    started = log.read_text().split()
+    assert started == list(LONGEST_FIRST) + sorted(set(toc) - set(LONGEST_FIRST))
+    # the name the wrapper replaces is still the one Sphinx's builders call
+    assert sphinx.builders.make_chunks.__module__ == "sphinx.util.parallel"
 
 
 def test_every_book_build_of_the_makefile_goes_through_the_wrapper():
