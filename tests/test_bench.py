@@ -64,4 +64,4 @@ def test_cpu_speed_tiny_prints_every_ratio_and_records(tmp_path):
     # chapter 7 with two workers: both train (the chapter claimed the next run without waiting
     # for the first; in lock-step one worker trained every run while the other waited)
     ch7 = record["chapter7"]
-    assert ch7["workers_1_trainers"] == 1 and ch7["workers_2_trainers"] == 2, ch7
+    assert ch7["workers_2_trainers"] == 2 and "ratio" not in ch7, ch7  # the ratio: make bench's sizes
