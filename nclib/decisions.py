@@ -36,7 +36,9 @@ import numpy as np
 from scipy import stats as _st
 
 from nclib.evidence import LEVEL
-from nclib.stats import clopper_pearson, detectable_sd_ratio, detectable_shift, mantel_test, t_interval
+from nclib._checks import check_int
+from nclib.stats import (clopper_pearson, detectable_sd_ratio, detectable_shift, mantel_test, runs_for_power,
+                         t_interval, t_interval_power)
 from nclib.verdicts import Verdict, interval, span
 
 __all__ = [
@@ -250,26 +252,36 @@ def decide_thm44(bound, test_errors, n_test: int, control_bound=None, control_na
     return Verdict("holds", rule, control_txt, sure, key, "the bound is informative and above the test error")
 
 
-def decide_rem46(changes: list[dict | None], seed: int = 0) -> Verdict:
+def decide_rem46(changes: list[dict | None], n_test: int, seed: int = 0) -> Verdict:
     """Remark 4.6 (Gao et al.): in the terminal phase L01 cannot fall further, the margins keep
     growing, so the bound falls "leading to a better generalization performance". Rule, over
-    independent seeds (each summarized by :func:`~nclib.evidence.tpt_changes`): the bound's log-change and the
-    test error's change between the first and the last epochs of the terminal phase, each with a
-    95% t-interval over seeds. "holds" if both intervals lie below 0 (the bound fell and the error
-    fell with it); "violated" if the bound's interval lies below 0 and the error's above 0 (the
-    bound fell, the error rose); "not distinguishable from seed noise" if the error's interval
-    contains 0 (with the smallest mean change detectable with probability 0.8 at these seeds);
-    "untestable at this size" if fewer than two runs have a terminal phase long enough. Control: a
-    clock, 1/epoch, which falls by construction in every run: the bound's fall alone is no
-    evidence of anything; the verdict rests on the error."""
-    rule = ("over seeds, first vs last epochs of the terminal phase: holds if the bound's and the "
-            "test error's changes both have 95% intervals below 0; violated if the bound falls and "
-            "the error rises")
+    independent seeds (each summarized by :func:`~nclib.evidence.tpt_changes`): the bound's
+    log-change and the test error's change between the first and the last epochs of the terminal
+    phase, each with a 95% t-interval over seeds.
+
+    First the design: its power against a mean change as large as the seed noise (one residual
+    sd; chapter 8's standard) is :func:`~nclib.stats.t_interval_power` of the number of seeds alone,
+    known before any number. Below 0.8 the verdict is "untestable at this size" whatever the
+    intervals say: an interval that happens to clear 0 with so few seeds does not recur at other
+    seeds or on another CPU. With power, "holds" if the bound's interval lies below 0 and the
+    error's upper end lies below 0 by more than one test image (``100 / n_test`` points, the
+    smallest change a test error can make, so that rounding cannot carry it across); "violated"
+    if the bound falls and the error's lower end lies above 0 by that margin; otherwise "not
+    distinguishable from seed noise", with the smallest mean change detectable with probability
+    0.8. "untestable at this size" also if fewer than two runs have a terminal phase, or if the
+    bound did not fall (the remark's mechanism is absent). Control: a clock, 1/epoch, which falls
+    by construction in every run: the bound's fall alone is no evidence of anything; the verdict
+    rests on the error."""
+    n_test = check_int(n_test, "n_test", minimum=1, hint="the number of test points behind each test error")
+    rule = ("over seeds, first vs last epochs of the terminal phase, with power ≥ 0.8 against a change "
+            "of one seed sd: holds if the bound's 95% interval lies below 0 and the test error's lies "
+            "below 0 by more than one test image; violated if the bound falls and the error rises")
     good = [c for c in changes if c is not None]
     if len(good) < 2:
         return Verdict("untestable at this size", rule, "clock 1/epoch (not run)",
                        "fewer than two runs with a terminal phase", "no terminal phase to compare",
                        "the runs do not have a terminal phase long enough to compare its start and end")
+    n = len(good)
     db = [c["d_log_bound"] for c in good]
     de = [c["d_error"] for c in good]
     dc = [c["d_log_clock"] for c in good]
@@ -278,24 +290,35 @@ def decide_rem46(changes: list[dict | None], seed: int = 0) -> Verdict:
     cm, clo, chi = t_interval(dc)
     control_txt = (f"clock 1/epoch (falls by construction): Δlog {cm:.2f} {interval(clo, chi, '.2f')}, "
                    "below 0 like the bound's")
+    margin = 100.0 / n_test  # one test image, in points
+    power = t_interval_power(1.0, n)
+    needed = runs_for_power(1.0)
     sd = float(np.std(de, ddof=1))
-    detect = detectable_shift(sd, len(de), seed=seed)
-    sure = (f"95% t-intervals over {len(good)} seeds: Δlog bound {bm:.3f} {interval(blo, bhi)}, "
-            f"Δ test error {em:+.2f} {interval(elo, ehi, '+.2f')} points; detectable (power 0.8): "
-            f"±{detect:.2f} points")
-    key = f"bound ×{math.exp(bm):.2f}, test error {em:+.2f} points over the terminal phase ({len(good)} seeds)"
-    if bhi < 0 and elo > 0:
-        return Verdict("violated", rule, control_txt, sure, key,
-                       "the bound fell through the terminal phase while the test error rose")
-    if bhi < 0 and ehi < 0:
+    detect = detectable_shift(sd, n, seed=seed)
+    distance = -ehi if em < 0 else elo  # how far the error's interval clears 0 (negative: it does not)
+    sure = (f"95% t-intervals over {n} seeds: Δlog bound {bm:.3f} {interval(blo, bhi)}, Δ test error "
+            f"{em:+.2f} {interval(elo, ehi, '+.2f')} points, its nearer end {distance:+.2f} points from 0 "
+            f"(margin: one test image, {margin:.2f}); power against a change of one seed sd "
+            f"{power:.2f} at {n} seeds (0.8 needs {needed})")
+    key = f"bound ×{math.exp(bm):.2f}, test error {em:+.2f} points over the terminal phase ({n} seeds)"
+    if bhi >= 0:
+        return Verdict("untestable at this size", rule, control_txt, sure, key,
+                       "the bound did not fall through the terminal phase, so the remark's mechanism is absent")
+    if power < 0.8:
+        seen = ("this build's interval clears 0, " if distance > margin else "")
+        return Verdict("untestable at this size", rule, control_txt, sure, key,
+                       f"{n} seeds detect a change as large as the seed noise with probability only "
+                       f"{power:.2f}; {seen}but at this power the outcome turns with the seeds "
+                       f"(0.8 needs {needed} seeds)")
+    if ehi < -margin:
         return Verdict("holds", rule, control_txt, sure, key,
                        "the bound and the test error fell together (co-movement: a clock falls too)")
-    if elo <= 0 <= ehi:
-        return Verdict("not distinguishable from seed noise", rule, control_txt, sure, key,
-                       f"the test error's change is within seed noise (a mean change of ±{detect:.2f} "
-                       "points would have been detected with probability 0.8)")
-    return Verdict("untestable at this size", rule, control_txt, sure, key,
-                   "the bound did not fall through the terminal phase, so the remark's mechanism is absent")
+    if elo > margin:
+        return Verdict("violated", rule, control_txt, sure, key,
+                       "the bound fell through the terminal phase while the test error rose")
+    return Verdict("not distinguishable from seed noise", rule, control_txt, sure, key,
+                   f"the test error's change is within seed noise (a mean change of ±{detect:.2f} "
+                   "points would have been detected with probability 0.8)")
 
 
 def decide_margin_similarity(margins, distances, n_perm: int = 9999, seed: int = 0) -> Verdict:

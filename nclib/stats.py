@@ -46,7 +46,7 @@ from scipy import stats as _st
 __all__ = ["holm", "UndefinedTestError", "AnovaTable", "two_way_anova", "permutation_test_rows", "SpreadComparison", "spread_comparison",
            "f_test_power", "permutation_power", "Detectable", "detectable_effect", "effect_ratio_interval",
            "Interval", "t_interval", "clustered_t_interval", "log_t_interval", "clopper_pearson",
-           "detectable_shift", "detectable_sd_ratio", "mantel_test"]
+           "detectable_shift", "t_interval_power", "runs_for_power", "detectable_sd_ratio", "mantel_test"]
 
 
 @dataclass(frozen=True)
@@ -429,6 +429,32 @@ def detectable_shift(sd: float, n: int, level: float = 0.95, power: float = 0.8,
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if hit_rate(mid) < power else (lo, mid)
     return hi * sd
+
+
+def t_interval_power(shift_in_sd: float, n: int, level: float = 0.95) -> float:
+    """Probability that the two-sided ``level`` t interval of n runs lies entirely on the side of
+    zero of a true mean shift of ``shift_in_sd`` residual standard deviations (normal residuals):
+    1 − F(t_q; n − 1, δ√n) with F the noncentral t distribution (Student 1908; the exact power of
+    the one-sample t test, counting only rejections in the right direction). It depends on n
+    alone, so a design's power is known before any run: :func:`detectable_shift` is its inverse,
+    by simulation."""
+    if n < 2 or int(n) != n:
+        raise ValueError(f"n must be an integer ≥ 2 runs, got {n}")
+    if not (math.isfinite(shift_in_sd) and shift_in_sd >= 0):
+        raise ValueError(f"shift_in_sd must be a finite number ≥ 0, got {shift_in_sd}")
+    q = _st.t.ppf(0.5 + level / 2, n - 1)
+    return float(_st.nct.sf(q, n - 1, shift_in_sd * math.sqrt(n)))
+
+
+def runs_for_power(shift_in_sd: float = 1.0, power: float = 0.8, level: float = 0.95, max_runs: int = 10_000) -> int:
+    """The fewest runs whose ``level`` t interval detects a mean shift of ``shift_in_sd`` residual
+    standard deviations with probability ``power`` (:func:`t_interval_power`)."""
+    if not (shift_in_sd > 0 and 0 < power < 1):
+        raise ValueError(f"need shift_in_sd > 0 and 0 < power < 1, got {shift_in_sd}, {power}")
+    for n in range(2, max_runs + 1):
+        if t_interval_power(shift_in_sd, n, level) >= power:
+            return n
+    raise ValueError(f"more than {max_runs} runs would be needed for a shift of {shift_in_sd} sd")
 
 
 def detectable_sd_ratio(n_a: int, n_b: int, power: float = 0.8, alpha: float = 0.05,

@@ -141,10 +141,34 @@ def _changes(db, de, n=4, sd=0.3, seed=0):
 
 
 def test_decide_rem46_outcomes():
-    assert D.decide_rem46(_changes(-0.5, -2.0)).label == "holds"
-    assert D.decide_rem46(_changes(-0.5, +2.0)).label == "violated"
-    assert D.decide_rem46(_changes(-0.5, 0.0, sd=1.0)).label == "not distinguishable from seed noise"
-    assert D.decide_rem46([None, _changes(-0.5, -2.0)[0]]).label == "untestable at this size"
+    ten = dict(n=10)  # power 0.80 against a change of one seed sd: the design can decide
+    assert D.decide_rem46(_changes(-0.5, -2.0, **ten), n_test=1000).label == "holds"
+    assert D.decide_rem46(_changes(-0.5, +2.0, **ten), n_test=1000).label == "violated"
+    nd = D.decide_rem46(_changes(-0.5, 0.0, sd=1.0, **ten), n_test=1000)
+    assert nd.label == "not distinguishable from seed noise" and "detected with probability 0.8" in nd.detail
+    # the bound did not fall: the remark's mechanism is absent
+    assert D.decide_rem46(_changes(+0.5, -2.0, **ten), n_test=1000).label == "untestable at this size"
+    assert D.decide_rem46([None, _changes(-0.5, -2.0)[0]], n_test=1000).label == "untestable at this size"
+
+
+def test_decide_rem46_with_four_seeds_is_untestable_whatever_the_intervals_say():
+    """The design's power (0.29 at 4 seeds against a change of one seed sd) is known before the
+    runs: an interval that clears 0 by luck at one seed does not at the next, so the label is the
+    same at every seed."""
+    clear = D.decide_rem46(_changes(-0.5, -2.0), n_test=1000)
+    noisy = D.decide_rem46(_changes(-0.5, 0.0, sd=1.0), n_test=1000)
+    assert clear.label == noisy.label == "untestable at this size"
+    assert "this build's interval clears 0" in clear.detail and "0.8 needs 10 seeds" in clear.detail
+    assert "power against a change of one seed sd 0.29 at 4 seeds" in clear.sureness
+
+
+def test_decide_rem46_needs_the_error_to_clear_zero_by_one_test_image():
+    falls = [{"d_log_bound": -0.4, "d_log_clock": -0.3, "tpt_epochs": 40, "d_error": e}
+             for e in np.linspace(-0.24, -0.16, 10)]  # mean −0.2 points, interval ≈ [−0.22, −0.18]
+    assert D.decide_rem46(falls, n_test=1000).label == "holds"  # one image = 0.1 points
+    assert D.decide_rem46(falls, n_test=200).label == "not distinguishable from seed noise"  # 0.5
+    with pytest.raises(ValueError, match="n_test must be ≥ 1"):
+        D.decide_rem46(falls, n_test=0)
 
 
 def test_tpt_changes_reads_the_windows():

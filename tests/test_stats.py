@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as hst
 from scipy import stats
 
@@ -242,6 +242,33 @@ def test_detectable_shift_against_the_noncentral_t_power():
     assert S.detectable_shift(0.0, 3) == 0.0
     with pytest.raises(ValueError, match="n ≥ 2"):
         S.detectable_shift(1.0, 1)
+
+
+def test_t_interval_power_against_simulation_and_its_inverse():
+    rng = np.random.default_rng(1)
+    for n, shift in [(4, 1.0), (10, 1.0), (6, 0.5)]:
+        e = rng.standard_normal((40000, n)) + shift
+        q = stats.t.ppf(0.975, n - 1)
+        hit = np.mean(e.mean(1) - q * e.std(1, ddof=1) / math.sqrt(n) > 0)  # brute force
+        assert S.t_interval_power(shift, n) == pytest.approx(hit, abs=0.01)
+    # the design's power at one seed sd: 4 seeds are far short of 0.8, ten reach it
+    assert S.t_interval_power(1.0, 4) < 0.3 < 0.8 < S.t_interval_power(1.0, 10)
+    assert S.runs_for_power(1.0) == 10 and S.t_interval_power(1.0, 9) < 0.8
+    # the simulated inverse at the same n: its shift has power 0.8 here
+    assert S.t_interval_power(S.detectable_shift(1.0, 6, sims=20000), 6) == pytest.approx(0.8, abs=0.02)
+    with pytest.raises(ValueError, match="n must be an integer ≥ 2"):
+        S.t_interval_power(1.0, 1)
+    with pytest.raises(ValueError, match="shift_in_sd"):
+        S.t_interval_power(float("nan"), 5)
+
+
+@given(hst.floats(0.0, 3.0), hst.integers(2, 40))
+@settings(max_examples=40, deadline=None)
+def test_t_interval_power_grows_with_the_shift_and_the_runs(shift, n):
+    p = S.t_interval_power(shift, n)
+    assert 0.0 <= p <= 1.0
+    assert S.t_interval_power(shift + 0.1, n) >= p - 1e-12
+    assert S.t_interval_power(shift, n + 1) >= p - 1e-9
 
 
 def test_clopper_pearson_matches_known_values_and_edges():
