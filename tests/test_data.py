@@ -131,6 +131,17 @@ def test_real_fashion_mnist_from_debian():
     assert torch.bincount(train.y).tolist() == [6000] * 10
 
 
+def test_in_place_normalization_gives_the_bits_of_the_expression():
+    """The loaders normalize in place (no temporaries of the whole split); the recorded runs were
+    made with ``(x − mean) / std``, so the two must agree bit for bit."""
+    from nclib.datasets import _normalize
+
+    x = torch.rand(500, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 255
+    mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
+    expected = (x - mean[None, :, None, None]) / std[None, :, None, None]
+    assert torch.equal(_normalize(x.clone(), mean, std), expected)
+
+
 def write_cifar(root: Path, num_classes: int, n_per_batch=8):
     rng = np.random.default_rng(1)
     if num_classes == 10:
