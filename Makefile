@@ -94,9 +94,10 @@ browser:
 	fi
 
 # Serves _build/html on localhost and checks every page in a real browser (screenshots in
-# _build/screenshots). Runs after book-strict, on the book it built.
+# _build/screenshots). Runs after book-strict, on the book it built, often alone once the rest of
+# the suite is done: one browser per core (pytest-xdist), each with its own server and pages.
 browser-test: venv browser
-	$(BIN)/python -m pytest -q tests/browser
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests/browser
 
 # The suite and the strict build run side by side (each is mostly one process per core, with idle
 # stretches the other fills); the browser test reads the built book as soon as it is built, beside
