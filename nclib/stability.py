@@ -84,12 +84,14 @@ def build_verdicts(build_dir) -> dict[str, dict]:
 
 
 def seed_rows(per_seed: dict[str, dict]) -> list[dict]:
-    """One row per verdict: its label at each seed and whether they all agree."""
+    """One row per verdict: its label at each seed and whether they all agree. A verdict still
+    waiting for a sweep's runs ("incomplete: N runs … missing") agrees with itself whatever N: the
+    builds of one record run minutes apart while the sweep commits runs."""
     names = sorted({(ch, n) for v in per_seed.values() for ch, d in v.items() for n in d})
     rows = []
     for ch, n in names:
         labels = {s: v.get(ch, {}).get(n, {}).get("verdict") for s, v in per_seed.items()}
-        seen = [x for x in labels.values() if x is not None]
+        seen = [_waiting(x) for x in labels.values() if x is not None]
         rows.append({"chapter": ch, "name": n, "labels": labels,
                      "stable": len(seen) == len(labels) and len(set(seen)) == 1})
     return rows
@@ -130,7 +132,7 @@ def machine_agreement(records: dict[str, dict], chapter: str, name: str) -> str:
     rows = {cpu: r for cpu, r in rows.items() if r is not None}
     if not rows:
         return "not recorded"
-    labels = {lab for r in rows.values() for lab in r["labels"].values()}
+    labels = {_waiting(lab) for r in rows.values() for lab in r["labels"].values()}
     if all(r["stable"] for r in rows.values()) and len(labels) == 1:
         seeds = sorted({s for r in rows.values() for s in r["labels"]}, key=int)
         return f"same at seeds {'/'.join(seeds)} on {', '.join(rows)}"

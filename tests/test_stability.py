@@ -36,6 +36,12 @@ def test_a_verdict_that_flips_is_marked_unstable(tmp_path):
     assert seed_rows(same)[0]["stable"]
     missing = {"0": per_seed["0"], "1": {}}
     assert not seed_rows(missing)[0]["stable"]  # absent at one seed: not shown to be stable
+    # a verdict waiting for a sweep's runs is one label whatever the count (the sweep runs on)
+    waiting = {s: {"ch10_reference": {"ref": {"verdict": f"incomplete: {k} runs of this setting missing"}}}
+               for s, k in (("0", 77), ("1", 74))}
+    assert seed_rows(waiting)[0]["stable"]
+    waiting["1"]["ch10_reference"]["ref"]["verdict"] = "holds"
+    assert not seed_rows(waiting)[0]["stable"]
 
 
 def test_cli_records_and_refuses_a_lone_build(tmp_path, capsys):
