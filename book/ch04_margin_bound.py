@@ -46,8 +46,8 @@
 # :nonumber:
 # :label: cor-45
 # For balanced classes, $p(y) = 1/C$ and $N_y = N/C$:
-# $(A) + (B) = \frac{\mathfrak R_{N/C}(\mathcal F)}{C}\sum_y\sum_{y'\ne y}\frac{1}{\gamma_{y,y'}}
-# + \frac{1}{\sqrt{NC}}\sum_y\sum_{y'\ne y}\sqrt{\log\log_2\frac{4K}{\gamma_{y,y'}}}$.
+# $(A) + (B) = \frac{\mathfrak R_{N/C}(\mathcal F)}{C}\sum_y\sum_{y'\ne y}\frac{1}{\gamma_{y,y'}} +
+# \frac{1}{\sqrt{NC}}\sum_y\sum_{y'\ne y}\sqrt{\log\log_2\frac{4K}{\gamma_{y,y'}}}$.
 # ```
 #
 # **Remark 4.6** reads the bound as the explanation of the terminal phase: at its start "$L_{0,1} =

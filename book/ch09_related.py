@@ -241,9 +241,9 @@ glue_all("ch9_ufm_", dict(
     ctrl_values=len(np.unique(np.round(ctrl["final"], 5)))))
 
 # %% [markdown]
-# *{numref}`fig-ch9-ufm-landscape`: every start for $d = C$ and $d = 2C$ falls through the dotted
+# In {numref}`fig-ch9-ufm-landscape` every start for $d = C$ and $d = 2C$ falls through the dotted
 # tolerance to rounding level; the control ($d$ = {glue:text}`ch9_ctrl_d`) levels off far above
-# it.*
+# it.
 #
 # With $\sigma$ = {glue:text}`ch9_ufm_sigma` the closed form gives $f^*$ =
 # {glue:text}`ch9_ufm_fstar`. Every start with $d = C$ or $d = 2C$, including starts of scale
@@ -296,9 +296,8 @@ glue_all("ch9_hess_", dict(
     end_min=f"{saddle.minimizer_min:.0e}"))
 
 # %% [markdown]
-# *{numref}`fig-ch9-saddle`: left, the loss along the most negative direction follows the
-# quadratic prediction downwards on both sides; right, descent started next to the saddle falls to
-# $f^*$.*
+# In {numref}`fig-ch9-saddle` the loss along the most negative direction follows the quadratic
+# prediction downwards on both sides, and descent started next to the saddle falls to $f^*$.
 #
 # The Hessian is {glue:text}`ch9_hess_size`. Its smallest eigenvalue is
 # {glue:text}`ch9_hess_min`, and the computed spectrum matches the closed form to
@@ -393,9 +392,8 @@ glue_all("ch9_etf_", dict(
            f"{config.milestones[0]}, batch {config.batch_size}"))
 
 # %% [markdown]
-# *{numref}`fig-ch9-fixed-etf`: top, the training state of each network by category (almost all
-# of the difference is the wide projection with its gradient and momentum); bottom, one dot per
-# seed on a ±2-point axis.*
+# In {numref}`fig-ch9-fixed-etf` almost all of the difference in training state is the wide
+# projection with its gradient and momentum; the accuracy axis spans ±2 points.
 #
 # The fixed-ETF network's training state takes {glue:text}`ch9_etf_mem_fixed` against
 # {glue:text}`ch9_etf_mem_wide`, a saving of {glue:text}`ch9_etf_mem_saving`, of which fixing the
@@ -530,12 +528,11 @@ glue_all("ch9_j_", dict(
     arch=f"w → {jacot_hidden} → {jacot_hidden} → {C_f}"))
 
 # %% [markdown]
-# *{numref}`fig-ch9-jacot-grid` and {numref}`fig-ch9-balance-law`: the sweep at one seed (numbers
-# in the cells; colour on a log scale except for NC2), then the absolute imbalance of the widest network along training, one colour per $\lambda$, with
-# the law $e^{-2\lambda t}$ dashed: it follows the law until the steps' discreteness sets a floor,
-# and stays flat without weight decay (blue).*
+# In {numref}`fig-ch9-balance-law` the imbalance follows the law $e^{-2\lambda t}$ until the steps'
+# discreteness sets a floor, and stays flat without weight decay (blue).
 #
-# At $\lambda$ = {glue:text}`ch9_j_minwd` NC1 falls with the first-layer width
+# In the sweep ({numref}`fig-ch9-jacot-grid`), at $\lambda$ = {glue:text}`ch9_j_minwd` NC1 falls
+# with the first-layer width
 # ({glue:text}`ch9_j_nc1_widths` for widths {glue:text}`ch9_j_widths`): a wider first layer fits
 # the training set better. A larger $\lambda$ balances faster but raises the training error, and
 # NC1 with it: the two hypotheses of claim (i) pull against each other at a fixed budget. The
@@ -646,12 +643,8 @@ glue_all("ch9_wu_", dict(
     train_bad=f"{100 * np.mean([h['train_error'][-1] for h in bad]):.1f}%"))
 
 # %% [markdown]
-# *{numref}`fig-ch9-wu`: top, NC1 against the training loss and the gradient norm, one line per
-# seed, travelling from the upper right to the lower left as training proceeds; bottom, NC1
-# (solid) and test error (dashed) against time.*
-#
-# Along every path NC1 falls with the loss and the gradient norm, roughly like a power of the loss
-# while it descends (mean log-log slopes {glue:text}`ch9_wu_slope_good` and
+# Along every path of {numref}`fig-ch9-wu` NC1 falls with the loss and the gradient norm,
+# roughly like a power of the loss while it descends (mean log-log slopes {glue:text}`ch9_wu_slope_good` and
 # {glue:text}`ch9_wu_slope_bad`), and it levels off where the weight decay stops the loss from
 # falling further. (Along one descending path any two decreasing quantities move together; what
 # can fail is the end state, which the rule examines.) On the separated data (separation

@@ -11,9 +11,12 @@ The book is checked the two ways it is published:
   changing when a control moves;
 - opened from disk (``file://``, no server): styles, MathJax and images load, no console error.
 
-Two reading checks at a 1280 px window: no figure scaled below a readable size, and the
-introduction's verdict table not wider than its column. A screenshot of each page is saved under
-``screenshots/`` next to the site.
+Reading checks at a 1280 px window and on a phone (390 px): no figure scaled below a readable size
+(on a phone a wide figure scrolls in its box instead), nothing running past the text column, a
+table cell or a box that would cut it off, the introduction's verdict table not wider than its
+column; at 1280 px no code cell scrolling sideways. On every page: no raw TeX in the text, one
+search entry point (checked on the first pages), and search snippets free of TeX. A screenshot
+of each page is saved under ``screenshots/`` next to the site.
 
 ``NCLIB_SITE`` names another built site (default: ``_build/html``); its pages are taken from the
 ``_toc.yml`` two folders above it when there is one (a throw-away book), else from the project's.
@@ -485,7 +488,44 @@ def test_search_finds_the_book_content(browser, site, how):
     assert hits, f"searching for {SEARCH_WORD!r} ({how}) found nothing"
 
 
-# --- reading checks at a 1280 px window ------------------------------------------------------------
+# Raw TeX as a reader would see it in a snippet: a control word (\frac, \mathbf, \gamma), an
+# inline or display delimiter (\( \) \[ \]) or a dollar sign.
+RAW_TEX = re.compile(r"\\[A-Za-z]+|\\[()\[\]]|\$")
+
+
+@pytest.mark.parametrize("word", ["margin", SEARCH_WORD])
+def test_search_snippets_show_no_raw_tex(browser, site, word):
+    """The text under a search result (served over HTTP, where Sphinx fetches the result page to
+    cut it from) shows no raw TeX. Sphinx 7.4 cuts it from the page's HTML as written, where every
+    formula is still TeX source (MathJax typesets it only in the browser), and from the whole of
+    the theme's <main>, header and print-only table of contents included; _config.yml turns the
+    snippets off (html_show_search_summary), which this holds after a build. Snippets that come
+    back must be free of TeX."""
+    browser.get(site + "search.html?q=" + word)
+    result = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const t0 = Date.now();
+        let last = -1, stableSince = Date.now();
+        (function poll() {
+            const hits = document.querySelectorAll("#search-results li").length;
+            const snippets = Array.from(document.querySelectorAll("#search-results li p.context"));
+            if (snippets.length !== last) { last = snippets.length; stableSince = Date.now(); }
+            // the snippets arrive one fetch at a time after the list: wait until none came for 2 s
+            if ((hits > 0 && Date.now() - stableSince > 2000) || Date.now() - t0 > 30000)
+                done({hits, summaries: DOCUMENTATION_OPTIONS.SHOW_SEARCH_SUMMARY,
+                      snippets: snippets.map(p => [p.parentElement.querySelector("a").textContent,
+                                                   p.textContent])});
+            else setTimeout(poll, 200);
+        })();
+    """)
+    assert result["hits"], f"searching for {word!r} found nothing"
+    tex = [f"{title}: {' '.join(text.split())[:160]!r}" for title, text in result["snippets"]
+           if RAW_TEX.search(text)]
+    assert not tex, (f"search for {word!r}: {len(tex)} of {len(result['snippets'])} snippets show raw TeX "
+                     f"(SHOW_SEARCH_SUMMARY {result['summaries']}):\n  " + "\n  ".join(tex[:8]))
+
+
+# --- reading checks at a 1280 px window and on a phone ----------------------------------------------
 #
 # A matplotlib figure is drawn with 10 pt labels by default and saved at 100 dpi, so a label is
 # 10 × 100/72 ≈ 14 px tall (its em) in the PNG. Shown at a fraction s of its width it is 14·s px:
@@ -527,17 +567,25 @@ def image_bytes(src: str, base: str) -> bytes | None:
 
 
 def image_dpi(src: str, base: str) -> float:
-    """The resolution an image was drawn at: the PNG's own record, 72 for SVG (matplotlib writes
-    one SVG unit per point), else matplotlib's default of 100."""
+    """The resolution an image was drawn at, in the terms of the 0.6 rule: the PNG's own record,
+    matplotlib's default of 100 for other bitmaps, and 96 for SVG. Matplotlib sizes an SVG in
+    points (``width="576pt"``), which the browser reports as its natural width in CSS pixels
+    (576 pt = 768 px), so a 10 pt label is 13.3 px tall at that natural width, as in a PNG drawn
+    at 96 dpi. (This said 72, as if the natural width were counted in points, which held SVG
+    figures to a label a third larger than PNG ones.)"""
     if src.split("?")[0].endswith(".svg") or src.startswith("data:image/svg"):
-        return 72.0
+        return 96.0
     data = image_bytes(src, base)
     return (png_dpi(data) if data else None) or 100.0
 
 
+@pytest.mark.parametrize("window", [WINDOW, PHONE], ids=["desktop", "phone"])
 @pytest.mark.parametrize("page", PAGES)
-def test_no_figure_is_scaled_below_a_readable_size(browser, site, page):
-    browser.set_window_size(*WINDOW)
+def test_no_figure_is_scaled_below_a_readable_size(browser, site, page, window):
+    """At a 1280 px window and on a phone. On a phone a figure may be wider than the column: its
+    output cell then scrolls sideways (book/static/nclib.css), which the check that nothing runs
+    past the column (test_nothing_runs_past_the_text_column) holds it to."""
+    browser.set_window_size(*window)
     load(browser, urljoin(site, page))
     images = browser.execute_script("""
         return Array.from(document.querySelectorAll("main img"))
@@ -555,7 +603,7 @@ def test_no_figure_is_scaled_below_a_readable_size(browser, site, page):
                          f"shown at {image['shown']:.0f} px (scale {scale:.2f}; a 10 pt label at "
                          f"{10 * dpi / 72 * scale:.1f} px)")
     message = (f"{page}: figures shown below {MIN_SCALE_AT_100_DPI} of their width at 100 dpi "
-               f"in a {WINDOW[0]} px window:\n  " + "\n  ".join(small))
+               f"in a {window[0]} px window:\n  " + "\n  ".join(small))
     assert not small, message
 
 
@@ -599,3 +647,142 @@ def test_no_code_cell_scrolls_sideways(browser, site, page):
                 .reduce((a, b) => (b.length > a.length ? b : a), "").slice(0, 70)]);
     """)
     assert not wide, f"{page}: code cells wider than their column (scroll / shown px, widest line): {wide}"
+
+
+# What runs past a right edge it may not cross, by more than a pixel, as [element, the edge, px
+# past it, start of its text], outermost elements only. An element's extent is its border box less
+# its right padding and border (empty room, as a formula keeps for an overhanging glyph). The
+# edges: the text column (the article's content box) for what is in the article, and the column
+# that holds the article for its header and the previous/next links under it; the content box of
+# the table cell that holds it (past it, it covers the next column); the padding box of a box
+# that clips its overflow (overflow-x hidden or clip: what runs past it is cut off and cannot be
+# read at all). Exempt: what lies inside an element that scrolls sideways by design (a <pre>, a
+# table's or an output's scroll wrapper, a formula's box: overflow-x auto or scroll; the scroller
+# itself must fit), what is invisible (visibility: hidden, as a heading's "#" link until hovered)
+# and what is visually hidden for screen readers only (a `clip` or `clip-path`, as MathJax's
+# assistive MathML). Folded cells are opened first.
+PAST_THE_COLUMN = """
+    document.querySelectorAll("main details").forEach(d => d.open = true);
+    const article = document.querySelector("main article") || document.querySelector("main");
+    const scope = article.closest(".bd-article-container") || article;
+    const column = article.getBoundingClientRect().right - parseFloat(getComputedStyle(article).paddingRight);
+    const outside = scope.getBoundingClientRect().right - parseFloat(getComputedStyle(scope).paddingRight);
+    const scrolls = el => el.tagName === "PRE" || ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+    const clips = el => ["hidden", "clip"].includes(getComputedStyle(el).overflowX);
+    const srOnly = el => { const s = getComputedStyle(el);
+                           return (s.clip && s.clip !== "auto") || (s.clipPath && s.clipPath !== "none"); };
+    const name = el => el.tagName.toLowerCase() + (typeof el.className === "string" && el.className.trim()
+        ? "." + el.className.trim().split(/\\s+/).slice(0, 3).join(".") : "");
+    // The edge that holds an element: [right, label], or null when it may scroll sideways there.
+    const edgeOf = el => {
+        for (let a = el.parentElement; a && a !== scope; a = a.parentElement) {
+            if (srOnly(a)) return null;
+            if (scrolls(a)) return null;
+            if (a.tagName === "TD" || a.tagName === "TH")
+                return [a.getBoundingClientRect().right - parseFloat(getComputedStyle(a).paddingRight), "its table cell"];
+            if (clips(a)) return [a.getBoundingClientRect().left + a.clientLeft + a.clientWidth,
+                                  "the box that clips it (" + name(a) + ")"];
+        }
+        return article.contains(el) ? [column, "the text column"] : [outside, "the page's column"];
+    };
+    const found = [], reported = new Set();
+    for (const el of scope.querySelectorAll("*")) {
+        if (el.contains(article)) continue;
+        const box = el.getBoundingClientRect();
+        if (box.width === 0 && box.height === 0) continue;
+        if (getComputedStyle(el).visibility !== "visible" || srOnly(el)) continue;
+        const edge = edgeOf(el);
+        // the element's content: its right padding and border may reach past the edge, empty
+        const style = getComputedStyle(el);
+        const right = box.right - parseFloat(style.paddingRight) - parseFloat(style.borderRightWidth);
+        if (!edge || right <= edge[0] + 1) continue;
+        let parentReported = false;
+        for (let a = el.parentElement; a && a !== scope; a = a.parentElement) if (reported.has(a)) parentReported = true;
+        reported.add(el);
+        if (!parentReported)
+            found.push([name(el), edge[1], Math.round(right - edge[0]), (el.textContent || "").trim().slice(0, 60)]);
+    }
+    return {column: Math.round(column), found};
+"""
+
+
+@pytest.mark.parametrize("window", [WINDOW, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_runs_past_the_text_column(browser, site, page, window):
+    """Nothing a reader should see runs past the right edge of the text column, of its table cell
+    or of a box that cuts it off, at a 1280 px window and on a phone: a long inline formula, a file
+    path or a commit hash in the prose, an API signature, a verdict badge wider than its table
+    column, a long word in the previous/next links. Past the edge it is cut off (the theme clips an
+    inline formula to the column, and a link title to its half of the page), makes the whole page
+    scroll sideways, or covers the next column's text. A formula, a figure, a code cell or a table
+    too wide for the column scrolls in its own box instead (book/static/nclib.css)."""
+    browser.set_window_size(*window)
+    load(browser, urljoin(site, page))
+    result = browser.execute_script(PAST_THE_COLUMN)
+    found = result["found"]
+    assert not found, (f"{page}: {len(found)} element(s) run past an edge in a {window[0]} px window "
+                       f"(text column at x = {result['column']} px; element, edge, px past it, text):\n  "
+                       + "\n  ".join(map(str, found[:15])))
+
+
+# What opens a search, wherever the theme puts it: the search fields and buttons of the header,
+# the sidebar and the article's header, and any search input outside the (closed) search dialog.
+SEARCH_ENTRY_POINTS = """
+    const seen = new Set(document.querySelectorAll(
+        ".search-button__button, input[type=search], input[name=q], form[action$='search.html']"));
+    return Array.from(seen).filter(el => {
+        if (el.closest("dialog:not([open])")) return false;
+        const box = el.getBoundingClientRect(), style = getComputedStyle(el);
+        return box.width > 0 && box.height > 0 && style.visibility === "visible" && style.opacity !== "0"
+            && box.bottom > 0 && box.right > 0 && box.left < innerWidth;
+    }).map(el => {
+        const place = el.closest("header, .bd-sidebar-primary, .bd-header-article, .bd-sidebar-secondary, main");
+        return [el.tagName.toLowerCase() + "." + (el.className || "").split(" ").slice(0, 3).join("."),
+                place ? (place.id || place.className.split(" ")[0]) : "?"];
+    });
+"""
+
+
+@pytest.mark.parametrize("window", [WINDOW, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("page", PAGES[:2])
+def test_one_search_entry_point(browser, site, page, window):
+    """A page offers one way into search, not two boxes that do the same thing: at a 1280 px window
+    the field at the top of the left sidebar, on a phone the magnifier in the article's header.
+    (pydata-sphinx-theme 0.17 adds a header bar with a second field unless navbar_persistent is
+    set, which _config.yml does.)"""
+    browser.set_window_size(*window)
+    load(browser, urljoin(site, page))
+    found = browser.execute_script(SEARCH_ENTRY_POINTS)
+    assert len(found) == 1, (f"{page}: {len(found)} visible search entry points in a {window[0]} px "
+                             f"window (element, where): {found}")
+
+
+# Visible text of the article, outside code and typeset math, that reads as TeX source: a control
+# word (\frac, \mathbf) or a dollar sign that opens math. As [element, start of the text].
+RAW_TEX_ON_PAGE = """
+    document.querySelectorAll("main details").forEach(d => d.open = true);
+    const article = document.querySelector("main article") || document.querySelector("main");
+    const tex = /\\\\[A-Za-z]{2,}|\\$[^$\\s]/;
+    const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+    const found = [];
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const el = node.parentElement;
+        if (el.closest("pre, code, kbd, samp, script, style, .highlight, mjx-container, .math")) continue;
+        if (!tex.test(node.textContent)) continue;
+        const box = el.getBoundingClientRect();
+        if (box.width === 0 && box.height === 0) continue;
+        found.push([el.tagName.toLowerCase() + (el.className ? "." + el.className : ""),
+                    node.textContent.trim().slice(0, 100)]);
+    }
+    return found;
+"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_raw_tex_in_the_text(browser, site, page):
+    """Every formula is typeset: no TeX source shows in the text of a page (outside code). A line
+    of a formula that starts with "+" or "-" in the Markdown source opens a list item and leaves
+    the formula as text; a BibTeX title's $…$ reaches the reference list as it is."""
+    load(browser, urljoin(site, page))
+    found = browser.execute_script(RAW_TEX_ON_PAGE)
+    assert not found, f"{page}: raw TeX in the text (element, text):\n  " + "\n  ".join(map(str, found))
