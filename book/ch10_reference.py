@@ -73,13 +73,17 @@ def not_decided(names, recorded, gap=None):
     else:
         text = f"incomplete: {len(recorded.records)} of {recorded.planned} runs"
     print(f"{', '.join(names)}: {text}, no verdict")
+    try:  # a badge like the verdicts' (book/static/nclib.css), outlined: no verdict yet
+        from IPython.display import HTML
+
+        badge = HTML(f'<span class="verdict verdict-waiting" title="{text}">'
+                     f'{text.split(":")[0]}</span>')
+    except ImportError:  # a bare machine running the chapter as a script
+        badge = text
     for name in names:
-        for field, value in (
-            ("badge", text),
-            ("verdict", text),
-            ("key", "no verdict yet"),
-        ):
-            glue(f"{field}_{name}", value, display=False)
+        glue(f"badge_{name}", badge, display=False)
+        glue(f"verdict_{name}", text, display=False)
+        glue(f"key_{name}", "no verdict yet", display=False)
 
 
 def missing_note(experiment, recorded):
@@ -88,8 +92,8 @@ def missing_note(experiment, recorded):
     command = f"make experiments SCALE={scale} EXPERIMENT={experiment} WORKERS=2"
     if recorded is None:
         return (
-            f"nothing is recorded under results/{experiment}/{scale}/ yet; `{command}` "
-            "produces it"
+            f"nothing is recorded under results/{experiment}/{scale}/ yet; "
+            f"“{command}” produces it"
         )
     if not recorded.missing:
         return f"all {recorded.planned} planned runs are recorded"
@@ -99,7 +103,7 @@ def missing_note(experiment, recorded):
     return (
         f"{len(recorded.records)} of {recorded.planned} planned runs are recorded; "
         "missing: "
-        f"{shown}. `{command}` trains only the missing ones (finished runs are never "
+        f"{shown}. “{command}” trains only the missing ones (finished runs are never "
         "recomputed)"
     )
 

@@ -40,7 +40,7 @@ def plot_figure3(runs, title: str | None = None, max_panels: int = 6):
         right = ax.twinx()
         right.plot(ep, h.column("train_p_min"), color="C3")
         right.axhline(0, color="C3", lw=0.6, ls=":")
-        right.set_ylabel("p_min", color="C3", fontsize=FONT_SIZE)
+        right.set_ylabel(r"$p_{\min}$", color="C3", fontsize=FONT_SIZE)
         right.tick_params(labelsize=FONT_SIZE)
         ax.set_title(run_label(p).replace(" · fashion_mnist", ""))
         style_axes(ax)

@@ -61,12 +61,12 @@ def margins_figure(history):
     right = ax.twinx()
     right.plot(ep, history.column("train_p_min"), color="C3")
     right.axhline(0, color="C3", lw=0.6, ls=":")
-    right.set_ylabel("p_min", color="C3", fontsize=FONT_SIZE)
+    right.set_ylabel(r"$p_{\min}$", color="C3", fontsize=FONT_SIZE)
     right.tick_params(labelsize=10)
     shade_terminal_phase(ax_sf, history.terminal_epoch, ep[-1])
     ax_sf.plot(ep, history.column("train_scale_free_margin"), color="C2")
     ax_sf.axhline(0, color="k", lw=0.6, ls=":")
-    style_axes(ax_sf, "scale-free margin min γ/(‖M_y − M_y'‖ ρ̄)", "epoch")
+    style_axes(ax_sf, r"scale-free margin $\min\,\gamma/(\Vert M_y - M_{y'}\Vert\,\bar\rho)$", "epoch")
     return fig
 
 
@@ -82,7 +82,7 @@ def flow_figure(path, seeds, controls, etf_value, slopes):
     style_axes(a, f"CE ∝ $t^{{{slopes['ce']:.2f}}}$ late", "flow time t", "CE (sum)")
     b.semilogx(path["t"][1:], path["p_min"][1:], color="C3")
     b.axhline(0, color="k", lw=0.5)
-    style_axes(b, f"p_min ≈ {slopes['pmin']:.2f}·log t late", "flow time t", "p_min")
+    style_axes(b, f"$p_{{\\min}}$ ≈ {slopes['pmin']:.2f}·log t late", "flow time t", r"$p_{\min}$")
     for k, s in enumerate(controls):
         c.semilogx(s["t"][1:], s["p_min"][1:], color="C1", lw=1, label="weight decay" if k == 0 else None)
     c.semilogx(path["t"][1:], path["p_min"][1:], color="C3", label="no weight decay")
@@ -134,7 +134,7 @@ def margin_heatmap(gamma_hat, classes):
     im = ax.imshow(gamma_hat, cmap="viridis")
     ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=FONT_SIZE)
     ax.set_yticks(range(len(classes)), classes, fontsize=FONT_SIZE)
-    style_axes(ax, "normalized pairwise margins γ/‖M_y − M_y'‖ (last epoch)")
+    style_axes(ax, r"normalized pairwise margins $\gamma/\Vert M_y - M_{y'}\Vert$ (last epoch)")
     cb = fig.colorbar(im, ax=ax, shrink=0.8)
     cb.ax.tick_params(labelsize=10)
     return fig
@@ -165,7 +165,7 @@ def hoeffding_size_scale_figure(sizes, by_size, scales, by_scale, accuracy, rho,
         ax.axhline(0, color="r", lw=0.8)
         ax.set_ylim(-1, 1.05)
         ax.legend(fontsize=FONT_SIZE, loc="lower left")
-    style_axes(a, f"bound against samples per class (ρ_y = {rho:g})", "samples per class N/C", "accuracy bound")
+    style_axes(a, f"bound against samples per class ($\\rho_y$ = {rho:g})", "samples per class N/C", "accuracy bound")
     style_axes(b, f"the same classifier, features × a (N/C = {fixed_n})", "feature scale a", "accuracy bound")
     return fig
 

@@ -113,7 +113,7 @@ def plot_balance_law(logs: dict, lr: float, momentum: float):
             ax.semilogy(steps, D, color=f"C{j}", label=f"λ = {wd:g}")
             ax.semilogy(steps, D[0] * np.exp(-2 * wd * lr / (1 - momentum) * steps), color=f"C{j}", ls="--", lw=1)
         style_axes(ax, f"pair {pair + 1}–{pair + 2}", "step")
-    style_axes(axes[0], ylabel="‖W₊ᵀW₊ − WWᵀ‖_F")
+    style_axes(axes[0], ylabel=r"$\Vert W_+^\top W_+ - W W^\top\Vert_F$")
     axes[-1].legend(loc="lower left")
     return fig
 
