@@ -104,7 +104,7 @@ browser:
 
 # Serves _build/html on localhost and checks every page in a real browser (screenshots in
 # _build/screenshots). Runs after book-strict, on the book it built, often alone once the rest of
-# the suite is done: one browser per core (pytest-xdist), each with its own server and pages.
+# the suite is done: one browser per core (pytest-xdist), each with its own server.
 browser-test: venv browser
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests/browser
 
