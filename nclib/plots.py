@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["WIDTH", "FONT_SIZE", "STYLE", "figure", "style_axes", "shade_terminal_phase", "draw_etf"]
+__all__ = ["WIDTH", "FONT_SIZE", "STYLE", "figure", "style_axes", "cell_text_color", "shade_terminal_phase",
+           "draw_etf"]
 
 WIDTH = 8.0  # inches: the content column at 100 dpi
 FONT_SIZE = 10  # points: ticks, labels and legends; titles one point larger
@@ -48,6 +49,20 @@ def style_axes(ax, title: str | None = None, xlabel: str | None = None, ylabel: 
     ax.yaxis.label.set_size(FONT_SIZE)
     ax.title.set_size(FONT_SIZE + 1)
     return ax
+
+
+def _relative_luminance(rgb) -> float:
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def cell_text_color(image, value) -> str:
+    """Black or white for a label written on a heat-map cell of ``value`` in ``image`` (what
+    ``imshow`` returned), whichever contrasts more with the cell's colour: the WCAG 2 contrast
+    ratio (L₁ + 0.05)/(L₂ + 0.05) of relative luminances. White on the bright end of viridis
+    (yellow) reads poorly; black on its dark end too."""
+    luminance = _relative_luminance(image.cmap(image.norm(value)))
+    return "k" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "w"
 
 
 def shade_terminal_phase(ax, terminal_epoch, last_epoch):

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from nclib.history import final
-from nclib.plots import FONT_SIZE, WIDTH, figure, shade_terminal_phase, style_axes
+from nclib.plots import FONT_SIZE, WIDTH, cell_text_color, figure, shade_terminal_phase, style_axes
 from nclib.report import BOX_NAMES
 from nclib.stats import clustered_t_interval
 from nclib.tpt_margins import run_label, seed_clusters
@@ -160,11 +160,10 @@ def plot_grids(summary, title: str | None = None):
     for ax, ga in zip(axes.flat, gas):
         g = ga.grid
         im = ax.imshow(g.values, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
-        mid = (vmin + vmax) / 2
         for i in range(g.shape[0]):
             for j in range(g.shape[1]):
                 ax.text(j, i, f"{g.values[i, j]:.1f}", ha="center", va="center", fontsize=FONT_SIZE,
-                        color="w" if g.values[i, j] < mid else "k")
+                        color=cell_text_color(im, g.values[i, j]))
         ax.set_xticks(range(g.shape[1]), [f"s{s}" for s in g.seeds])
         ax.set_yticks(range(g.shape[0]), g.row_labels())
         ax.set_xlabel("seed")

@@ -335,6 +335,33 @@ def test_box_figure_accuracy_axes_end_at_100_percent():
             assert ax.get_ylim()[1] <= 100.0, ax.get_title()
 
 
+def test_heat_map_labels_contrast_with_their_cells():
+    """White on viridis's dark end, black on its bright (yellow) end, by the WCAG contrast ratio;
+    the grid figure labels every cell so."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nclib.plots import cell_text_color
+    from nclib.report_plots import plot_grids
+
+    fig, ax = plt.subplots()
+    im = ax.imshow(np.array([[0.0, 1.0]]), cmap="viridis", vmin=0, vmax=1)
+    assert cell_text_color(im, 0.0) == "w" and cell_text_color(im, 1.0) == "k"
+    gray = ax.imshow(np.array([[0.0, 1.0]]), cmap="gray", vmin=0, vmax=1)
+    assert cell_text_color(gray, 0.0) == "w" and cell_text_color(gray, 1.0) == "k"
+    plt.close(fig)
+    rng = np.random.default_rng(7)
+    S = _summary(80 + rng.normal(0, 0.5, (4, 3)))
+    fig = plot_grids(S)
+    labels = [(a.images[0], t) for a in fig.axes if a.images for t in a.texts]
+    assert len(labels) == 12  # a 4 × 3 grid
+    for image, t in labels:
+        x, y = t.get_position()
+        assert t.get_color() == cell_text_color(image, image.get_array()[int(round(y)), int(round(x))])
+
+
 def test_runs_cluster_by_backbone_dataset_and_seed_not_by_head():
     """The fixed- and learnable-head runs of one seed share its data order and initial backbone:
     one cluster; the same seed number on another backbone is another cluster, and the rescaled

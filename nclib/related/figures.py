@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nclib.plots import FONT_SIZE, figure, style_axes
+from nclib.plots import FONT_SIZE, cell_text_color, figure, style_axes
 from nclib.related.zhu import SaddleCheck
 
 __all__ = [
@@ -89,10 +89,12 @@ def plot_jacot_grid(sweep: dict, widths, weight_decays):
     fig, axes = figure(2, 2, 5.6)
     for ax, (title, get, logscale) in zip(axes.flat, panels):
         grid = np.array([[get(sweep[w, wd]) for wd in weight_decays] for w in widths])
-        ax.imshow(np.log10(grid) if logscale else grid, cmap="viridis", aspect="auto")
+        shown = np.log10(grid) if logscale else grid
+        im = ax.imshow(shown, cmap="viridis", aspect="auto")
         for i in range(len(widths)):
             for j in range(len(weight_decays)):
-                ax.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", color="w", fontsize=FONT_SIZE)
+                ax.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", fontsize=FONT_SIZE,
+                        color=cell_text_color(im, shown[i, j]))
         ax.set_xticks(range(len(weight_decays)), [f"{wd:g}" for wd in weight_decays])
         ax.set_yticks(range(len(widths)), [str(w) for w in widths])
         style_axes(ax, title, "weight decay λ", "width w")
