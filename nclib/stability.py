@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 
@@ -166,7 +167,22 @@ def build_disagreements(rec: dict, build_dir, seed: str = "0") -> list[str]:
 
 
 def _commit_of(folder) -> str | None:
-    """The commit checked out where a build folder lives (the builds may predate this code)."""
+    """The commit a build was made at, as its own "How this book was built" page printed it
+    (``jupyter_execute/book/environment.ipynb``: the short hash of the checkout when that page
+    ran); else the commit checked out where the build folder lives now, which may be later."""
+    page = Path(folder) / "jupyter_execute" / "book" / "environment.ipynb"
+    if page.is_file():
+        try:
+            cells = json.loads(page.read_text(encoding="utf-8"))["cells"]
+        except (OSError, ValueError, KeyError):
+            cells = []
+        for cell in cells:
+            for out in cell.get("outputs", []):
+                text = out.get("text", "")
+                found = re.search(r"^commit\s+([0-9a-f]{7,40})\s*$", "".join(text) if isinstance(text, list) else text,
+                                  flags=re.M)
+                if found:
+                    return found[1]
     try:
         out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10)

@@ -122,3 +122,19 @@ def test_reads_the_glue_file_myst_nb_writes_beside_the_executed_notebook(tmp_pat
     (folder / "ch05_covering.glue.json").write_text(json.dumps(glue))
     assert build_verdicts(tmp_path / "_build") == {
         "ch05_covering": {"thm48": {"verdict": "untestable at this size", "key": "bound 0.6"}}}
+
+
+def test_a_build_is_recorded_at_the_commit_its_environment_page_printed(tmp_path):
+    """The builds of a record are made over minutes while commits land: each is recorded at the
+    commit its own environment page printed when it ran, not at the checkout's later HEAD."""
+    from nclib.stability import _commit_of
+
+    page = tmp_path / "jupyter_execute" / "book" / "environment.ipynb"
+    page.parent.mkdir(parents=True)
+    text = "built (UTC)      2026-12-06 15:43\ncommit           41f714b\nPython           3.11.7\n"
+    page.write_text(json.dumps({"cells": [{"cell_type": "code", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": [text]}]}]}))
+    assert _commit_of(tmp_path) == "41f714b"
+    page.write_text(json.dumps({"cells": []}))  # no such line: the checkout's commit (or None)
+    assert _commit_of(tmp_path) != "41f714b"
+
