@@ -354,14 +354,35 @@ def _recorded_section_ran(folder: Path, n_runs: int):
     assert "recorded" in text and "provenance" in text
 
 
-def test_papermill_run_of_chapter_7_at_tiny_scale(tmp_path, capsys):
-    # The chapter also reads back what it recorded, which exercises its "recorded runs" section.
-    folder = execute("margins_tpt", "tiny", "cpu", tmp_path, progress=False,
-                     parameters={"recorded_scale": "tiny", "results_root": str(tmp_path)})
+def test_two_local_workers_run_chapter_7_under_papermill_and_chapter_10_reads_it(tmp_path, capsys):
+    """Chapter 7 at tiny scale under the CLI with two local workers (papermill, one kernel each):
+    every planned run trained once, one canonical notebook whose last section reads back the
+    records, the dry run of the same command finds nothing left to train; then one run is lost and
+    chapter 10 names it and decides no verdict on it."""
+    cli = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", "margins_tpt", "--scale", "tiny",
+           "--results", str(tmp_path), "--workers", "2", "--param", "epochs=2", "--param", "fit_until=0",
+           "--param", "terminal_epochs=0", "--param", 'recorded_scale="tiny"',
+           "--param", f"results_root={json.dumps(str(tmp_path))}"]
+    proc = subprocess.run(cli + ["--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "margins_tpt" / "tiny"
     _check_folder(folder, "margins_tpt")
-    _recorded_section_ran(folder, 2)
+    planned = json.loads((folder / "manifest.json").read_text())["run_ids"]
+    trained = [json.loads(line)["run_id"] for line in (folder / "trainings.jsonl").read_text().splitlines()]
+    assert sorted(trained) == sorted(planned)  # every planned run trained once, by one of the workers
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["worker"] == 0 and prov["parameters"]["cpu_threads"] >= 1
+    assert (folder / "workers" / "1" / "notebook.ipynb").is_file()
+    assert json.loads((folder / "workers" / "1" / "provenance.json").read_text())["status"] == "complete"
+    assert not list((folder / "claims").glob("*.lock"))
+    _recorded_section_ran(folder, len(planned))  # the canonical notebook read the records back
     assert main(["status", "--results", str(tmp_path)]) == 0
-    gone = json.loads((folder / "manifest.json").read_text())["run_ids"][0]
+    assert "margins_tpt" in capsys.readouterr().out
+    dry = subprocess.run(cli + ["--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert f"{len(planned)} planned runs, {len(planned)} recorded, 0 to train" in dry.stdout
+
+    gone = planned[0]
     (folder / "runs" / f"{gone}.json").unlink()  # a run lost: the chapters must name it
     assert load_results("margins_tpt", "tiny", tmp_path).missing == [gone]
     # Chapter 10 renders what is recorded, names the missing run and decides no verdict on it.
@@ -376,7 +397,6 @@ def test_papermill_run_of_chapter_7_at_tiny_scale(tmp_path, capsys):
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"1 of 2 planned runs are recorded; missing: {gone}" in out.stdout
     assert "incomplete: 1 of 2 runs" in out.stdout and "nothing is recorded under results/non_conservative" in out.stdout
-    assert "margins_tpt" in capsys.readouterr().out
 
 
 def test_script_runner_for_machines_without_papermill(tmp_path):

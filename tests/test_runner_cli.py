@@ -1,5 +1,6 @@
 """The experiment CLI: errors before anything runs, incomplete runs reported as such, children that
-never outlive it (SIGTERM, SIGKILL), and local workers that split the runs of one chapter."""
+never outlive it (SIGTERM, SIGKILL), and the number of local workers it starts (two workers
+splitting chapter 7's runs: test_experiments.py)."""
 
 import json
 import os
@@ -123,29 +124,6 @@ def test_killing_the_cli_stops_every_child(tmp_path, runner, sig, workers):
         folder = tmp_path / "margins_tpt" / "tiny"
         assert json.loads((folder / "provenance.json").read_text())["status"] == "interrupted"
         assert (folder / "notebook.interrupted.ipynb").is_file()
-
-
-def test_two_local_workers_split_the_runs_and_write_one_canonical_notebook(tmp_path):
-    proc = subprocess.run(_cli("run", "--experiment", "margins_tpt", "--scale", "tiny", "--device", "cpu",
-                               "--results", str(tmp_path), "--workers", "2", "--param", "epochs=2", *FIXED),
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    folder = tmp_path / "margins_tpt" / "tiny"
-    trained = [json.loads(line)["run_id"] for line in (folder / "trainings.jsonl").read_text().splitlines()]
-    planned = json.loads((folder / "manifest.json").read_text())["run_ids"]
-    assert sorted(trained) == sorted(planned)  # every planned run trained once, by one of the workers
-    prov = json.loads((folder / "provenance.json").read_text())
-    assert prov["status"] == "complete" and prov["worker"] == 0 and prov["parameters"]["cpu_threads"] >= 1
-    assert (folder / "notebook.ipynb").is_file() and (folder / "workers" / "1" / "notebook.ipynb").is_file()
-    assert json.loads((folder / "workers" / "1" / "provenance.json").read_text())["status"] == "complete"
-    assert folder_status(folder)["complete"]
-    assert not list((folder / "claims").glob("*.lock"))
-    # the dry run of the same command finds every planned run recorded: nothing left to price
-    dry = subprocess.run(_cli("run", "--experiment", "margins_tpt", "--scale", "tiny", "--results", str(tmp_path),
-                              "--workers", "2", "--dry-run", "--param", "epochs=2", *FIXED),
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert dry.returncode == 0, dry.stderr[-3000:]
-    assert f"{len(planned)} planned runs, {len(planned)} recorded, 0 to train" in dry.stdout
 
 
 def test_workers_auto_follows_the_bench_record_of_this_cpu(tmp_path, capsys):
