@@ -53,18 +53,24 @@ def glue_file_values(path) -> dict[str, str]:
 def glued_values(notebook) -> dict[str, str]:
     """``{name: text}`` of every value glued in an executed notebook (the ``text/plain`` of the
     outputs MyST-NB's ``glue`` marks with ``scrapbook`` metadata)."""
-    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
     out = {}
-    for cell in nb.get("cells", []):
-        for output in cell.get("outputs", []):
-            meta = (output.get("metadata") or {}).get("scrapbook")
-            if not meta:
-                continue
-            prefix = meta.get("mime_prefix", "")
-            text = (output.get("data") or {}).get(prefix + "text/plain")
-            if text is not None:
-                out[meta["name"]] = _plain(text)
+    for output in _outputs(notebook):
+        meta = (output.get("metadata") or {}).get("scrapbook")
+        if not meta:
+            continue
+        prefix = meta.get("mime_prefix", "")
+        text = (output.get("data") or {}).get(prefix + "text/plain")
+        if text is not None:
+            out[meta["name"]] = _plain(text)
     return out
+
+
+def _outputs(notebook):
+    """Every output of every cell of an executed notebook (nbformat 4 JSON), in order: what the
+    glued values and the printed commit are read from."""
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        yield from cell.get("outputs", [])
 
 
 def build_verdicts(build_dir) -> dict[str, dict]:
@@ -173,16 +179,15 @@ def _commit_of(folder) -> str | None:
     page = Path(folder) / "jupyter_execute" / "book" / "environment.ipynb"
     if page.is_file():
         try:
-            cells = json.loads(page.read_text(encoding="utf-8"))["cells"]
-        except (OSError, ValueError, KeyError):
-            cells = []
-        for cell in cells:
-            for out in cell.get("outputs", []):
-                text = out.get("text", "")
-                found = re.search(r"^commit\s+([0-9a-f]{7,40})\s*$", "".join(text) if isinstance(text, list) else text,
-                                  flags=re.M)
-                if found:
-                    return found[1]
+            outputs = list(_outputs(page))
+        except (OSError, ValueError, AttributeError):
+            outputs = []  # unreadable: fall back on the checkout's commit
+        for out in outputs:
+            text = out.get("text", "")
+            found = re.search(r"^commit\s+([0-9a-f]{7,40})\s*$", "".join(text) if isinstance(text, list) else text,
+                              flags=re.M)
+            if found:
+                return found[1]
     try:
         out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10)
