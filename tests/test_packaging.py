@@ -112,3 +112,14 @@ def test_the_own_model_page_runs_with_the_core_dependencies_only():
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Theorem 4.4 (error ≲)" in proc.stdout and "Theorem 4.10 (accuracy ≥)" in proc.stdout
+
+
+def test_gluing_a_value_builds_no_iri_grammar():
+    """Every chapter kernel imports myst_nb's glue, hence nbformat and jsonschema; jsonschema 4.25+
+    imports rfc3987-syntax, which builds ~38 lark parsers (1.7-2 s a process) for IRI formats no
+    notebook schema uses. requirements.txt pins the release before that; this guards the pin."""
+    code = ("import sys; from myst_nb import glue; import nbformat, papermill, jupytext; "
+            "print(sorted(m for m in ('rfc3987_syntax', 'lark') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", f"imported: {out.stdout.strip()} (see jsonschema in requirements.txt)"
