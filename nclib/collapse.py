@@ -64,10 +64,24 @@ class CollapseStatus:
         return asdict(self)
 
 
-def collapse_status(history, criterion: CollapseCriterion = CRITERION) -> CollapseStatus:
+def _short_of_one(fraction: float) -> str:
+    """A fraction just below 1 as a percentage with the digits that keep it below 100 (1 label
+    of 30 000 unfitted is 99.997%, not a rounded "100.00%")."""
+    for digits in range(2, 10):
+        text = f"{100 * fraction:.{digits}f}"
+        if float(text) < 100:
+            return text + "%"
+    return f"{100 * fraction!r}%"
+
+
+def collapse_status(history, criterion: CollapseCriterion = CRITERION, n_train: int | None = None) -> CollapseStatus:
     """Decide ``criterion`` on a run's ``history`` (a :class:`nclib.history.History`, or anything with
     its ``records`` and ``terminal_epoch``): the terminal phase's length in epochs, training NC1
-    at the first fitted epoch and at the last, their ratio, and the reason when it fails."""
+    at the first fitted epoch and at the last, their ratio, and the reason when it fails.
+    ``n_train``, the number of training samples (a record's ``params["n_train"]``), lets the
+    reason count the labels left unfitted at the last epoch."""
+    if n_train is not None and (isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 1):
+        raise ValueError(f"collapse_status: n_train must be a positive number of training samples, got {n_train!r}")
     records = getattr(history, "records", None)
     if not records:
         raise ValueError("collapse_status: history has no measured epochs; pass the History a training returned")
@@ -86,7 +100,9 @@ def collapse_status(history, criterion: CollapseCriterion = CRITERION) -> Collap
     length = int(last["epoch"]) - int(t0)
     reasons = []
     if last["train_accuracy"] < 1.0:
-        reasons.append(f"training accuracy {100 * last['train_accuracy']:.2f}% at the last epoch")
+        acc = float(last["train_accuracy"])
+        unfitted = f"{round((1 - acc) * n_train):,} of {n_train:,} training labels unfitted, " if n_train else ""
+        reasons.append(f"{unfitted}training accuracy {_short_of_one(acc)} at the last epoch")
     if length < criterion.min_terminal_epochs:
         reasons.append(f"{length} epochs of terminal phase (< {criterion.min_terminal_epochs})")
     if not (nc1_last <= criterion.nc1_max or (ratio is not None and ratio <= criterion.nc1_fraction)):

@@ -58,7 +58,7 @@ class CollapseSummary:
 def collapse_summary(runs, backbone: str, criterion: CollapseCriterion = CRITERION) -> CollapseSummary:
     """The :class:`CollapseSummary` of the runs (``(params, History)`` pairs) of ``backbone``."""
     mine = [(p, h) for p, h in runs if p.get("backbone") == backbone]
-    status = [(p, collapse_status(h, criterion)) for p, h in mine]
+    status = [(p, collapse_status(h, criterion, n_train=p.get("n_train"))) for p, h in mine]
     med = lambda xs: float(np.median(xs)) if xs else math.nan
     fails = tuple((f"{p.get('kind')} {p.get('index')} seed {p.get('seed')}", s.reason) for p, s in status
                   if not s.collapsed)

@@ -37,6 +37,18 @@ def test_runs_that_never_fit_or_lose_the_fit_fail_with_their_reason():
     assert collapse_status(history([(0, 0.1, 5.0), (100, 0.999, 0.01)])).reason == "never fitted every training label"
     s = collapse_status(history([(0, 0.1, 5.0), (20, 1.0, 0.5), (100, 0.9999, 0.01)]))
     assert not s.collapsed and "training accuracy 99.99%" in s.reason
+    # one label of 30 000 unfitted: counted, and never rounded up to 100%
+    s = collapse_status(history([(0, 0.1, 5.0), (20, 1.0, 0.5), (300, 1 - 1 / 30000, 0.07)]), n_train=30000)
+    assert s.reason == "1 of 30,000 training labels unfitted, training accuracy 99.997% at the last epoch"
+    with pytest.raises(ValueError, match="n_train must be a positive number"):
+        collapse_status(history([(0, 0.1, 5.0), (20, 1.0, 0.5)]), n_train=0)
+
+
+@given(st.integers(1, 10**6), st.data())
+def test_a_run_short_of_full_accuracy_never_reads_as_100_percent(n, data):
+    k = data.draw(st.integers(1, n))  # labels unfitted
+    s = collapse_status(history([(0, 0.1, 5.0), (20, 1.0, 0.5), (300, (n - k) / n, 0.07)]), n_train=n)
+    assert f"{k:,} of {n:,} training labels unfitted" in s.reason and "100.0" not in s.reason
 
 
 def test_bad_input_is_named():
