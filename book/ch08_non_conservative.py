@@ -344,8 +344,7 @@ else:
 glue("ch8_device", prov["device_name"], display=False)
 
 # %% [markdown]
-# The figure shows one dot per model and training pair on a log scale: read the height of the
-# float64 column against the two float32 columns. **The batched path
+# {numref}`fig-ch8-gaps` puts the two precisions side by side. **The batched path
 # {glue:text}`verdict_ch8_batched`**: {glue:text}`sure_ch8_batched`. Beside it, the control:
 # {glue:text}`control_ch8_batched`. In final test accuracy after {glue:text}`ch8_compare_epochs`
 # epochs, the largest batched-versus-sequential difference is {glue:text}`ch8_batched_acc` points

@@ -679,9 +679,9 @@ glue("ch9_runtime", f"{runtime:.0f} s", display=False)
 #
 # | result | verdict | key number | control |
 # | --- | --- | --- | --- |
-# | {cite:t}`zhu2021geometric`: ETF global minima, strict saddles, fixed ETF with $d = C$ | {glue:text}`verdict_zhu` | {glue:text}`key_zhu` | {glue:text}`control_zhu` |
-# | {cite:t}`jacot2024wide`: weight decay balances linear layers; NC1 (and NC2 under conditioning) | {glue:text}`verdict_jacot` | {glue:text}`key_jacot` | {glue:text}`control_jacot` |
-# | {cite:t}`wu2025neural`: NC1 controlled by loss and gradient norm; with small test error on separated data | {glue:text}`verdict_wu` | {glue:text}`key_wu` | {glue:text}`control_wu` |
+# | {cite:t}`zhu2021geometric`: ETF global minima, strict saddles, fixed ETF with $d = C$ | {glue}`badge_zhu` | {glue:text}`key_zhu` | {glue:text}`control_zhu` |
+# | {cite:t}`jacot2024wide`: weight decay balances linear layers; NC1 (and NC2 under conditioning) | {glue}`badge_jacot` | {glue:text}`key_jacot` | {glue:text}`control_jacot` |
+# | {cite:t}`wu2025neural`: NC1 controlled by loss and gradient norm; with small test error on separated data | {glue}`badge_wu` | {glue:text}`key_wu` | {glue:text}`control_wu` |
 #
 # All three results explain *why* collapse appears. None of them claims that a more collapsed network
 # generalizes better, which is the question of {cite:t}`gao2023demystifying`; Wu & Mondelli show the
