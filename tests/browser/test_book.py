@@ -724,6 +724,33 @@ def past_an_edge(facts, page, window) -> list[str]:
             + "\n  ".join(map(str, found[:15]))]
 
 
+# Punctuation right after an inline formula that the browser moved to the next line, alone at its
+# start: [start of the formula's text, the text after it]. Folded cells are skipped (not laid out).
+PUNCTUATION_AFTER_MATH = """
+    const found = [];
+    for (const el of document.querySelectorAll("main span.math")) {
+        const next = el.nextSibling;
+        if (!next || next.nodeType !== Node.TEXT_NODE || !/^[.,;:!?)\\]]/.test(next.textContent)) continue;
+        const range = document.createRange();
+        range.setStart(next, 0);
+        range.setEnd(next, 1);
+        const mark = range.getBoundingClientRect(), formula = el.getBoundingClientRect();
+        if (mark.height === 0 || formula.height === 0) continue;
+        if (mark.top >= formula.bottom - 2)
+            found.push([(el.textContent || "").trim().slice(0, 40), next.textContent.slice(0, 20)]);
+    }
+    return found;
+"""
+
+
+def punctuation_alone_at_a_line_start(facts, page, window) -> list[str]:
+    """A sentence's full stop or comma stays on the line of the formula it follows, at any width
+    (book/_ext/math_punctuation.py with the span.nowrap rule of book/static/nclib.css)."""
+    found = facts["punctuation"]
+    return [f"{page}: {len(found)} punctuation mark(s) after a formula start a line in a {window[0]} px "
+            "window (formula, text after it):\n  " + "\n  ".join(map(str, found[:15]))] if found else []
+
+
 # What opens a search, wherever the theme puts it: the search fields and buttons of the header,
 # the sidebar and the article's header, and any search input outside the (closed) search dialog.
 SEARCH_ENTRY_POINTS = """
@@ -789,14 +816,16 @@ def raw_tex_in_the_text(facts, page) -> list[str]:
 @pytest.mark.parametrize("page", PAGES)
 def test_page_reads_well(browser, site, page, window):
     """The reading checks above, on one load of the page in each window (a load is most of a
-    check's time): figures at a readable size and nothing past an edge, at a 1280 px window and on
-    a phone; no raw TeX in the text and no code cell scrolling sideways, at 1280 px. The figures are
+    check's time): figures at a readable size, nothing past an edge and no punctuation cut off
+    from its formula, at a 1280 px window and on a phone; no raw TeX in the text and no code cell scrolling sideways, at 1280 px. The figures are
     measured first: the other checks open the folded cells."""
     browser.set_window_size(*window)
     load(browser, urljoin(site, page))
-    facts = {"images": browser.execute_script(IMAGES_SHOWN)}
+    facts = {"images": browser.execute_script(IMAGES_SHOWN),
+             "punctuation": browser.execute_script(PUNCTUATION_AFTER_MATH)}
     facts["past"] = browser.execute_script(PAST_THE_COLUMN)  # opens the folded cells
-    problems = figures_below_a_readable_size(facts, site, page, window) + past_an_edge(facts, page, window)
+    problems = (figures_below_a_readable_size(facts, site, page, window) + past_an_edge(facts, page, window)
+                + punctuation_alone_at_a_line_start(facts, page, window))
     if window == WINDOW:
         facts["raw_tex"] = browser.execute_script(RAW_TEX_ON_PAGE)
         facts["wide_code"] = browser.execute_script(WIDE_CODE_CELLS)
