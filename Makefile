@@ -180,11 +180,14 @@ experiments:
 	  --experiment $(EXPERIMENT) --scale $(SCALE) --device $(DEVICE) --workers $(WORKERS) $(EXPERIMENT_ARGS)
 
 # Speed on the machine we have (no accelerator is lent to this project): every ratio in one run
-# (bench/cpu_speed.py), recorded with provenance under results/bench/. About 10 minutes on 2 cores.
+# (bench/cpu_speed.py, about 10 minutes on 2 cores), then `make test` from a fresh clone of the last
+# commit against its 8-minute goal (bench/make_test_time.py, as long as make test), both recorded
+# with provenance under results/bench/. Nothing else should run on the machine meanwhile.
 BENCH_ARGS ?= --record results/bench
 .PHONY: bench bench-gpu
 bench: venv data
 	$(BIN)/python bench/cpu_speed.py $(BENCH_ARGS)
+	$(BIN)/python bench/make_test_time.py $(BENCH_ARGS)
 
 # The accelerator path (batched vmap sweeps, data on the device, bf16 autocast, channels_last),
 # which we could not measure: nclib's batched sweep against the one-model DataLoader loop.

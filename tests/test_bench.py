@@ -2,6 +2,7 @@
 asserted: the numbers are the benchmark's output, not a test condition)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,40 @@ def test_the_recorded_chapter_7_sweep_meets_the_worker_goal():
     assert measured, f"no make bench record with the chapter-7 row under results/bench ({sorted(records)})"
     for name, ch7 in measured.items():
         assert ch7["workers_2_trainers"] == 2 and ch7["ratio"] <= 0.7, (name, ch7)
+
+
+def test_make_test_time_records_each_run_and_never_times_a_failing_one(tmp_path):
+    """bench/make_test_time.py on a stand-in repository whose CI prints pytest's summaries: it
+    clones the last commit, runs CI's command there with CI=true, appends each run to the record,
+    and a run whose tests fail is recorded as failed (exit status 1), not as a time."""
+    repo, rec, tmp = tmp_path / "repo", tmp_path / "rec", tmp_path / "tmp"
+    (repo / ".ci").mkdir(parents=True)
+    tmp.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    run_ci = repo / ".ci" / "run"
+    run_ci.write_text('[ "$CI" = true ] || exit 3\necho "======= 3 passed, 1 warning in 0.12s ======="\n'
+                      'echo "2 passed in 0.05s"\n')
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "passing"], check=True)
+    script = [sys.executable, str(ROOT / "bench" / "make_test_time.py"), "--source", str(repo), "--record", str(rec)]
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    ok = subprocess.run(script, capture_output=True, text=True, env=env, timeout=300)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "of the 8-minute goal" in ok.stdout and "3 passed, 1 warning in 0 s" in ok.stdout
+    run_ci.write_text('echo "1 failed, 2 passed in 0.20s"\nexit 1\n')
+    subprocess.run([*git, "commit", "-q", "-am", "failing"], check=True)
+    run_ci.write_text("exit 0\n")  # not committed: the clone runs the failing commit
+    bad = subprocess.run(script, capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 1 and "FAILED (exit status 1)" in bad.stdout and "uncommitted changes" in bad.stdout
+    sys.path.insert(0, str(ROOT / "bench"))
+    from make_test_time import record_name
+
+    runs = json.loads((rec / record_name()).read_text())["runs"]
+    heads = subprocess.run([*git, "log", "--format=%H"], capture_output=True, text=True).stdout.split()
+    assert [r["commit"] for r in runs] == heads[::-1] and [r["returncode"] for r in runs] == [0, 1]
+    assert runs[0]["pytest"] == [{"counts": {"passed": 3, "warning": 1}, "seconds": 0.12},
+                                 {"counts": {"passed": 2}, "seconds": 0.05}]
+    assert 0 < runs[0]["share_of_goal"] == pytest.approx(runs[0]["wall_s"] / 480, abs=1e-3)
+    assert runs[1]["pytest"] == [{"counts": {"failed": 1, "passed": 2}, "seconds": 0.2}] and "log_tail" in runs[1]
+    assert not list(tmp.iterdir())  # each run removed the clone it made
