@@ -77,8 +77,8 @@ def run_once(source: Path, command: str, goal_s: float, keep: bool = False) -> d
                 bar.update(min(round(time.perf_counter() - start), bar.total) - bar.n)
             wall = time.perf_counter() - start
         text = log_path.read_text(errors="replace")
-        result = {"commit": commit, "command": command, "returncode": proc.returncode, "wall_s": round(wall, 1),
-                  "goal_s": goal_s, "share_of_goal": round(wall / goal_s, 3), "pytest": pytest_summaries(text)}
+        result = {"commit": commit, "command": command, "returncode": proc.returncode, "wall_s": wall,
+                  "goal_s": goal_s, "share_of_goal": wall / goal_s, "pytest": pytest_summaries(text)}
         if proc.returncode != 0:
             result["log_tail"] = text[-3000:]
         return result
