@@ -101,7 +101,8 @@ def collapse_status(history, criterion: CollapseCriterion = CRITERION, n_train: 
     reasons = []
     if last["train_accuracy"] < 1.0:
         acc = float(last["train_accuracy"])
-        unfitted = f"{round((1 - acc) * n_train):,} of {n_train:,} training labels unfitted, " if n_train else ""
+        # at least one: an accuracy below 1 leaves a label unfitted, whatever the rounding
+        unfitted = f"{max(1, round((1 - acc) * n_train)):,} of {n_train:,} training labels unfitted, " if n_train else ""
         reasons.append(f"{unfitted}training accuracy {_short_of_one(acc)} at the last epoch")
     if length < criterion.min_terminal_epochs:
         reasons.append(f"{length} epochs of terminal phase (< {criterion.min_terminal_epochs})")
