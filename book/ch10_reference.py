@@ -427,7 +427,7 @@ if pilot_rows:
 # %% tags=["hide-input"]
 conf = load_results("confirmatory", scale, root)
 glue("ch10_conf_note", missing_note("confirmatory", conf), display=False)
-print("confirmatory design at reference scale:", missing_note("confirmatory", conf))
+print(f"confirmatory design at {scale} scale:", missing_note("confirmatory", conf))
 price = root / "bench" / f"dry_run-confirmatory-{scale}.txt"
 if price.is_file():
     lines = price.read_text().strip().splitlines()

@@ -370,9 +370,14 @@ def decide_nc_gen(summary: SettingSummary | None, kind: str = "permutation", *, 
                 f"(residual sd {ga.sigma:.2f})")
         return Verdict("holds", rule, control, sure, f"{base_key}; effect sd {ga.effect:.2f} points",
                        f"Some classifiers do better than others in every seed.{caveat}")
-    detect = (f"a {kind} effect with sd above {ga.tau80:.2f} points would have been detected with probability "
-              f"{power:g} (simulation from the residual sd {ga.sigma:.2f}); power {pw:.2f} against an effect "
-              f"equal to the seed sd {seed_sd:.2f}")
+    if math.isfinite(ga.tau80):
+        reach = f"a {kind} effect with sd above {ga.tau80:.2f} points would have been detected"
+    else:  # the grid never reaches the power over the simulated range: say where the range ends
+        top = ga.detectable.ratios[-1]
+        reach = (f"no {kind} effect with sd up to {top * ga.sigma:.2f} points ({top:g} × the residual sd, the "
+                 "largest simulated) would have been detected")
+    detect = (f"{reach} with probability {power:g} (simulation from the residual sd {ga.sigma:.2f}); power "
+              f"{pw:.2f} against an effect equal to the seed sd {seed_sd:.2f}")
     if pw < power:
         return Verdict("untestable at this size", rule, control, detect,
                        f"{base_key}, but power {pw:.2f} < {power:g} against an effect as large as the seed sd",

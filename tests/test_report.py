@@ -218,7 +218,13 @@ def test_nc_gen_untestable_with_a_weak_grid_or_none():
     S = _summary(70 + rng.standard_normal((3, 2)))
     ga = S.grids["permutation"]
     assert ga.p > 0.05 and ga.power_at(ga.seed_sd) < 0.8
-    assert report.decide_nc_gen(S, "permutation").label == "untestable at this size"
+    weak = report.decide_nc_gen(S, "permutation")
+    assert weak.label == "untestable at this size"
+    # a 3 × 2 grid never reaches power 0.8 over the simulated range: the sureness says up to where,
+    # not "an effect above inf points"
+    assert ga.tau80 == float("inf") and "inf" not in weak.sureness
+    top = ga.detectable.ratios[-1] * ga.sigma
+    assert f"no permutation effect with sd up to {top:.2f} points" in weak.sureness
     v = report.decide_nc_gen(S, "rotation")
     assert v.label == "untestable at this size" and "no grid" in v.key
     assert report.decide_nc_gen(None).label == "untestable at this size"
