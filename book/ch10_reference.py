@@ -472,6 +472,7 @@ for name, backbone in (("ref_conf_perm", test), ("ref_conf_control", control)):
         glue(f"ch10_{name}_agree", "no verdict yet", display=False)
         continue
     decided[name].glue(name, glue)
+    print(f"{name}: {decided[name].label} ({decided[name].key})")
     agree = confirmatory.replication_agreement(Sk, decided[name].label)
     glue(f"ch10_{name}_agree", f"{agree:.2f}", display=False)
 

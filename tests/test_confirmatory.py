@@ -1,12 +1,18 @@
 """Chapter 10's confirmatory analysis (nclib.confirmatory): Holm across the family, the collapse
 gate, replication agreement, the collapse summary; every outcome on constructed grids."""
 
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from nclib import confirmatory, report
 from nclib.collapse import CollapseCriterion
 from nclib.history import History
+from nclib.records import repo_root
 from test_report import _nc_runs
 
 
@@ -102,3 +108,32 @@ def test_collapse_summary_counts_medians_and_reasons():
     assert strict.collapsed == 1
     table = confirmatory.collapse_table([c], "caption")
     assert table.rows[0][:2] == ["b", "2 / 3"] and "never fitted" in table.rows[0][-1]
+
+
+def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp_path):
+    """End to end, the path the reference sweep takes once it is complete: the confirmatory design
+    at tiny scale, trained long enough that its 80-image networks collapse (the chapter's own
+    criterion, not a relaxed one), then chapter 10 on those records decides both verdicts through
+    Holm's correction. A 3 × 2 grid cannot reach power 0.8, so the design itself makes both
+    "untestable at this size", whatever the accuracies."""
+    root = repo_root()
+    run = subprocess.run([sys.executable, "-m", "nclib.experiments", "run", "--experiment", "confirmatory",
+                          "--scale", "tiny", "--device", "cpu", "--results", str(tmp_path), "--workers", "1",
+                          "--runner", "script", "--param", "epochs=120", "--param", "milestones=[60]"],
+                         cwd=root, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    from nclib.chapters import inject_parameters
+
+    script = tmp_path / "ch10.py"
+    script.write_text(inject_parameters((root / "book" / "ch10_reference.py").read_text(),
+                                        {"results_root": str(tmp_path), "scale": "tiny", "n_resamples": 99}))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                         cwd=root / "book", env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout
+    assert "confirmatory design at tiny scale: all 12 planned runs are recorded" in text
+    assert re.search(r"^mlp_relu\s+6 / 6\s", text, re.M) and re.search(r"^mlp_gauss\s+6 / 6\s", text, re.M), text
+    for name in ("ref_conf_perm", "ref_conf_control"):
+        line = next((ln for ln in text.splitlines() if ln.startswith(f"{name}: ")), "")
+        assert line.startswith(f"{name}: untestable at this size (permutation test p = "), text[-3000:]
+        assert "Holm-adjusted" in line and "< 0.8 against an effect as large as the seed sd" in line
