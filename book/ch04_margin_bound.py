@@ -33,10 +33,12 @@
 # $\sup_{y\ne y'}\sup_{M,w}\sup_x|(M_y - M_{y'})^\top f(x;w)|\le K$. For any classifier with margins
 # $\gamma_{y,y'}>0$, with probability at least $1-\delta$,
 #
-# $$\mathbb P_{x,y}\Big(\arg\max_c [M^\top f(x;w)]_c\ne y\Big)\lesssim
-# \underbrace{\sum_{y}p(y)\sum_{y'\ne y}\frac{\mathfrak R_{N_y}(\mathcal F)}{\gamma_{y,y'}}}_{(A)}
-# + \underbrace{\sum_y p(y)\sum_{y'\ne y}\sqrt{\frac{\log\log_2\frac{4K}{\gamma_{y,y'}}}{N_y}}}_{(B)}
-# + L_{0,1},$$
+# $$\begin{aligned}
+# \mathbb P_{x,y}\Big(\arg\max_c [M^\top f(x;w)]_c\ne y\Big)\lesssim{}&
+# \underbrace{\sum_{y}p(y)\sum_{y'\ne y}\frac{\mathfrak R_{N_y}(\mathcal F)}{\gamma_{y,y'}}}_{(A)}\\
+# &+ \underbrace{\sum_y p(y)\sum_{y'\ne y}\sqrt{\frac{\log\log_2\frac{4K}{\gamma_{y,y'}}}{N_y}}}_{(B)}
+# + L_{0,1},
+# \end{aligned}$$
 #
 # $L_{0,1} = \sum_y p(y)\sum_{y'\ne y}\sum_{x\in S_y}\mathbb 1\big((M_y-M_{y'})^\top f(x)\le\gamma_{y,y'}\big)/N_y$,
 # where $\lesssim$ omits the probability terms and $\mathfrak R_{N_y}$ is the Rademacher complexity.

@@ -24,9 +24,11 @@
 # $\rho_y = \sup_{w,\,x\sim\mathcal P_{x|y}}\lVert f(x;w)\rVert$ be the largest feature norm of class
 # $y$. Then, with $\mathcal H(\alpha, d, \rho, n) = \exp\!\big(-n\alpha^2/(8d^2\rho^2)\big)$,
 #
-# $$\mathrm{Acc} \ge 1 - \frac{2d}{C}\sum_{y=1}^C\Big(\mathcal H\big(1, d, \rho_y, N/C\big) +
-# \mathcal H\Big(\min_{y'\ne y}\frac{\gamma_{y,y'}}{\lVert M_y - M_{y'}\rVert} - \sqrt{N/C},\ d,
-# \rho_y, N/C\Big)\Big).$$
+# $$\begin{aligned}
+# \mathrm{Acc} \ge 1 - \frac{2d}{C}\sum_{y=1}^C\Big(&\mathcal H\big(1, d, \rho_y, N/C\big)\\
+# &+ \mathcal H\Big(\min_{y'\ne y}\frac{\gamma_{y,y'}}{\lVert M_y - M_{y'}\rVert} - \sqrt{N/C},\ d,
+# \rho_y, N/C\Big)\Big).
+# \end{aligned}$$
 # ```
 #
 # **Remark 4.11** of the paper reads two things into it: the error decays exponentially in $N$

@@ -751,6 +751,23 @@ def punctuation_alone_at_a_line_start(facts, page, window) -> list[str]:
             "window (formula, text after it):\n  " + "\n  ".join(map(str, found[:15]))] if found else []
 
 
+# Display formulas wider than the text column at a 1280 px window: they scroll in their own box,
+# which is right on a phone but, on a wide screen, hides the end of a theorem behind a scrollbar.
+# As [typeset width, box width, start of the formula].
+WIDE_DISPLAY_MATH = """
+    return Array.from(document.querySelectorAll("main div.math mjx-container"))
+        .filter(m => m.getBoundingClientRect().width > 0 && m.scrollWidth > m.clientWidth + 1)
+        .map(m => [m.scrollWidth, m.clientWidth, (m.textContent || "").trim().slice(0, 60)]);
+"""
+
+
+def display_math_scrolling(facts, page) -> list[str]:
+    """Every display formula fits the text column at 1280 px (a long one is split over lines)."""
+    found = facts["wide_math"]
+    return [f"{page}: {len(found)} display formula(s) scroll sideways at 1280 px (typeset width, box "
+            "width, formula):\n  " + "\n  ".join(map(str, found))] if found else []
+
+
 # What opens a search, wherever the theme puts it: the search fields and buttons of the header,
 # the sidebar and the article's header, and any search input outside the (closed) search dialog.
 SEARCH_ENTRY_POINTS = """
@@ -817,8 +834,9 @@ def raw_tex_in_the_text(facts, page) -> list[str]:
 def test_page_reads_well(browser, site, page, window):
     """The reading checks above, on one load of the page in each window (a load is most of a
     check's time): figures at a readable size, nothing past an edge and no punctuation cut off
-    from its formula, at a 1280 px window and on a phone; no raw TeX in the text and no code cell scrolling sideways, at 1280 px. The figures are
-    measured first: the other checks open the folded cells."""
+    from its formula, at a 1280 px window and on a phone; no raw TeX in the text and no code cell
+    or display formula scrolling sideways, at 1280 px. The figures are measured first: the other
+    checks open the folded cells."""
     browser.set_window_size(*window)
     load(browser, urljoin(site, page))
     facts = {"images": browser.execute_script(IMAGES_SHOWN),
@@ -829,5 +847,7 @@ def test_page_reads_well(browser, site, page, window):
     if window == WINDOW:
         facts["raw_tex"] = browser.execute_script(RAW_TEX_ON_PAGE)
         facts["wide_code"] = browser.execute_script(WIDE_CODE_CELLS)
-        problems += raw_tex_in_the_text(facts, page) + code_cells_scrolling_sideways(facts, page)
+        facts["wide_math"] = browser.execute_script(WIDE_DISPLAY_MATH)
+        problems += (raw_tex_in_the_text(facts, page) + code_cells_scrolling_sideways(facts, page)
+                     + display_math_scrolling(facts, page))
     assert not problems, "\n".join(problems)
