@@ -111,16 +111,24 @@ def test_collapse_summary_counts_medians_and_reasons():
 
 
 def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp_path):
-    """End to end, the path the reference sweep takes once it is complete: the confirmatory design
-    at tiny scale, trained long enough that its 80-image networks collapse (the chapter's own
+    """End to end, the path the reference sweep takes: the confirmatory design at tiny scale, priced
+    by the dry run, then trained long enough that its 80-image networks collapse (the chapter's own
     criterion, not a relaxed one), then chapter 10 on those records decides both verdicts through
     Holm's correction. A 3 × 2 grid cannot reach power 0.8, so the design itself makes both
     "untestable at this size", whatever the accuracies."""
     root = repo_root()
-    run = subprocess.run([sys.executable, "-m", "nclib.experiments", "run", "--experiment", "confirmatory",
-                          "--scale", "tiny", "--device", "cpu", "--results", str(tmp_path), "--workers", "1",
-                          "--runner", "script", "--param", "epochs=120", "--param", "milestones=[60]"],
-                         cwd=root, capture_output=True, text=True, timeout=600)
+    cli = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", "confirmatory", "--scale", "tiny",
+           "--results", str(tmp_path), "--param", "epochs=120", "--param", "milestones=[60]"]
+    # first priced: the dry run lists the plan and its cost and writes nothing
+    dry = subprocess.run(cli + ["--workers", "2", "--dry-run"], cwd=root, capture_output=True, text=True,
+                         timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "confirmatory at tiny scale: 12 planned runs, 0 recorded, 12 to train" in dry.stdout
+    assert dry.stdout.count("mlp_relu-fashion_mnist-d16-") == 6 and dry.stdout.count("mlp_gauss-fashion_mnist-d16-") == 6
+    assert "worker-hours" in dry.stdout and "wall time with 2 worker(s)" in dry.stdout
+    assert not list(tmp_path.iterdir())  # nothing written, nothing trained
+    run = subprocess.run(cli + ["--device", "cpu", "--workers", "1", "--runner", "script"], cwd=root,
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     from nclib.chapters import inject_parameters
 
