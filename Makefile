@@ -180,7 +180,7 @@ experiments:
 	  --experiment $(EXPERIMENT) --scale $(SCALE) --device $(DEVICE) --workers $(WORKERS) $(EXPERIMENT_ARGS)
 
 # Speed on the machine we have (no accelerator is lent to this project): every ratio in one run
-# (bench/cpu_speed.py, about 10 minutes on 2 cores), then `make test` from a fresh clone of the last
+# (bench/cpu_speed.py, about 18 minutes on 2 cores), then `make test` from a fresh clone of the last
 # commit against its 8-minute goal (bench/make_test_time.py, as long as make test), both recorded
 # with provenance under results/bench/. Nothing else should run on the machine meanwhile.
 BENCH_ARGS ?= --record results/bench

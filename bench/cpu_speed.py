@@ -27,7 +27,7 @@ issue, measured in one run, each against a baseline measured in the same run.
 7. ``nc_metrics`` and ``NCAccumulator`` on 60 000 × 512, C = 10, against the reference library's
    float64 formulas (``bench/metrics_speed.py``, a re-implementation of their formulas).
 
-    python bench/cpu_speed.py                          # the full table (about 10 minutes)
+    python bench/cpu_speed.py                          # the full table (about 18 minutes)
     python bench/cpu_speed.py --size tiny              # seconds, for the test
     python bench/cpu_speed.py --record results/bench   # also writes cpu_speed-<size>-<cpu model>.json
 
