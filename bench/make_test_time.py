@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,11 +71,21 @@ def run_once(source: Path, command: str, goal_s: float, keep: bool = False) -> d
         with open(log_path, "w") as log, tqdm(total=round(goal_s), unit="s", desc="make test, against the goal",
                                                bar_format="{desc}: {n_fmt}/{total_fmt} s {bar} {elapsed}") as bar:
             start = time.perf_counter()
+            # its own process group: an interrupted timing stops make and everything it started
             proc = subprocess.Popen(["bash", "-c", command], cwd=clone, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "CI": "true"})
-            while proc.poll() is None:
-                time.sleep(1)
-                bar.update(min(round(time.perf_counter() - start), bar.total) - bar.n)
+                                    env={**os.environ, "CI": "true"}, start_new_session=True)
+            try:
+                while proc.poll() is None:
+                    time.sleep(1)
+                    bar.update(min(round(time.perf_counter() - start), bar.total) - bar.n)
+            except BaseException:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                raise
             wall = time.perf_counter() - start
         text = log_path.read_text(errors="replace")
         result = {"commit": commit, "command": command, "returncode": proc.returncode, "wall_s": wall,
@@ -114,7 +125,11 @@ def main(argv=None) -> int:
         p.error(f"--goal-min {args.goal_min:g}: the goal must be a positive number of minutes")
     if _git(source, "status", "--porcelain", "--untracked-files=no"):
         print(f"note: {source} has uncommitted changes; the clone runs its last commit without them")
-    result = run_once(source, args.command, args.goal_min * 60, keep=args.keep)
+    try:
+        result = run_once(source, args.command, args.goal_min * 60, keep=args.keep)
+    except KeyboardInterrupt:
+        print("interrupted: make test and its children were stopped; nothing is recorded", file=sys.stderr)
+        return 130
     result["provenance"] = {**provenance("cpu"), "cpu_model": cpu_model()}
     print(f"CPU: {result['provenance']['cpu_model']}")
     print(describe(result))

@@ -3,8 +3,10 @@ asserted: the numbers are the benchmark's output, not a test condition)."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,27 @@ def test_make_test_time_records_each_run_and_never_times_a_failing_one(tmp_path)
     assert runs[0]["wall_s"] > 0 and runs[0]["share_of_goal"] == pytest.approx(runs[0]["wall_s"] / 480)
     assert runs[1]["pytest"] == [{"counts": {"failed": 1, "passed": 2}, "seconds": 0.2}] and "log_tail" in runs[1]
     assert not list(tmp.iterdir())  # each run removed the clone it made
+
+
+def test_an_interrupted_make_test_timing_stops_its_children_and_records_nothing(tmp_path):
+    repo, tmp = tmp_path / "repo", tmp_path / "tmp"
+    (repo / ".ci").mkdir(parents=True)
+    tmp.mkdir()
+    marker = f"sleep 3{os.getpid() % 1000:03d}"  # a command line no other process has
+    (repo / ".ci" / "run").write_text(f"{marker}\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "slow"], check=True)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "make_test_time.py"), "--source", str(repo),
+                             "--record", str(tmp_path / "rec")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "TMPDIR": str(tmp)})
+    deadline = time.monotonic() + 120
+    while subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "nothing is recorded" in err, err[-2000:]
+    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1  # the command is gone
+    assert not (tmp_path / "rec").exists() and not list(tmp.iterdir())  # no record, no clone left
