@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nclib.children import on_termination  # noqa: E402
 from nclib.files import atomic_write_json  # noqa: E402
 from nclib.records import cpu_model, cpu_slug, provenance  # noqa: E402
 
@@ -125,11 +126,12 @@ def main(argv=None) -> int:
         p.error(f"--goal-min {args.goal_min:g}: the goal must be a positive number of minutes")
     if _git(source, "status", "--porcelain", "--untracked-files=no"):
         print(f"note: {source} has uncommitted changes; the clone runs its last commit without them")
+    on_termination()  # SIGTERM and SIGHUP stop the timing as Ctrl-C does (a job's time limit, a closed terminal)
     try:
         result = run_once(source, args.command, args.goal_min * 60, keep=args.keep)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stopped:
         print("interrupted: make test and its children were stopped; nothing is recorded", file=sys.stderr)
-        return 130
+        return 128 + getattr(stopped, "signum", signal.SIGINT)
     result["provenance"] = {**provenance("cpu"), "cpu_model": cpu_model()}
     print(f"CPU: {result['provenance']['cpu_model']}")
     print(describe(result))
