@@ -86,13 +86,7 @@ D, BATCH = 32, 128
 
 def best(fn, repeats=3):
     """Best wall time of ``repeats`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    return best_interleaved({"fn": fn}, repeats)["fn"]
 
 
 def best_interleaved(fns: dict, repeats=3) -> dict:
