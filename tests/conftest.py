@@ -1,4 +1,8 @@
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from hypothesis import settings
@@ -15,3 +19,23 @@ torch.set_num_threads(1)
 @pytest.fixture
 def rng():
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def chapter_10(tmp_path):
+    """Chapter 10 run as a plain script on the records under ``results_root`` at ``scale`` (99
+    resamples): returns what it printed; a chapter that raises fails the test with its stderr."""
+    from nclib.chapters import inject_parameters
+    from nclib.records import repo_root
+
+    def run(results_root, scale: str = "tiny") -> str:
+        root = repo_root()
+        script = tmp_path / "ch10.py"
+        script.write_text(inject_parameters((root / "book" / "ch10_reference.py").read_text(),
+                                            {"results_root": str(results_root), "scale": scale, "n_resamples": 99}))
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                             cwd=root / "book", env={**os.environ, "MPLBACKEND": "Agg"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    return run

@@ -1,7 +1,6 @@
 """Chapter 10's confirmatory analysis (nclib.confirmatory): Holm across the family, the collapse
 gate, replication agreement, the collapse summary; every outcome on constructed grids."""
 
-import os
 import re
 import subprocess
 import sys
@@ -110,7 +109,7 @@ def test_collapse_summary_counts_medians_and_reasons():
     assert table.rows[0][:2] == ["b", "2 / 3"] and "never fitted" in table.rows[0][-1]
 
 
-def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp_path):
+def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp_path, chapter_10):
     """End to end, the path the reference sweep takes: the confirmatory design at tiny scale, priced
     by the dry run, then trained long enough that its 80-image networks collapse (the chapter's own
     criterion, not a relaxed one), then chapter 10 on those records decides both verdicts through
@@ -130,15 +129,7 @@ def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp
     run = subprocess.run(cli + ["--device", "cpu", "--workers", "1", "--runner", "script"], cwd=root,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    from nclib.chapters import inject_parameters
-
-    script = tmp_path / "ch10.py"
-    script.write_text(inject_parameters((root / "book" / "ch10_reference.py").read_text(),
-                                        {"results_root": str(tmp_path), "scale": "tiny", "n_resamples": 99}))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                         cwd=root / "book", env={**os.environ, "MPLBACKEND": "Agg"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    text = out.stdout
+    text = chapter_10(tmp_path)
     assert "confirmatory design at tiny scale: all 12 planned runs are recorded" in text
     assert re.search(r"^mlp_relu\s+6 / 6\s", text, re.M) and re.search(r"^mlp_gauss\s+6 / 6\s", text, re.M), text
     for name in ("ref_conf_perm", "ref_conf_control"):

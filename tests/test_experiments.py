@@ -354,7 +354,7 @@ def _recorded_section_ran(folder: Path, n_runs: int):
     assert "recorded" in text and "provenance" in text
 
 
-def test_two_local_workers_run_chapter_7_under_papermill_and_chapter_10_reads_it(tmp_path, capsys):
+def test_two_local_workers_run_chapter_7_under_papermill_and_chapter_10_reads_it(tmp_path, capsys, chapter_10):
     """Chapter 7 at tiny scale under the CLI with two local workers (papermill, one kernel each):
     every planned run trained once, one canonical notebook whose last section reads back the
     records, the dry run of the same command finds nothing left to train; then one run is lost and
@@ -386,17 +386,9 @@ def test_two_local_workers_run_chapter_7_under_papermill_and_chapter_10_reads_it
     (folder / "runs" / f"{gone}.json").unlink()  # a run lost: the chapters must name it
     assert load_results("margins_tpt", "tiny", tmp_path).missing == [gone]
     # Chapter 10 renders what is recorded, names the missing run and decides no verdict on it.
-    from nclib.chapters import inject_parameters
-
-    src = inject_parameters((ROOT / "book" / "ch10_reference.py").read_text(),
-                            {"results_root": str(tmp_path), "scale": "tiny", "n_resamples": 99})
-    script = tmp_path / "ch10.py"
-    script.write_text(src)
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                         cwd=ROOT / "book", env={**os.environ, "MPLBACKEND": "Agg"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert f"1 of 2 planned runs are recorded; missing: {gone}" in out.stdout
-    assert "incomplete: 1 of 2 runs" in out.stdout and "nothing is recorded under results/non_conservative" in out.stdout
+    text = chapter_10(tmp_path)
+    assert f"1 of 2 planned runs are recorded; missing: {gone}" in text
+    assert "incomplete: 1 of 2 runs" in text and "nothing is recorded under results/non_conservative" in text
 
 
 def test_script_runner_for_machines_without_papermill(tmp_path):
@@ -406,7 +398,7 @@ def test_script_runner_for_machines_without_papermill(tmp_path):
     assert "first epoch at 100% train accuracy" in (folder / "notebook.log").read_text()
 
 
-def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
+def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path, chapter_10):
     """Chapter 8 at tiny scale under the CLI, killed (SIGKILL, kernel included) as soon as the first
     record exists; the rerun completes the sweep and leaves the finished records untouched. The
     rerun is also the papermill run of chapter 8 at tiny scale."""
@@ -453,16 +445,9 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     # complete, gets its verdict; the other waits for its missing run.
     small = next(i for i in planned if "-d4-" in i)
     (folder / "runs" / f"{small}.json").unlink()
-    from nclib.chapters import inject_parameters
-
-    src = inject_parameters((ROOT / "book" / "ch10_reference.py").read_text(),
-                            {"results_root": str(tmp_path), "scale": "tiny", "n_resamples": 99})
-    (tmp_path / "ch10.py").write_text(src)
-    out = subprocess.run([sys.executable, str(tmp_path / "ch10.py")], capture_output=True, text=True, timeout=300,
-                         cwd=ROOT / "book", env={**os.environ, "MPLBACKEND": "Agg"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "ref_nc_gen_small: incomplete: 1 runs of this setting missing, no verdict" in out.stdout
-    assert "ref_nc_gen:" not in out.stdout  # decided: not among the undecided
+    text = chapter_10(tmp_path)
+    assert "ref_nc_gen_small: incomplete: 1 runs of this setting missing, no verdict" in text
+    assert "ref_nc_gen:" not in text  # decided: not among the undecided
 
 
 def test_table_renders_html_and_text():
