@@ -93,11 +93,13 @@ class _Group:
         models = [self.models.pop(s.run_id) for s in specs]
         ckpt = store.checkpoint_for([s.run_id for s in specs]) if store is not None else None
         try:
-            t0 = time.perf_counter()
+            # CPU time beside wall time: a worker stopped (SIGSTOP) or slowed by other load keeps
+            # its wall clock running, while its CPU time is the machine time the runs really took
+            t0, c0 = time.perf_counter(), time.process_time()
             histories = train_sweep(models, self.train_data, self.test_data, self.config, batched=opt["batched"],
                                     max_models=opt["max_models"], progress=opt["progress"], checkpoint=ckpt,
                                     checkpoint_every=opt["checkpoint_every"])
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             for s, h in zip(specs, histories):
                 self.done[s.run_id] = h
                 if store is None:
@@ -110,10 +112,12 @@ class _Group:
                     continue
                 prov = self.prov or provenance(self.train_data.x.device)
                 store.save(make_record(s.run_id, s.name, s.params, h, prov, wall / len(specs), extra={
-                    "group_size": len(specs), "group_wall_time_s": wall, "batched": opt["batched"],
+                    "group_size": len(specs), "group_wall_time_s": wall, "group_cpu_time_s": cpu,
+                    "batched": opt["batched"],
                     "trained_by": {"host": prov.get("host"), "pid": os.getpid(),
                                    "worker": os.environ.get("NCLIB_WORKER", "0")}}))
-                store.log_training(s.run_id, group_size=len(specs), wall_time_s=wall / len(specs))
+                store.log_training(s.run_id, group_size=len(specs), wall_time_s=wall / len(specs),
+                                   cpu_time_s=cpu / len(specs))
         finally:
             if store is not None:
                 for s in specs:
@@ -345,10 +349,19 @@ class RecordedResults:
             ("started (UTC)", str(p.get("started_utc", src.get("time_utc", "?")))),
             ("status", str(p.get("status", "records only"))),
         ]
+        # a sweep that spans several sessions has one provenance per invocation (the last); the
+        # records' own times add up to what every invocation spent (in worker-hours: each worker
+        # trains one run at a time), paused or slowed time included
+        devices = sorted({str(r["provenance"].get("device_name", "?")).split(" (")[0] for r in self.records})
+        rows.append(("training time (sum over runs)",
+                     f"{sum(r['wall_time_s'] for r in self.records) / 3600:.2f} worker-hours on {', '.join(devices)}"))
+        timed = [r for r in self.records if "group_cpu_time_s" in (r.get("extra") or {})]
+        if timed:  # records older than the CPU clock lack it
+            cpu = sum(r["extra"]["group_cpu_time_s"] / r["extra"].get("group_size", 1) for r in timed)
+            rows.append(("CPU time (sum over runs)", f"{cpu / 3600:.2f} CPU-hours"
+                         + ("" if len(timed) == len(self.records) else f" over the {len(timed)} runs that record it")))
         if p.get("wall_time_s") is not None:
-            rows.append(("wall time", f"{p['wall_time_s'] / 3600:.2f} h"))
-        else:
-            rows.append(("training time (sum over runs)", f"{sum(r['wall_time_s'] for r in self.records) / 3600:.2f} h"))
+            rows.append(("wall time of the last invocation", f"{p['wall_time_s'] / 3600:.2f} h"))
         return rows
 
 

@@ -3,6 +3,7 @@ checks, status against the manifest, papermill runs and a kill mid-sweep."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -340,7 +341,16 @@ def _check_folder(folder: Path, experiment: str, output: str = "notebook.ipynb")
     assert (folder / "records.csv").is_file()
     res = load_results(experiment, "tiny", folder.parent.parent)
     assert res is not None and len(res.records) == len(manifest["run_ids"]) and res.missing == []
-    assert dict(res.provenance_rows())["status"] == "complete"
+    rows = dict(res.provenance_rows())
+    assert rows["status"] == "complete"
+    # every invocation's time is in the records; the provenance holds only the last invocation's
+    hours = sum(json.loads((folder / "runs" / f"{i}.json").read_text())["wall_time_s"] for i in manifest["run_ids"]) / 3600
+    assert re.fullmatch(rf"{hours:.2f} worker-hours on CPU: [^,]+", rows["training time (sum over runs)"])
+    assert "wall time of the last invocation" in rows
+    # CPU time, which a paused worker does not spend, summed the same way
+    extras = [json.loads((folder / "runs" / f"{i}.json").read_text())["extra"] for i in manifest["run_ids"]]
+    cpu = sum(e["group_cpu_time_s"] / e["group_size"] for e in extras) / 3600
+    assert rows["CPU time (sum over runs)"] == f"{cpu:.2f} CPU-hours"
     runs = res.runs()
     assert [p for p, _ in runs] == [r["params"] for r in res.records]
     assert all(h.records[-1]["epoch"] >= p["config"]["epochs"] for p, h in runs)
