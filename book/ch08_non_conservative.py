@@ -412,9 +412,10 @@ else:
 
 # %% tags=["hide-input"]
 glue("ch8_n_resamples", f"{n_resamples:,}", display=False)
-glue("ch8_grid_shape", f"{grid_permutations + 1} × {grid_seeds}", display=False)
-design_power = f_test_power(grid_permutations + 1, max(grid_seeds, 2), 1.0)
-glue("ch8_design_power", f"{design_power:.2f}", display=False)
+grid_rows = (grid_permutations or grid_rotations) + 1  # or a rotation-only design's grid
+glue("ch8_grid_shape", f"{grid_rows} × {grid_seeds}", display=False)
+glue("ch8_design_power", f"{f_test_power(grid_rows, grid_seeds, 1.0):.2f}"
+     if min(grid_rows, grid_seeds) >= 2 else "0 (no grid is planned)", display=False)
 glue("ch8_design_power_5x5", f"{f_test_power(5, 5, 1.0):.2f}", display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The classifiers-by-seeds grids of final test accuracy for the simplex ETF, one heat map per grid with every cell labelled: a row is one classifier ($M^*$ and its permutations or rotations), a column one seed. A classifier effect would show as a row lighter or darker than the others in every column.", "name": "fig-ch8-grids"}}

@@ -31,6 +31,7 @@ seed = 0                   # unused: this page trains nothing (every page has a 
 
 # %% tags=["hide-input"]
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -378,7 +379,9 @@ for Sk in summaries.values():
 # - *The family*: Holm's correction (`nclib.stats.holm`) across the confirmatory verdicts decided
 #   at this scale (the control is not one of them). Further parts, in this order and as the
 #   budget allows: the rotation grid and the $C > d$ grid on `mlp_relu`, Figure 3 with 10 seeds
-#   per head; none is run yet.
+#   per head. The rotation grid is designed below, after the primary grid's reading; a part
+#   joins the family once its grid is complete, so the permutation verdict's adjusted $p$ is
+#   the raw one until then and at most twice it after.
 # - *Budget*: at most 24 worker-hours of these 2-core machines; the priced plan below.
 #
 # **The pilot** (`bench/reference_pilot.py`, one thread, the fixed budget, training NC1 recorded)
@@ -443,54 +446,71 @@ conf_summaries = (report.summarise_settings(conf_runs, n_resamples=n_resamples)
 by_backbone = {Sk.setting[0]: Sk for Sk in conf_summaries.values()}
 test, control = confirmatory.TEST_BACKBONE, confirmatory.CONTROL_BACKBONE
 collapse = {b: confirmatory.collapse_summary(conf_runs, b) for b in (test, control)}
-if conf_runs:
-    display(confirmatory.collapse_table(collapse.values(),
-                                        "the collapse criterion per backbone"))
+# the next part, in its own folder: the rotation grid on the test backbone
+rot = load_results("confirmatory_rotations", scale, root)
+glue("ch10_rot_note", missing_note("confirmatory_rotations", rot), display=False)
+print(f"its rotation grid at {scale} scale:", missing_note("confirmatory_rotations", rot))
+rot_runs = rot.runs() if rot is not None else []
+rot_summary = next(iter(report.summarise_settings(
+    rot_runs, n_resamples=n_resamples).values()), None) if rot_runs else None
+rot_collapse = replace(confirmatory.collapse_summary(rot_runs, test),
+                       backbone=f"{test}, rotation grid")
+if conf_runs or rot_runs:
+    display(confirmatory.collapse_table([*collapse.values(), rot_collapse],
+                                        "the collapse criterion per grid"))
+twice = confirmatory.reproduction(rot.records if rot else [],
+                                  conf.records if conf else [])
+glue("ch10_reproduced", twice.describe(), display=False)
+print("M* row of the rotation grid against the primary grid's:", twice.describe())
 
 
-def complete(backbone):
-    """The backbone's summary once its setting's planned runs are all recorded."""
-    Sk = by_backbone.get(backbone)
-    if Sk is None or report.missing_in_setting(conf.missing, Sk.setting):
+def complete(recorded, Sk):
+    """A grid's summary once every planned run of its setting is recorded."""
+    if Sk is None or report.missing_in_setting(recorded.missing, Sk.setting):
         return None
     return Sk
 
 
-family = {"ref_conf_perm": (complete(test), "permutation")}
-decided = confirmatory.decide_family(family, {"ref_conf_perm": collapse[test]})
-control_summary = complete(control)
-if control_summary is not None:
-    decided["ref_conf_control"] = confirmatory.decide_family(
-        {"ref_conf_control": (control_summary, "permutation")},
-        {"ref_conf_control": collapse[control]})["ref_conf_control"]
-for name, backbone in (("ref_conf_perm", test), ("ref_conf_control", control)):
-    Sk = complete(backbone)
-    if Sk is None:
-        gap = (report.missing_in_setting(conf.missing, by_backbone[backbone].setting)
-               if conf is not None and backbone in by_backbone else None)
-        not_decided([name], conf, gap)
+grids = {"ref_conf_perm": (conf, by_backbone.get(test), "permutation"),
+         "ref_conf_rot": (rot, rot_summary, "rotation"),
+         "ref_conf_control": (conf, by_backbone.get(control), "permutation")}
+ready = {n: (complete(rec, Sk), kind) for n, (rec, Sk, kind) in grids.items()}
+cs = {"ref_conf_perm": collapse[test], "ref_conf_rot": rot_collapse,
+      "ref_conf_control": collapse[control]}
+# the family is corrected together; the control is decided alone, at the raw level
+family = ("ref_conf_perm", "ref_conf_rot")
+decided = confirmatory.decide_family({n: ready[n] for n in family}, cs)
+decided |= confirmatory.decide_family({"ref_conf_control": ready["ref_conf_control"]}, cs)
+for name, (recorded, Sk, kind) in grids.items():
+    if ready[name][0] is None:
+        gap = (report.missing_in_setting(recorded.missing, Sk.setting)
+               if Sk is not None else None)
+        not_decided([name], recorded, gap)
         glue(f"ch10_{name}_agree", "no verdict yet", display=False)
         continue
     decided[name].glue(name, glue)
     print(f"{name}: {decided[name].label} ({decided[name].key})")
-    agree = confirmatory.replication_agreement(Sk, decided[name].label)
+    agree = confirmatory.replication_agreement(Sk, decided[name].label, kind)
     glue(f"ch10_{name}_agree", f"{agree:.2f}", display=False)
+shown = [*conf_summaries.values()] + ([rot_summary] if rot_summary else [])
+titles = [f"{Sk.title}" for Sk in conf_summaries.values()] + (
+    [f"{rot_summary.title}, rotation grid"] if rot_summary else [])
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Final test accuracy, test cross-entropy, training accuracy and training cross-entropy of the confirmatory networks, one figure per recorded backbone (named in its title), one box per sample (permutations or rotations at one seed, $M^*$ across seeds) with the runs as red dots. As in chapter 8, compare the width of the classifier boxes with the seed box."}}
-for Sk in conf_summaries.values():
-    plot_boxes(Sk, f"confirmatory, {scale} scale: {Sk.title}")
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Final test accuracy, test cross-entropy, training accuracy and training cross-entropy of the confirmatory networks, one figure per recorded grid (named in its title), one box per sample (permutations or rotations at one seed, $M^*$ across seeds) with the runs as red dots. As in chapter 8, compare the width of the classifier boxes with the seed box."}}
+for Sk, title in zip(shown, titles):
+    plot_boxes(Sk, f"confirmatory, {scale} scale: {title}")
     plt.show()
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The classifiers-by-seeds grid of final test accuracy of the confirmatory networks, one figure per backbone with a recorded grid, every cell labelled: a row is $M^*$ or one of its permutations, a column one seed. A classifier effect would show as a row lighter or darker than the others in every column."}}
-for Sk in conf_summaries.values():
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The classifiers-by-seeds grids of final test accuracy of the confirmatory networks, one figure per recorded grid, every cell labelled: a row is $M^*$ or one of its permutations (rotations in the rotation grid), a column one seed. A classifier effect would show as a row lighter or darker than the others in every column."}}
+for Sk, title in zip(shown, titles):
     if Sk.grids:
-        plot_grids(Sk, Sk.title)
+        plot_grids(Sk, title)
         plt.show()
 
 # %% tags=["hide-input"]
-for Sk in conf_summaries.values():
+for Sk, title in zip(shown, titles):
     for ga in Sk.grids.values():
-        display(report.anova_table(ga, Sk.title))
+        display(report.anova_table(ga, title))
 
 # %% [markdown]
 # The boxes, heat maps and analysis-of-variance tables read as in chapter 8, one set per backbone
@@ -512,11 +532,33 @@ for Sk in conf_summaries.values():
 # distinguishable", the claim is not supported at this size, and the smallest effect the grid would
 # have caught is in the sureness.
 #
+# ### The next part: the rotation grid
+#
+# **Its design, written before any of its runs** (experiment `confirmatory_rotations`, in its own
+# folder so that the primary design's plan stays as it was written): the networks, training,
+# seeds (100–109) and $M^*$ of the primary grid, on `mlp_relu` only, with $M^*$ and ten Haar
+# rotations $R_iM^*$ (Definition 4.7) × the ten seeds, decided by the same rule and corrected in
+# the same family. Its control is the primary grid's: for `mlp_gauss` a rotated head is exactly a
+# re-drawn last layer from the same law, so the negative control above is already the null of
+# both grids. Its $M^*$ row has the parameters, hence the run ids, of the primary grid's $M^*$
+# row; those ten networks are trained a second time, which costs one row and tests whether a
+# recorded run reproduces: {glue:text}`ch10_reproduced`. Recorded: {glue:text}`ch10_rot_note`.
+#
+# - **Rotations** (`mlp_relu`, $M^*$ and $R_iM^*$ on collapsed networks):
+#   **{glue:text}`verdict_ref_conf_rot`** ({glue:text}`key_ref_conf_rot`); replication agreement
+#   {glue:text}`ch10_ref_conf_rot_agree`.
+#
+# Read beside the permutation verdict: a permutation of a simplex ETF is one particular rotation
+# of it, so the paper's claim for rotations is the wider one. If permutations matter and rotations
+# do not, the effect would be tied to the coordinate axes, which for features after a ReLU are
+# not arbitrary: the positive orthant is not rotation invariant.
+#
 # ## Running it, here or on a cluster
 #
 # ```bash
 # make experiments SCALE=reference WORKERS=2      # two local worker processes, 1 thread each
 # make experiments SCALE=reference EXPERIMENT=confirmatory WORKERS=2   # the confirmatory design
+# make experiments SCALE=reference EXPERIMENT=confirmatory_rotations WORKERS=2   # its next part
 # python -m nclib.experiments run --experiment confirmatory --scale reference --dry-run  # its price
 # python -m nclib.experiments status              # records against each manifest
 # ```

@@ -1,12 +1,15 @@
 """Chapter 10's confirmatory analysis (nclib.confirmatory): Holm across the family, the collapse
 gate, replication agreement, the collapse summary; every outcome on constructed grids."""
 
+import math
 import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nclib import confirmatory, report
 from nclib.collapse import CollapseCriterion
@@ -112,8 +115,9 @@ def test_collapse_summary_counts_medians_and_reasons():
 def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp_path, chapter_10):
     """End to end, the path the reference sweep takes: the confirmatory design at tiny scale, priced
     by the dry run, then trained long enough that its 80-image networks collapse (the chapter's own
-    criterion, not a relaxed one), then chapter 10 on those records decides both verdicts through
-    Holm's correction. A 3 × 2 grid cannot reach power 0.8, so the design itself makes both
+    criterion, not a relaxed one), then its next part (the rotation grid, in its own folder), then
+    chapter 10 on those records decides the three verdicts, the test and the rotation grid through
+    Holm's correction. A 3 × 2 grid cannot reach power 0.8, so the design itself makes them all
     "untestable at this size", whatever the accuracies."""
     root = repo_root()
     cli = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", "confirmatory", "--scale", "tiny",
@@ -129,10 +133,49 @@ def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp
     run = subprocess.run(cli + ["--device", "cpu", "--workers", "1", "--runner", "script"], cwd=root,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
+    # the next part, the rotation grid, in its own folder: M* and 2 rotations × 2 seeds on mlp_relu
+    rot = [c if c != "confirmatory" else "confirmatory_rotations" for c in cli]
+    run = subprocess.run(rot + ["--device", "cpu", "--workers", "1", "--runner", "script"], cwd=root,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(list((tmp_path / "confirmatory_rotations" / "tiny" / "runs").glob("*rota0*.json"))) == 4
     text = chapter_10(tmp_path)
     assert "confirmatory design at tiny scale: all 12 planned runs are recorded" in text
+    assert "its rotation grid at tiny scale: all 6 planned runs are recorded" in text
     assert re.search(r"^mlp_relu\s+6 / 6\s", text, re.M) and re.search(r"^mlp_gauss\s+6 / 6\s", text, re.M), text
+    # one rotation run may leave a label of its 80 unfitted (on this CPU: 5 / 6); either way the
+    # tiny rotation grid is untestable, by its power or by the collapse gate
+    assert re.search(r"^mlp_relu, rotation grid\s+\d / 6\s", text, re.M), text
+    assert re.search(r"^ref_conf_rot: untestable at this size \(", text, re.M), text
+    # its M* row is the primary grid's, trained again on this machine: the same computation
+    assert "2 of 2 runs trained twice agree in every measured value of every epoch" in text, text[-3000:]
     for name in ("ref_conf_perm", "ref_conf_control"):
         line = next((ln for ln in text.splitlines() if ln.startswith(f"{name}: ")), "")
         assert line.startswith(f"{name}: untestable at this size (permutation test p = "), text[-3000:]
         assert "Holm-adjusted" in line and "< 0.8 against an effect as large as the seed sd" in line
+
+
+def _record(run_id, accuracies, device="CPU: AMD EPYC (2 cores, 1 torch threads)"):
+    return {"run_id": run_id, "provenance": {"device_name": device},
+            "history": {"records": [{"epoch": e, "test_accuracy": a} for e, a in enumerate(accuracies)]}}
+
+
+def test_reproduction_pairs_runs_by_id_and_measures_the_gap_by_hand():
+    a = [_record("x", [0.1, 0.9]), _record("y", [0.1, 0.8]), _record("only-a", [0.5])]
+    b = [_record("y", [0.1, 0.8025], "CPU: Intel Xeon (2 cores, 1 torch threads)"), _record("x", [0.1, 0.9]),
+         _record("only-b", [0.5])]
+    rep = confirmatory.reproduction(a, b)
+    assert (rep.pairs, rep.identical) == (2, 1)
+    assert rep.max_difference == pytest.approx(0.25)  # 0.8025 − 0.8, in points
+    assert rep.devices == ("CPU: AMD EPYC", "CPU: Intel Xeon")
+    assert "1 of 2 runs trained twice agree" in rep.describe() and "0.25 points" in rep.describe()
+    assert confirmatory.reproduction(a, []).describe() == "no run is recorded in both folders yet"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=6), st.integers(0, 5))
+def test_a_run_compared_with_itself_reproduces_whatever_it_recorded(accuracies, n):
+    runs = [_record(f"r{i}", accuracies) for i in range(n)]
+    rep = confirmatory.reproduction(runs, list(reversed(runs)))
+    assert rep.pairs == rep.identical == n
+    assert rep.max_difference == 0 if n else math.isnan(rep.max_difference)
