@@ -81,6 +81,7 @@ compare_epochs = 2         # epochs of the batched-versus-sequential check; 0 sk
 compare_models = 11        # models in that check (the main seed's first); 0: all
 identity_epochs = 10       # epochs of the float64 check of a rotated head
 n_resamples = 9999         # permutation-test resamples
+reuse_from = []            # experiments whose records of the same runs are copied here
 
 # %%
 import dataclasses
@@ -93,7 +94,7 @@ from nclib import report, training_checks
 from nclib.etf import (describe_structure, random_permutation, random_rotation,
                        simplex_etf, ufm_structure)
 from nclib.experiments import (experiment_setup, load_datasets, load_results,
-                               notebook_helpers, record_plan, run_group)
+                               notebook_helpers, record_plan, run_group, sibling_results)
 from nclib.records import RunSpec
 from nclib.models import build_backbone
 from nclib.report_plots import plot_boxes, plot_gaps, plot_grids, plot_power
@@ -103,6 +104,7 @@ from nclib.train import TrainConfig
 
 glue, display = notebook_helpers()  # myst_nb / IPython, or printing stand-ins
 dev, store, prov = experiment_setup(device, results_dir, cpu_threads, deterministic)
+reuse = sibling_results(reuse_from, scale)  # another design's runs: not retrained
 
 # %%
 def config_for(s, **changes):
@@ -273,7 +275,7 @@ for train_set, test_set, backbone, d, s, specs in groups:
         f, [sp.head for sp in pending], s, logit_scale)
     out = run_group(specs, build, train_set, test_set, config_for(s), store=store,
                     batched=batched, max_models=max_models or None,
-                    progress=recorded_sweep, prov=prov)
+                    progress=recorded_sweep, prov=prov, reuse=reuse)
     runs += [(sp.params, out[sp.run_id]) for sp in specs]
     sweep.update(len(specs))
 sweep.close()

@@ -431,15 +431,21 @@ if pilot_rows:
 conf = load_results("confirmatory", scale, root)
 glue("ch10_conf_note", missing_note("confirmatory", conf), display=False)
 print(f"confirmatory design at {scale} scale:", missing_note("confirmatory", conf))
-price = root / "bench" / f"dry_run-confirmatory-{scale}.txt"
-if price.is_file():
+
+
+def priced(experiment):
+    """The projection of the dry run recorded before the experiment's runs, with where."""
+    price = root / "bench" / f"dry_run-{experiment}-{scale}.txt"
+    if not price.is_file():
+        return "no priced plan is recorded"
     lines = price.read_text().strip().splitlines()
     where = lines[0].lstrip("# ").split("` on ", 1)[-1]  # the machine, time and commit
-    glue("ch10_conf_price", f"{lines[-1].removeprefix('projected: ')} "
-         f"(measured on {where}; "
-         f"record results/bench/{price.name})", display=False)
-else:
-    glue("ch10_conf_price", "no priced plan is recorded", display=False)
+    return (f"{lines[1].split(': ', 1)[1]}; {lines[-1].removeprefix('projected: ')} "
+            f"(measured on {where}; record results/bench/{price.name})")
+
+
+glue("ch10_conf_price", priced("confirmatory"), display=False)
+glue("ch10_rot_price", priced("confirmatory_rotations"), display=False)
 conf_runs = conf.runs() if conf is not None else []
 conf_summaries = (report.summarise_settings(conf_runs, n_resamples=n_resamples)
                   if conf_runs else {})
@@ -458,10 +464,6 @@ rot_collapse = replace(confirmatory.collapse_summary(rot_runs, test),
 if conf_runs or rot_runs:
     display(confirmatory.collapse_table([*collapse.values(), rot_collapse],
                                         "the collapse criterion per grid"))
-twice = confirmatory.reproduction(rot.records if rot else [],
-                                  conf.records if conf else [])
-glue("ch10_reproduced", twice.describe(), display=False)
-print("M* row of the rotation grid against the primary grid's:", twice.describe())
 
 
 def complete(recorded, Sk):
@@ -541,8 +543,9 @@ for Sk, title in zip(shown, titles):
 # the same family. Its control is the primary grid's: for `mlp_gauss` a rotated head is exactly a
 # re-drawn last layer from the same law, so the negative control above is already the null of
 # both grids. Its $M^*$ row has the parameters, hence the run ids, of the primary grid's $M^*$
-# row; those ten networks are trained a second time, which costs one row and tests whether a
-# recorded run reproduces: {glue:text}`ch10_reproduced`. Recorded: {glue:text}`ch10_rot_note`.
+# row, so those ten records are copied from the primary grid's folder, not trained again
+# (`reuse_from`). Priced before its runs: {glue:text}`ch10_rot_price`. Recorded:
+# {glue:text}`ch10_rot_note`.
 #
 # - **Rotations** (`mlp_relu`, $M^*$ and $R_iM^*$ on collapsed networks):
 #   **{glue:text}`verdict_ref_conf_rot`** ({glue:text}`key_ref_conf_rot`); replication agreement

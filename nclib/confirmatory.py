@@ -26,14 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from nclib.collapse import CRITERION, CollapseCriterion, collapse_status
-from nclib.history import History, final
 from nclib.report import ALPHA, SettingSummary, decide_nc_gen
 from nclib.stats import f_test_power, holm
 from nclib.tables import Table
 from nclib.verdicts import Verdict
 
 __all__ = ["TEST_BACKBONE", "CONTROL_BACKBONE", "MIN_COLLAPSED", "CollapseSummary", "collapse_summary",
-           "collapse_table", "replication_agreement", "decide_family", "Reproduction", "reproduction"]
+           "collapse_table", "replication_agreement", "decide_family"]
 
 TEST_BACKBONE, CONTROL_BACKBONE = "mlp_relu", "mlp_gauss"
 MIN_COLLAPSED = 0.8  #: the share of a grid's runs that must meet the collapse criterion
@@ -118,41 +117,3 @@ def decide_family(tests: dict, collapse: dict, *, alpha: float = ALPHA,
         out[name] = v
     return out
 
-
-@dataclass(frozen=True)
-class Reproduction:
-    """Runs recorded twice, under the same run id in two results folders (the rotation grid's M*
-    runs retrain the primary grid's): how many pairs, how many agree in every measured value of
-    every epoch, the largest difference of final test accuracy (points), and the devices of each
-    side (their provenance's ``device_name``)."""
-
-    pairs: int
-    identical: int
-    max_difference: float
-    devices: tuple
-
-    def describe(self) -> str:
-        """One sentence for the chapter."""
-        if not self.pairs:
-            return "no run is recorded in both folders yet"
-        where = " and ".join(sorted(set(self.devices))) or "unknown devices"
-        return (f"{self.identical} of {self.pairs} runs trained twice agree in every measured value of "
-                f"every epoch; final test accuracies differ by at most {self.max_difference:.3g} points "
-                f"(trained on {where})")
-
-
-def reproduction(records_a, records_b, key: str = "test_accuracy") -> Reproduction:
-    """Compare the runs recorded in both ``records_a`` and ``records_b`` (run records as
-    :class:`nclib.experiments.RecordedResults` holds them: dicts with ``run_id``, ``history`` and
-    ``provenance``), matched by run id. A run id is a hash of every parameter, so a pair is the same
-    computation done twice: on one CPU model with one thread it should agree to the last bit, and
-    across CPU models it may differ by rounding, which is what ``max_difference`` measures."""
-    by_id = {r["run_id"]: r for r in records_b}
-    pairs = [(a, by_id[a["run_id"]]) for a in records_a if a["run_id"] in by_id]
-    diffs, same, devices = [], 0, set()
-    for a, b in pairs:
-        same += a["history"]["records"] == b["history"]["records"]
-        last = lambda r: final(History.from_dict(r["history"]), key)
-        diffs.append(100 * abs(last(a) - last(b)))
-        devices |= {str(r.get("provenance", {}).get("device_name", "?")).split(" (")[0] for r in (a, b)}
-    return Reproduction(len(pairs), same, max(diffs) if diffs else math.nan, tuple(sorted(devices)))

@@ -186,12 +186,14 @@ _HISTORY_FIELDS = frozenset(f.name for f in dataclasses.fields(History))
 
 def run_group(specs, build_models, train_data, test_data, config: TrainConfig, *, store: RunStore | None = None,
               batched: bool = False, max_models: int | None = None, progress: bool = False,
-              prov: dict | None = None, checkpoint_every: float = 120.0) -> dict[str, History]:
+              prov: dict | None = None, checkpoint_every: float = 120.0, reuse=()) -> dict[str, History]:
     """Train a group of runs that share ``config`` (seed, data order) and return their histories
     by run id. ``build_models(specs)`` returns one freshly initialised model per spec, in order
     (for a sweep: :func:`nclib.sweep.sweep_models`).
 
-    Without a ``store`` every run is trained here. With one, finished runs are loaded; the others
+    Without a ``store`` every run is trained here. With one, finished runs are loaded, or copied
+    from the results folders ``reuse`` where one holds the same run id
+    (:meth:`~nclib.records.RunStore.reuse`); the others
     are claimed (:mod:`nclib.claims`) and the claimed ones trained together
     (:func:`nclib.sweep.train_sweep`) with a checkpoint in the store, recorded atomically, and
     their claims and checkpoint removed. Runs that live workers hold come back as histories that
@@ -202,6 +204,8 @@ def run_group(specs, build_models, train_data, test_data, config: TrainConfig, *
     pending = []
     for s in specs:
         rec = store.load(s.run_id) if store is not None else None
+        if rec is None and store is not None and reuse:
+            rec = store.reuse(s.run_id, reuse)
         if rec is None:
             pending.append(s)
         else:
@@ -325,6 +329,7 @@ class RecordedResults:
     planned: int
     provenance: dict | None
     missing: list[str] = field(default_factory=list)  # planned run ids without a valid record
+    reused: dict = field(default_factory=dict)  # {run id: folder} of records copied, not trained here
 
     def runs(self) -> list[tuple[dict, History]]:
         """``(params, history)`` per recorded run, the form the chapters analyse."""
@@ -352,14 +357,18 @@ class RecordedResults:
         # a sweep that spans several sessions has one provenance per invocation (the last); the
         # records' own times add up to what every invocation spent (in worker-hours: each worker
         # trains one run at a time), paused or slowed time included
-        devices = sorted({str(r["provenance"].get("device_name", "?")).split(" (")[0] for r in self.records})
+        trained = [r for r in self.records if r["run_id"] not in self.reused]  # the copies cost nothing here
+        devices = sorted({str(r["provenance"].get("device_name", "?")).split(" (")[0] for r in trained})
         rows.append(("training time (sum over runs)",
-                     f"{sum(r['wall_time_s'] for r in self.records) / 3600:.2f} worker-hours on {', '.join(devices)}"))
-        timed = [r for r in self.records if "group_cpu_time_s" in (r.get("extra") or {})]
+                     f"{sum(r['wall_time_s'] for r in trained) / 3600:.2f} worker-hours on {', '.join(devices)}"))
+        if self.reused:
+            rows.append(("copied from another design's folder, not trained here",
+                         f"{len(self.reused)} runs ({', '.join(sorted(set(self.reused.values())))})"))
+        timed = [r for r in trained if "group_cpu_time_s" in (r.get("extra") or {})]
         if timed:  # records older than the CPU clock lack it
             cpu = sum(r["extra"]["group_cpu_time_s"] / r["extra"].get("group_size", 1) for r in timed)
             rows.append(("CPU time (sum over runs)", f"{cpu / 3600:.2f} CPU-hours"
-                         + ("" if len(timed) == len(self.records) else f" over the {len(timed)} runs that record it")))
+                         + ("" if len(timed) == len(trained) else f" over the {len(timed)} runs that record it")))
         if p.get("wall_time_s") is not None:
             rows.append(("wall time of the last invocation", f"{p['wall_time_s'] / 3600:.2f} h"))
         return rows
@@ -387,8 +396,9 @@ def load_results(experiment: str, scale: str = "paper", root=None) -> RecordedRe
         prov = json.loads((folder / "provenance.json").read_text())
     except (OSError, ValueError):
         prov = None
+    copies = {i: src for i, src in store.reused().items() if checked.get(i) is not None}
     return RecordedResults(experiment, scale, folder, records, len(ids), prov if isinstance(prov, dict) else None,
-                           [i for i, r in checked.items() if r is None])
+                           [i for i, r in checked.items() if r is None], copies)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -410,6 +420,18 @@ def experiment_setup(device: str = "auto", results_dir: str | None = None, cpu_t
     dev = resolve_device(device)
     _RESULTS_DIR = Path(results_dir) if results_dir else None
     return dev, (RunStore(results_dir) if results_dir else None), provenance(dev)
+
+
+def sibling_results(experiments, scale: str) -> list[Path]:
+    """The results folders of ``experiments`` at ``scale`` beside this run's own
+    (``<results root>/<experiment>/<scale>/``, the root :func:`experiment_setup` was given), for
+    :func:`run_group`'s ``reuse``; empty when nothing is recorded (the book build)."""
+    unknown = [e for e in experiments if e not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(f"reuse_from: unknown experiment {unknown[0]!r}; choose from {sorted(EXPERIMENTS)}")
+    if _RESULTS_DIR is None:
+        return []
+    return [_RESULTS_DIR.parent.parent / e / scale for e in experiments]
 
 
 #: Set by ``run --dry-run``: the file the chapter's plan goes to, after which the chapter stops.

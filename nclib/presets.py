@@ -40,7 +40,7 @@ RUNNER_KEYS = {"scale": "--scale", "device": "--device", "results_dir": "--resul
 # Parameters whose values (or list entries, or dict keys) must come from a fixed set of names.
 _CHOICES = {"backbones": BACKBONES, "datasets": DATASETS, "heads": HEADS, "widths": BACKBONES,
             "seeds_per_backbone": BACKBONES,
-            "augment": ("", "crop", "crop_flip"), "recorded_scale": SCALES}
+            "augment": ("", "crop", "crop_flip"), "recorded_scale": SCALES, "reuse_from": tuple(EXPERIMENTS)}
 
 _PAPER_TRAINING = dict(
     per_class_train=0, per_class_test=0, feature_dim=0, epochs=200, batch_size=128, lr=0.05,
@@ -84,11 +84,11 @@ _CONFIRMATORY_DESIGN = dict(
 # R_i M* as the primary grid has permutations, × the same seeds, on the backbones of the test (not
 # the control `mlp_gauss`: for it a rotated head is a re-drawn last layer, the null the primary
 # control already checks). Its M* runs have the run ids of the primary grid's M* runs (the same
-# parameters); trained again in this folder, they cost one row of the grid and show whether a
-# recorded run reproduces.
+# parameters), so they are copied from the primary grid's folder where it holds them, not trained
+# twice (reuse_from; nclib.records.RunStore.reuse).
 def _rotation_grid(preset: dict) -> dict:
     out = dict(preset, n_permutations=0, grid_permutations=0, n_rotations=preset["n_permutations"],
-               grid_rotations=preset["grid_permutations"])
+               grid_rotations=preset["grid_permutations"], reuse_from=["confirmatory"])
     out["backbones"] = [b for b in preset["backbones"] if b != "mlp_gauss"]
     if "widths" in preset:
         out["widths"] = {b: w for b, w in preset["widths"].items() if b in out["backbones"]}

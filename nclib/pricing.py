@@ -166,15 +166,19 @@ def project(plan: list[dict], threads: int = 1, recorded=frozenset(), measure=me
 
 
 def format_projection(experiment: str, scale: str, plan: list[dict], recorded, projection: dict, workers: int,
-                      cpu: str) -> str:
-    """The dry run's report: every planned run (recorded or to train, its epochs and projected
-    minutes), the measured rates, and worker-hours and wall time with ``workers`` workers."""
-    lines = [f"{experiment} at {scale} scale: {len(plan)} planned runs, {len(recorded)} recorded, "
+                      cpu: str, reused: dict | None = None) -> str:
+    """The dry run's report: every planned run (recorded, recorded in another folder that the run
+    copies it from (``reused``: {run id: folder}), or to train, its epochs and projected minutes),
+    the measured rates, and worker-hours and wall time with ``workers`` workers."""
+    reused = reused or {}
+    copied = f" ({len(reused)} of them in {', '.join(sorted(set(reused.values())))}, copied, not trained)" \
+        if reused else ""
+    lines = [f"{experiment} at {scale} scale: {len(plan)} planned runs, {len(recorded)} recorded{copied}, "
              f"{len(plan) - len(recorded)} to train"]
     costs = {c.name: c for c in projection["costs"]}
     for entry in plan:
         c = costs.get(entry["name"]) if entry["run_id"] not in recorded else None
-        what = "recorded" if c is None else (
+        what = f"recorded in {reused[entry['run_id']]}, copied" if entry["run_id"] in reused else "recorded" if c is None else (
             f"{c.epochs[0]} epochs, {c.low / 60:.1f} min" if c.epochs[0] == c.epochs[1] else
             f"{c.epochs[0]}–{c.epochs[1]} epochs, {c.low / 60:.1f}–{c.high / 60:.1f} min")
         lines.append(f"  {entry['run_id']:60s} {what}")

@@ -10,6 +10,7 @@ Layout of one experiment at one scale (``results/<experiment>/<scale>/``)::
     checkpoints/           group-<key>.* : the state of a group of models being trained, and
                            group-<key>.json the runs it holds (removed once they are recorded)
     trainings.jsonl        one line per training done: run, host, pid, time (who trained what)
+    reused/<run_id>.json   a record copied from another folder (RunStore.reuse), not trained here
     manifest.json          the runs the notebook planned, with its parameters
     provenance.json        device, torch version, git commit, parameters, start/end, wall time
     records.csv            every run × epoch as one flat table (rebuilt from runs/)
@@ -369,6 +370,34 @@ class RunStore:
         """Validate and write a record atomically."""
         validate_record(record)
         return atomic_write_json(self.path(record["run_id"]), record)
+
+    def reuse(self, run_id: str, sources) -> dict | None:
+        """The record of ``run_id`` from the first of the results folders ``sources`` that holds a
+        valid one, copied here unchanged, with a note ``reused/<run_id>.json`` naming that folder;
+        None when none holds it. A run id is a hash of every parameter that determines the run, so
+        the copy is the same computation: designs that share runs (a rotation grid's M* row and a
+        permutation grid's) train them once. The note is written first, so that a kill between
+        the two writes never leaves a copy that passes for a run trained here."""
+        for src in map(Path, sources):
+            record = RunStore.view(src).check(run_id)[0]
+            if record is not None:
+                atomic_write_json(self.root / "reused" / f"{run_id}.json",
+                                  {"run_id": run_id, "from": os.path.relpath(src, self.root.parent.parent)})
+                self.save(record)
+                return record
+        return None
+
+    def reused(self) -> dict[str, str]:
+        """``{run_id: the folder it was copied from}`` for the runs :meth:`reuse` copied here
+        (relative to the results root)."""
+        out = {}
+        for p in sorted((self.root / "reused").glob("*.json")):
+            try:
+                note = json.loads(p.read_text(encoding="utf-8"))
+                out[note["run_id"]] = note["from"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a note cut short: the run then counts as trained here, the safe side
+        return out
 
     def records(self, run_ids=None) -> list[dict]:
         """All finished records (or those of ``run_ids``), in name order."""

@@ -55,6 +55,24 @@ def test_a_record_that_cannot_be_read_is_reported_not_redone(tmp_path, monkeypat
     assert s["unreadable"] and rid in s["unreadable"] and not s["corrupt"] and not s["complete"]
 
 
+def test_a_reused_record_is_copied_unchanged_from_the_first_valid_source_and_noted(tmp_path):
+    """RunStore.reuse: a run recorded by another design is copied, never a corrupt one, and a
+    copy is told apart from a run trained here (its note), even when the note was cut short."""
+    broken, good, later = (RunStore(tmp_path / e / "reference") for e in ("broken", "good", "later"))
+    rid = _valid_record_file(good)
+    _valid_record_file(later)
+    atomic_write_text(broken.path(rid), '{"run_id": "cut sh')  # a damaged record is no source
+    here = RunStore(tmp_path / "mine" / "reference")
+    assert here.reuse("nobody-has-this-0000000000", [broken.root, good.root]) is None
+    assert not here.reused() and not here.path("nobody-has-this-0000000000").exists()
+    rec = here.reuse(rid, [broken.root, good.root, later.root])
+    assert rec == good.load(rid) and here.path(rid).read_bytes() == good.path(rid).read_bytes()
+    assert here.reused() == {rid: "good/reference"}  # relative to the results root
+    assert broken.path(rid).read_text() == '{"run_id": "cut sh'  # a source is only read
+    (here.root / "reused" / f"{rid}.json").write_text('{"run_id": ')  # a note cut by a kill
+    assert here.reused() == {}  # then the run counts as trained here: no cost is hidden
+
+
 def test_corrupt_records_are_kept_side_by_side_and_named_by_status(tmp_path, capsys):
     store = RunStore(tmp_path)
     rid = _valid_record_file(store)
