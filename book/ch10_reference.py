@@ -464,6 +464,8 @@ rot_collapse = replace(confirmatory.collapse_summary(rot_runs, test),
 if conf_runs or rot_runs:
     display(confirmatory.collapse_table([*collapse.values(), rot_collapse],
                                         "the collapse criterion per grid"))
+for recorded in (r for r in (conf, rot) if r is not None):
+    display(recorded.provenance_table())  # where, at which commit, and what it cost
 
 
 def complete(recorded, Sk):
@@ -495,7 +497,7 @@ for name, (recorded, Sk, kind) in grids.items():
     agree = confirmatory.replication_agreement(Sk, decided[name].label, kind)
     glue(f"ch10_{name}_agree", f"{agree:.2f}", display=False)
 shown = [*conf_summaries.values()] + ([rot_summary] if rot_summary else [])
-titles = [f"{Sk.title}" for Sk in conf_summaries.values()] + (
+titles = [Sk.title for Sk in conf_summaries.values()] + (
     [f"{rot_summary.title}, rotation grid"] if rot_summary else [])
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Final test accuracy, test cross-entropy, training accuracy and training cross-entropy of the confirmatory networks, one figure per recorded grid (named in its title), one box per sample (permutations or rotations at one seed, $M^*$ across seeds) with the runs as red dots. As in chapter 8, compare the width of the classifier boxes with the seed box."}}
@@ -515,7 +517,7 @@ for Sk, title in zip(shown, titles):
         display(report.anova_table(ga, title))
 
 # %% [markdown]
-# The boxes, heat maps and analysis-of-variance tables read as in chapter 8, one set per backbone
+# The boxes, heat maps and analysis-of-variance tables read as in chapter 8, one set per grid
 # (the figures show whatever is recorded; a verdict waits for its whole grid).
 #
 # - **The test** (`mlp_relu`, permutations of the simplex ETF on collapsed networks):

@@ -116,4 +116,3 @@ def decide_family(tests: dict, collapse: dict, *, alpha: float = ALPHA,
             v = Verdict("untestable at this size", v.rule, v.control, v.sureness, why, v.detail)
         out[name] = v
     return out
-
