@@ -379,9 +379,9 @@ for Sk in summaries.values():
 # - *The family*: Holm's correction (`nclib.stats.holm`) across the confirmatory verdicts decided
 #   at this scale (the control is not one of them). Further parts, in this order and as the
 #   budget allows: the rotation grid and the $C > d$ grid on `mlp_relu`, Figure 3 with 10 seeds
-#   per head. The rotation grid is designed below, after the primary grid's reading; a part
+#   per head. The first two are designed below, after the primary grid's reading; a part
 #   joins the family once its grid is complete, so the permutation verdict's adjusted $p$ is
-#   the raw one until then and at most twice it after.
+#   the raw one until then and grows as parts join.
 # - *Budget*: at most 24 worker-hours of these 2-core machines; the priced plan below.
 #
 # **The pilot** (`bench/reference_pilot.py`, one thread, the fixed budget, training NC1 recorded)
@@ -445,26 +445,37 @@ def priced(experiment):
 
 
 glue("ch10_conf_price", priced("confirmatory"), display=False)
-glue("ch10_rot_price", priced("confirmatory_rotations"), display=False)
 conf_runs = conf.runs() if conf is not None else []
 conf_summaries = (report.summarise_settings(conf_runs, n_resamples=n_resamples)
                   if conf_runs else {})
 by_backbone = {Sk.setting[0]: Sk for Sk in conf_summaries.values()}
 test, control = confirmatory.TEST_BACKBONE, confirmatory.CONTROL_BACKBONE
 collapse = {b: confirmatory.collapse_summary(conf_runs, b) for b in (test, control)}
-# the next part, in its own folder: the rotation grid on the test backbone
-rot = load_results("confirmatory_rotations", scale, root)
-glue("ch10_rot_note", missing_note("confirmatory_rotations", rot), display=False)
-print(f"its rotation grid at {scale} scale:", missing_note("confirmatory_rotations", rot))
-rot_runs = rot.runs() if rot is not None else []
-rot_summary = next(iter(report.summarise_settings(
-    rot_runs, n_resamples=n_resamples).values()), None) if rot_runs else None
-rot_collapse = replace(confirmatory.collapse_summary(rot_runs, test),
-                       backbone=f"{test}, rotation grid")
-if conf_runs or rot_runs:
-    display(confirmatory.collapse_table([*collapse.values(), rot_collapse],
-                                        "the collapse criterion per grid"))
-for recorded in (r for r in (conf, rot) if r is not None):
+grids = {"ref_conf_perm": (conf, by_backbone.get(test), "permutation"),
+         "ref_conf_control": (conf, by_backbone.get(control), "permutation")}
+cs = {"ref_conf_perm": collapse[test], "ref_conf_control": collapse[control]}
+shown = [(Sk, Sk.title) for Sk in conf_summaries.values()]
+# the further parts, each in its own folder, on the test backbone: {verdict: (experiment,
+# the structure of its grid, the grid's kind, its name)}
+parts = {"ref_conf_rot": ("confirmatory_rotations", "simplex_etf", "rotation",
+                          "rotation grid"),
+         "ref_conf_small": ("confirmatory_small", "ufm", "permutation", "C > d grid")}
+for name, (experiment, structure, kind, label) in parts.items():
+    recorded = load_results(experiment, scale, root)
+    glue(f"ch10_{name}_note", missing_note(experiment, recorded), display=False)
+    glue(f"ch10_{name}_price", priced(experiment), display=False)
+    print(f"the {label} at {scale} scale:", missing_note(experiment, recorded))
+    runs = [(p, h) for p, h in (recorded.runs() if recorded else [])
+            if p.get("structure") == structure]  # not the copied runs of another grid
+    Sk = next(iter(report.summarise_settings(runs, n_resamples=n_resamples).values()),
+              None) if runs else None
+    grids[name] = (recorded, Sk, kind)
+    cs[name] = replace(confirmatory.collapse_summary(runs, test),
+                       backbone=f"{test}, {label}")
+    shown += [(Sk, f"{Sk.title}, {label}")] if Sk is not None else []
+if any(c.runs for c in cs.values()):
+    display(confirmatory.collapse_table(cs.values(), "the collapse criterion per grid"))
+for recorded in {id(g[0]): g[0] for g in grids.values() if g[0] is not None}.values():
     display(recorded.provenance_table())  # where, at which commit, and what it cost
 
 
@@ -475,14 +486,9 @@ def complete(recorded, Sk):
     return Sk
 
 
-grids = {"ref_conf_perm": (conf, by_backbone.get(test), "permutation"),
-         "ref_conf_rot": (rot, rot_summary, "rotation"),
-         "ref_conf_control": (conf, by_backbone.get(control), "permutation")}
 ready = {n: (complete(rec, Sk), kind) for n, (rec, Sk, kind) in grids.items()}
-cs = {"ref_conf_perm": collapse[test], "ref_conf_rot": rot_collapse,
-      "ref_conf_control": collapse[control]}
 # the family is corrected together; the control is decided alone, at the raw level
-family = ("ref_conf_perm", "ref_conf_rot")
+family = ["ref_conf_perm", *parts]
 decided = confirmatory.decide_family({n: ready[n] for n in family}, cs)
 decided |= confirmatory.decide_family({"ref_conf_control": ready["ref_conf_control"]}, cs)
 for name, (recorded, Sk, kind) in grids.items():
@@ -496,23 +502,20 @@ for name, (recorded, Sk, kind) in grids.items():
     print(f"{name}: {decided[name].label} ({decided[name].key})")
     agree = confirmatory.replication_agreement(Sk, decided[name].label, kind)
     glue(f"ch10_{name}_agree", f"{agree:.2f}", display=False)
-shown = [*conf_summaries.values()] + ([rot_summary] if rot_summary else [])
-titles = [Sk.title for Sk in conf_summaries.values()] + (
-    [f"{rot_summary.title}, rotation grid"] if rot_summary else [])
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Final test accuracy, test cross-entropy, training accuracy and training cross-entropy of the confirmatory networks, one figure per recorded grid (named in its title), one box per sample (permutations or rotations at one seed, $M^*$ across seeds) with the runs as red dots. As in chapter 8, compare the width of the classifier boxes with the seed box."}}
-for Sk, title in zip(shown, titles):
+for Sk, title in shown:
     plot_boxes(Sk, f"confirmatory, {scale} scale: {title}")
     plt.show()
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The classifiers-by-seeds grids of final test accuracy of the confirmatory networks, one figure per recorded grid, every cell labelled: a row is $M^*$ or one of its permutations (rotations in the rotation grid), a column one seed. A classifier effect would show as a row lighter or darker than the others in every column."}}
-for Sk, title in zip(shown, titles):
+for Sk, title in shown:
     if Sk.grids:
         plot_grids(Sk, title)
         plt.show()
 
 # %% tags=["hide-input"]
-for Sk, title in zip(shown, titles):
+for Sk, title in shown:
     for ga in Sk.grids.values():
         display(report.anova_table(ga, title))
 
@@ -546,8 +549,8 @@ for Sk, title in zip(shown, titles):
 # re-drawn last layer from the same law, so the negative control above is already the null of
 # both grids. Its $M^*$ row has the parameters, hence the run ids, of the primary grid's $M^*$
 # row, so those ten records are copied from the primary grid's folder, not trained again
-# (`reuse_from`). Priced before its runs: {glue:text}`ch10_rot_price`. Recorded:
-# {glue:text}`ch10_rot_note`.
+# (`reuse_from`). Priced before its runs: {glue:text}`ch10_ref_conf_rot_price`. Recorded:
+# {glue:text}`ch10_ref_conf_rot_note`.
 #
 # - **Rotations** (`mlp_relu`, $M^*$ and $R_iM^*$ on collapsed networks):
 #   **{glue:text}`verdict_ref_conf_rot`** ({glue:text}`key_ref_conf_rot`); replication agreement
@@ -558,12 +561,30 @@ for Sk, title in zip(shown, titles):
 # do not, the effect would be tied to the coordinate axes, which for features after a ReLU are
 # not arbitrary: the positive orthant is not rotation invariant.
 #
+# ### The part after it: the $C > d$ grid
+#
+# **Its design, written before any of its runs** (experiment `confirmatory_small`): the same
+# networks, training and seeds on `mlp_relu` with a feature dimension of $d = 5 < C - 1$, where
+# no simplex ETF exists and $M^*$ is the cross-entropy minimizer of the unconstrained feature
+# model, as in chapter 8's $C > d$ case; the grid of that $M^*$ and ten permutations × the ten
+# seeds, decided by the same rule and corrected in the same family. Here a permutation is no
+# rotation ($M^*$ treats class pairs unequally), so the paper's claim is at its strongest. The
+# same collapse criterion holds it to the regime; whether such narrow features collapse within
+# the budget is part of what it finds. Its plan also lists the $d = 32$ runs of the primary grid
+# that share its seeds, copied and not trained. Priced before its runs:
+# {glue:text}`ch10_ref_conf_small_price`. Recorded: {glue:text}`ch10_ref_conf_small_note`.
+#
+# - **Permutations of the $C > d$ structure** (`mlp_relu`, $d = 5$):
+#   **{glue:text}`verdict_ref_conf_small`** ({glue:text}`key_ref_conf_small`); replication
+#   agreement {glue:text}`ch10_ref_conf_small_agree`.
+#
 # ## Running it, here or on a cluster
 #
 # ```bash
 # make experiments SCALE=reference WORKERS=2      # two local worker processes, 1 thread each
 # make experiments SCALE=reference EXPERIMENT=confirmatory WORKERS=2   # the confirmatory design
 # make experiments SCALE=reference EXPERIMENT=confirmatory_rotations WORKERS=2   # its next part
+# make experiments SCALE=reference EXPERIMENT=confirmatory_small WORKERS=2   # the part after
 # python -m nclib.experiments run --experiment confirmatory --scale reference --dry-run  # its price
 # python -m nclib.experiments status              # records against each manifest
 # ```

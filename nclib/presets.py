@@ -31,6 +31,8 @@ EXPERIMENTS = {
     # its next part, run after the primary grid and the control are complete: the rotation grid on
     # the backbone of the test, in its own folder so that the primary design's plan stays as written
     "confirmatory_rotations": "book/ch08_non_conservative.py",
+    # and the part after it: the C > d grid on the same backbone
+    "confirmatory_small": "book/ch08_non_conservative.py",
 }
 SCALES = ("tiny", "cpu", "reference", "paper")
 DATASETS = ("fashion_mnist", "cifar10", "cifar100")
@@ -79,20 +81,34 @@ _CONFIRMATORY_DESIGN = dict(
     grid_rotations=0, grid_seeds=10, batched=False, compare_epochs=0, identity_epochs=0,
 )
 
-# The rotation grid of the confirmatory design (chapter 10, the next part in the written order):
-# the same training, seeds and M* (head_seed) as the primary grid, M* and as many Haar rotations
-# R_i M* as the primary grid has permutations, × the same seeds, on the backbones of the test (not
-# the control `mlp_gauss`: for it a rotated head is a re-drawn last layer, the null the primary
-# control already checks). Its M* runs have the run ids of the primary grid's M* runs (the same
-# parameters), so they are copied from the primary grid's folder where it holds them, not trained
-# twice (reuse_from; nclib.records.RunStore.reuse).
-def _rotation_grid(preset: dict) -> dict:
-    out = dict(preset, n_permutations=0, grid_permutations=0, n_rotations=preset["n_permutations"],
-               grid_rotations=preset["grid_permutations"], reuse_from=["confirmatory"])
+# The further parts of the confirmatory design (chapter 10), in the written order, each in its own
+# folder so that the primary design's plan stays as written, on the backbones of the test only
+# (not the control `mlp_gauss`: for it a rotated head is a re-drawn last layer, the null that the
+# primary control already checks), with the same training, seeds and head seed. Runs they share
+# with the primary grid (the same parameters, hence run ids) are copied from its folder, not
+# trained twice (reuse_from; nclib.records.RunStore.reuse).
+def _further_part(preset: dict, **changes) -> dict:
+    out = dict(preset, reuse_from=["confirmatory"], **changes)
     out["backbones"] = [b for b in preset["backbones"] if b != "mlp_gauss"]
     if "widths" in preset:
         out["widths"] = {b: w for b, w in preset["widths"].items() if b in out["backbones"]}
     return out
+
+
+def _rotation_grid(preset: dict) -> dict:
+    """The rotation grid: M* and as many Haar rotations R_i M* as the primary grid has
+    permutations, × the same seeds; its M* row is the primary grid's."""
+    return _further_part(preset, n_permutations=0, grid_permutations=0, n_rotations=preset["n_permutations"],
+                         grid_rotations=preset["grid_permutations"])
+
+
+def _small_grid(preset: dict) -> dict:
+    """The C > d grid: features of dimension d = 5 < C − 1, where M* is the unconstrained feature
+    model's structure, and its grid of M* and the permutations × the seeds. The d = 32 runs the
+    chapter also plans at those seeds (M* and the P_i at the main seed, M* at every seed) are the
+    primary grid's."""
+    return _further_part(preset, small_dim=5, control_small_dim=True, grid_permutations=0, grid_rotations=0,
+                         small_grid_permutations=preset["grid_permutations"], small_grid_rotations=0)
 
 
 #: Parameter overrides per experiment and scale; "cpu" is the notebooks' own defaults (the scale
@@ -256,4 +272,7 @@ def dataset_problem(name: str, data_root: str | None = None) -> str | None:
         return (f"{name} cannot be loaded: {folder} does not exist (root from {origin}); set NCLIB_CIFAR or "
                 f"--param data_root=DIR to a folder holding it, or leave the dataset out with --param 'datasets=[...]'")
     return None
+
+
 PRESETS["confirmatory_rotations"] = {scale: _rotation_grid(p) for scale, p in PRESETS["confirmatory"].items()}
+PRESETS["confirmatory_small"] = {scale: _small_grid(p) for scale, p in PRESETS["confirmatory"].items()}

@@ -113,9 +113,9 @@ def test_collapse_summary_counts_medians_and_reasons():
 def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp_path, chapter_10):
     """End to end, the path the reference sweep takes: the confirmatory design at tiny scale, priced
     by the dry run, then trained long enough that its 80-image networks collapse (the chapter's own
-    criterion, not a relaxed one), then its next part (the rotation grid, in its own folder), then
-    chapter 10 on those records decides the three verdicts, the test and the rotation grid through
-    Holm's correction. A 3 × 2 grid cannot reach power 0.8, so the design itself makes them all
+    criterion, not a relaxed one), then its further parts (the rotation grid and the C > d grid,
+    each in its own folder, copying the runs they share), then chapter 10 on those records decides
+    the four verdicts, the test and the further parts through Holm's correction. A 3 × 2 grid cannot reach power 0.8, so the design itself makes them all
     "untestable at this size", whatever the accuracies."""
     root = repo_root()
     cli = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", "confirmatory", "--scale", "tiny",
@@ -149,14 +149,26 @@ def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp
         assert json.loads((folder / "reused" / name).read_text())["from"] == "confirmatory/tiny"
     trained = [json.loads(line)["run_id"] for line in (folder / "trainings.jsonl").read_text().splitlines()]
     assert len(trained) == 4 and not any("-base-" in i for i in trained)
+    # and the part after it, the C > d grid (d = 5): 6 runs trained, its 4 runs at d = 16 copied
+    small = [c if c != "confirmatory" else "confirmatory_small" for c in cli]
+    run = subprocess.run(small + ["--device", "cpu", "--workers", "1", "--runner", "script"], cwd=root,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = tmp_path / "confirmatory_small" / "tiny"
+    assert sorted(p.name.split("-")[2] for p in (folder / "reused").glob("*.json")) == ["d16"] * 4
+    trained = [json.loads(line)["run_id"] for line in (folder / "trainings.jsonl").read_text().splitlines()]
+    assert len(trained) == 6 and all("-d5-" in i for i in trained)
     text = chapter_10(tmp_path)
     assert "confirmatory design at tiny scale: all 12 planned runs are recorded" in text
-    assert "its rotation grid at tiny scale: all 6 planned runs are recorded" in text
+    assert "the rotation grid at tiny scale: all 6 planned runs are recorded" in text
+    assert "the C > d grid at tiny scale: all 10 planned runs are recorded" in text
     assert re.search(r"^mlp_relu\s+6 / 6\s", text, re.M) and re.search(r"^mlp_gauss\s+6 / 6\s", text, re.M), text
     # one rotation run may leave a label of its 80 unfitted (on this CPU: 5 / 6); either way the
     # tiny rotation grid is untestable, by its power or by the collapse gate
     assert re.search(r"^mlp_relu, rotation grid\s+\d / 6\s", text, re.M), text
     assert re.search(r"^ref_conf_rot: untestable at this size \(", text, re.M), text
+    assert re.search(r"^mlp_relu, C > d grid\s+\d / 6\s", text, re.M), text  # its d = 5 runs only
+    assert re.search(r"^ref_conf_small: untestable at this size \(", text, re.M), text
     for name in ("ref_conf_perm", "ref_conf_control"):
         line = next((ln for ln in text.splitlines() if ln.startswith(f"{name}: ")), "")
         assert line.startswith(f"{name}: untestable at this size (permutation test p = "), text[-3000:]
