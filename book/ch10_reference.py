@@ -379,7 +379,7 @@ for Sk in summaries.values():
 # - *The family*: Holm's correction (`nclib.stats.holm`) across the confirmatory verdicts decided
 #   at this scale (the control is not one of them). Further parts, in this order and as the
 #   budget allows: the rotation grid and the $C > d$ grid on `mlp_relu`, Figure 3 with 10 seeds
-#   per head. The first two are designed below, after the primary grid's reading; a part
+#   per head. Each is designed below, after the primary grid's reading; a part
 #   joins the family once its grid is complete, so the permutation verdict's adjusted $p$ is
 #   the raw one until then and grows as parts join.
 # - *Budget*: at most 24 worker-hours of these 2-core machines; the priced plan below.
@@ -473,9 +473,17 @@ for name, (experiment, structure, kind, label) in parts.items():
     cs[name] = replace(confirmatory.collapse_summary(runs, test),
                        backbone=f"{test}, {label}")
     shown += [(Sk, f"{Sk.title}, {label}")] if Sk is not None else []
+# the last part, Figure 3 on the same networks: decided by intervals, not by a grid's p
+fig3 = load_results("confirmatory_tpt", scale, root)
+glue("ch10_ref_conf_fig3_note", missing_note("confirmatory_tpt", fig3), display=False)
+glue("ch10_ref_conf_fig3_price", priced("confirmatory_tpt"), display=False)
+print(f"Figure 3 at {scale} scale:", missing_note("confirmatory_tpt", fig3))
+fig3_runs = fig3.runs() if fig3 is not None else []
+cs["ref_conf_fig3"] = replace(confirmatory.collapse_summary(fig3_runs, test),
+                              backbone=f"{test}, Figure 3")
 if any(c.runs for c in cs.values()):
-    display(confirmatory.collapse_table(cs.values(), "the collapse criterion per grid"))
-for recorded in {id(g[0]): g[0] for g in grids.values() if g[0] is not None}.values():
+    display(confirmatory.collapse_table(cs.values(), "the collapse criterion, per grid"))
+for recorded in {id(r): r for r in [*(g[0] for g in grids.values()), fig3] if r}.values():
     display(recorded.provenance_table())  # where, at which commit, and what it cost
 
 
@@ -487,10 +495,18 @@ def complete(recorded, Sk):
 
 
 ready = {n: (complete(rec, Sk), kind) for n, (rec, Sk, kind) in grids.items()}
-# the family is corrected together; the control is decided alone, at the raw level
-family = ["ref_conf_perm", *parts]
-decided = confirmatory.decide_family({n: ready[n] for n in family}, cs)
-decided |= confirmatory.decide_family({"ref_conf_control": ready["ref_conf_control"]}, cs)
+fig3_done = fig3 is not None and not fig3.missing
+fig3_rows = tpt_margins.margin_growth(fig3_runs)
+decided = confirmatory.decide_design(
+    {n: ready[n] for n in ["ref_conf_perm", *parts]}, cs,
+    control=("ref_conf_control", ready["ref_conf_control"]),
+    figure3=("ref_conf_fig3", fig3_rows) if fig3_done else None)
+if fig3_done:
+    decided["ref_conf_fig3"].glue("ref_conf_fig3", glue)
+    print(f"ref_conf_fig3: {decided['ref_conf_fig3'].label} "
+          f"({decided['ref_conf_fig3'].key})")
+else:
+    not_decided(["ref_conf_fig3"], fig3)
 for name, (recorded, Sk, kind) in grids.items():
     if ready[name][0] is None:
         gap = (report.missing_in_setting(recorded.missing, Sk.setting)
@@ -578,6 +594,30 @@ for Sk, title in shown:
 #   **{glue:text}`verdict_ref_conf_small`** ({glue:text}`key_ref_conf_small`); replication
 #   agreement {glue:text}`ch10_ref_conf_small_agree`.
 #
+# ### The last part: Figure 3 on the collapsed networks
+#
+# **Its design, written before any of its runs** (experiment `confirmatory_tpt`, chapter 7's
+# notebook): `mlp_relu` with chapter 7's two heads, the fixed simplex ETF and a learnable linear
+# classifier, under the ten seeds 100–109, with the confirmatory training (a fixed budget of 300
+# epochs, so every run that fits spends its last epochs deep in the terminal phase). Decided by
+# chapter 7's rule (the changes of $p_{\min}$ and of the scale-free margin $\hat p$ over the
+# second half of the terminal phase, t intervals over seeds, the rescaled copies as the
+# control), held to the collapse criterion, and in the family: its rule reads intervals, not a
+# $p$, so they are taken at level $1 - \alpha/k$ for a family of $k$ (Bonferroni), and the grids
+# count it in Holm's steps as a member whose $p$ is 1, so that no member is held to a threshold
+# more lenient than Holm's. Priced before its runs: {glue:text}`ch10_ref_conf_fig3_price`.
+# Recorded: {glue:text}`ch10_ref_conf_fig3_note`.
+#
+# - **Margins in the terminal phase** (Section 5.1, on collapsed networks):
+#   **{glue:text}`verdict_ref_conf_fig3`** ({glue:text}`key_ref_conf_fig3`).
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Chapter 7's reading of the confirmatory Figure 3 runs: the change over the second half of the terminal phase of $p_{\\min}$ in units of the run's scale (black dots) and of the scale-free margin $\\hat p$ (green squares), one row per run, their means with intervals over seeds on top and the rescaled copies (hollow) below. Read whether the top row's intervals lie to the right of the vertical zero line."}}
+if any(r.reached for r in fig3_rows):
+    plot_growth(fig3_rows, tpt_margins.rescaled_control(fig3_rows),
+                "confirmatory Figure 3: second half of the terminal phase")
+    plt.show()
+
+# %% [markdown]
 # ## Running it, here or on a cluster
 #
 # ```bash
@@ -585,6 +625,7 @@ for Sk, title in shown:
 # make experiments SCALE=reference EXPERIMENT=confirmatory WORKERS=2   # the confirmatory design
 # make experiments SCALE=reference EXPERIMENT=confirmatory_rotations WORKERS=2   # its next part
 # make experiments SCALE=reference EXPERIMENT=confirmatory_small WORKERS=2   # the part after
+# make experiments SCALE=reference EXPERIMENT=confirmatory_tpt WORKERS=2   # the last part
 # python -m nclib.experiments run --experiment confirmatory --scale reference --dry-run  # its price
 # python -m nclib.experiments status              # records against each manifest
 # ```

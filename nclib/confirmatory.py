@@ -21,7 +21,7 @@ the claim about collapsed networks is untestable at this size, whatever the test
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,10 +29,11 @@ from nclib.collapse import CRITERION, CollapseCriterion, collapse_status
 from nclib.report import ALPHA, SettingSummary, decide_nc_gen
 from nclib.stats import f_test_power, holm
 from nclib.tables import Table
+from nclib.tpt_margins import decide_fig3
 from nclib.verdicts import Verdict
 
 __all__ = ["TEST_BACKBONE", "CONTROL_BACKBONE", "MIN_COLLAPSED", "CollapseSummary", "collapse_summary",
-           "collapse_table", "replication_agreement", "decide_family"]
+           "collapse_table", "replication_agreement", "family_members", "decide_family", "decide_figure3", "decide_design"]
 
 TEST_BACKBONE, CONTROL_BACKBONE = "mlp_relu", "mlp_gauss"
 MIN_COLLAPSED = 0.8  #: the share of a grid's runs that must meet the collapse criterion
@@ -60,12 +61,18 @@ def collapse_summary(runs, backbone: str, criterion: CollapseCriterion = CRITERI
     mine = [(p, h) for p, h in runs if p.get("backbone") == backbone]
     status = [(p, collapse_status(h, criterion, n_train=p.get("n_train"))) for p, h in mine]
     med = lambda xs: float(np.median(xs)) if xs else math.nan
-    fails = tuple((f"{p.get('kind')} {p.get('index')} seed {p.get('seed')}", s.reason) for p, s in status
-                  if not s.collapsed)
+    fails = tuple((f"{_run_label(p)} seed {p.get('seed')}", s.reason) for p, s in status if not s.collapsed)
     return CollapseSummary(backbone, len(mine), sum(s.collapsed for _, s in status),
                            med([s.terminal_epochs for _, s in status]),
                            med([s.nc1_first_fit for _, s in status if s.nc1_first_fit is not None]),
                            med([s.nc1_last for _, s in status]), fails)
+
+
+def _run_label(params: dict) -> str:
+    """A grid run's classifier ("permutation 3"), or a Figure 3 run's head ("etf head")."""
+    if "kind" in params:
+        return f"{params['kind']} {params.get('index')}"
+    return f"{params.get('head', 'unnamed')} head"
 
 
 def collapse_table(summaries, caption: str):
@@ -93,16 +100,26 @@ def replication_agreement(summary: SettingSummary, label: str, kind: str = "perm
     return power if label == "holds" else 1.0 - power
 
 
+def family_members(tests: dict, collapse: dict, *, min_collapsed: float = MIN_COLLAPSED) -> list[str]:
+    """The names among ``tests`` ({name: (SettingSummary or None, kind)}) that enter the family:
+    their grid is complete and at least ``min_collapsed`` of its runs collapsed."""
+    return [n for n, (summary, kind) in tests.items() if summary is not None and kind in summary.grids
+            and collapse[n].share >= min_collapsed]
+
+
 def decide_family(tests: dict, collapse: dict, *, alpha: float = ALPHA,
-                  min_collapsed: float = MIN_COLLAPSED) -> dict:
+                  min_collapsed: float = MIN_COLLAPSED, others: int = 0) -> dict:
     """Decide a family of Section 5.2 verdicts with Holm's correction. ``tests``: {name:
     (SettingSummary, kind)} for the verdicts that have their grid; ``collapse``: {name:
     CollapseSummary} of each verdict's backbone. Returns {name: Verdict}; a verdict whose networks
     did not collapse (share below ``min_collapsed``) is untestable at this size, and it leaves the
-    family (a test of another regime)."""
-    ready = {n: t for n, t in tests.items() if t[0] is not None and t[1] in t[0].grids
-             and collapse[n].share >= min_collapsed}
-    adjusted = dict(zip(ready, holm([t[0].grids[t[1]].p for t in ready.values()]))) if ready else {}
+    family (a test of another regime). ``others``: members of the same family decided by their own
+    rule at the Bonferroni level α/k, k the family's size (:func:`decide_figure3`); they count in
+    Holm's family as if their p were 1. Every member is then held to a threshold no more lenient
+    than Holm's own, so the family-wise error stays at most α."""
+    ready = {n: tests[n] for n in family_members(tests, collapse, min_collapsed=min_collapsed)}
+    pvalues = [t[0].grids[t[1]].p for t in ready.values()] + [1.0] * others
+    adjusted = dict(zip(ready, holm(pvalues))) if ready else {}  # zip drops the others
     out = {}
     for name, (summary, kind) in tests.items():
         if name in adjusted:
@@ -115,4 +132,47 @@ def decide_family(tests: dict, collapse: dict, *, alpha: float = ALPHA,
                    "not a test of collapsed networks")
             v = Verdict("untestable at this size", v.rule, v.control, v.sureness, why, v.detail)
         out[name] = v
+    return out
+
+
+def decide_figure3(rows, collapse: CollapseSummary, family_size: int, *, alpha: float = ALPHA,
+                   min_collapsed: float = MIN_COLLAPSED) -> Verdict:
+    """Section 5.1's verdict (:func:`nclib.tpt_margins.decide_fig3`, Figure 3) on the confirmatory
+    runs ``rows`` (:class:`~nclib.tpt_margins.MarginGrowth`), as a member of the confirmatory
+    family of ``family_size`` verdicts: its intervals at level 1 − α/k (Bonferroni; a rule decided
+    by intervals has no single p for Holm's steps, see :func:`decide_family`'s ``others``), and
+    untestable at this size when fewer than ``min_collapsed`` of its runs met the collapse
+    criterion."""
+    if not isinstance(family_size, int) or family_size < 1:
+        raise ValueError(f"decide_figure3: family_size must be a whole number ≥ 1, got {family_size!r}")
+    level = alpha / family_size
+    v = decide_fig3(rows, alpha=level)
+    if collapse.share < min_collapsed:
+        why = (f"{collapse.collapsed} of {collapse.runs} runs met the collapse criterion (< {100 * min_collapsed:.0f}%): "
+               "not a test of collapsed networks")
+        return Verdict("untestable at this size", v.rule, v.control, v.sureness, why, v.detail)
+    if family_size == 1:
+        return v
+    return replace(v, key=f"{v.key}; intervals at {100 * (1 - level):.3g}%, Bonferroni over a family of "
+                          f"{family_size}")
+
+
+def decide_design(tests: dict, collapse: dict, *, control: tuple | None = None, figure3: tuple | None = None,
+                  alpha: float = ALPHA, min_collapsed: float = MIN_COLLAPSED) -> dict:
+    """Every verdict of the confirmatory design, {name: Verdict}. ``tests``: {name: (SettingSummary
+    or None, kind)}, the grid tests, decided as one family (:func:`decide_family`) together with
+    ``figure3`` = (name, MarginGrowth rows) when Figure 3's sweep is complete (None otherwise),
+    whose intervals are taken at the Bonferroni level of the family (:func:`decide_figure3`; it
+    counts in the family once its runs collapsed); ``control`` = (name, (SettingSummary or None,
+    kind)), the negative control, decided alone at the raw level α (not a member: its job is to
+    check the pipeline, and a correction would make it more lenient). ``collapse``: {name:
+    CollapseSummary} for every name."""
+    fig3_in = figure3 is not None and collapse[figure3[0]].share >= min_collapsed
+    out = decide_family(tests, collapse, alpha=alpha, min_collapsed=min_collapsed, others=int(fig3_in))
+    if figure3 is not None:
+        size = len(family_members(tests, collapse, min_collapsed=min_collapsed)) + int(fig3_in)
+        out[figure3[0]] = decide_figure3(figure3[1], collapse[figure3[0]], max(size, 1), alpha=alpha,
+                                         min_collapsed=min_collapsed)
+    if control is not None:
+        out |= decide_family(dict([control]), collapse, alpha=alpha, min_collapsed=min_collapsed)
     return out

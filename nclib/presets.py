@@ -33,6 +33,8 @@ EXPERIMENTS = {
     "confirmatory_rotations": "book/ch08_non_conservative.py",
     # and the part after it: the C > d grid on the same backbone
     "confirmatory_small": "book/ch08_non_conservative.py",
+    # and the last: Figure 3 (Section 5.1, chapter 7's notebook) on the same collapsed networks
+    "confirmatory_tpt": "book/ch07_margins_tpt.py",
 }
 SCALES = ("tiny", "cpu", "reference", "paper")
 DATASETS = ("fashion_mnist", "cifar10", "cifar100")
@@ -274,5 +276,25 @@ def dataset_problem(name: str, data_root: str | None = None) -> str | None:
     return None
 
 
+# The training settings of a confirmatory preset that chapter 7 takes too.
+_TRAINING_KEYS = ("per_class_train", "per_class_test", "datasets", "feature_dim", "batch_size", "lr", "momentum",
+                  "weight_decay", "epochs", "milestones", "fit_until", "eval_batch_size", "cpu_threads", "augment",
+                  "amp", "channels_last", "seed")
+
+
+def _figure3(preset: dict) -> dict:
+    """Figure 3 on the confirmatory networks: chapter 7's fixed simplex ETF and learnable heads on
+    the test backbones, with the confirmatory training (the fixed budget: no epochs past it), under
+    as many seeds as the grids have (from the same first seed)."""
+    out = {k: preset[k] for k in _TRAINING_KEYS if k in preset}
+    backbones = [b for b in preset["backbones"] if b != "mlp_gauss"]
+    out.update(backbones=backbones, heads=["etf", "learnable"], terminal_epochs=0,
+               seeds_per_backbone={b: preset["n_seeds"] for b in backbones})
+    if "widths" in preset:
+        out["widths"] = {b: w for b, w in preset["widths"].items() if b in backbones}
+    return out
+
+
 PRESETS["confirmatory_rotations"] = {scale: _rotation_grid(p) for scale, p in PRESETS["confirmatory"].items()}
+PRESETS["confirmatory_tpt"] = {scale: _figure3(p) for scale, p in PRESETS["confirmatory"].items()}
 PRESETS["confirmatory_small"] = {scale: _small_grid(p) for scale, p in PRESETS["confirmatory"].items()}

@@ -67,8 +67,8 @@ BOOK_VERDICTS = (
 REFERENCE_VERDICTS = {"fig3": "ref_fig3", "nc_gen": "ref_nc_gen", "nc_rot": "ref_nc_rot",
                       "nc_gen_small": "ref_nc_gen_small"}
 #: The verdicts of chapter 10's confirmatory design (collapsed networks), shown in their own table:
-#: the test, its further parts (the rotation grid, the C > d grid) and the negative control.
-CONFIRMATORY_VERDICTS = ("ref_conf_perm", "ref_conf_rot", "ref_conf_small", "ref_conf_control")
+#: the test, its further parts (the rotation grid, the C > d grid, Figure 3) and the negative control.
+CONFIRMATORY_VERDICTS = ("ref_conf_perm", "ref_conf_rot", "ref_conf_small", "ref_conf_fig3", "ref_conf_control")
 
 
 @dataclass(frozen=True)

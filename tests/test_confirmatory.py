@@ -99,23 +99,25 @@ def test_collapse_summary_counts_medians_and_reasons():
     runs = [({"backbone": "b", "kind": "base", "index": 0, "seed": s}, h) for s, h in enumerate(
         [_history(100, 300, 0.1, 0.07), _history(100, 300, 0.12, 0.08), _history(None, 300, None, 0.2)])]
     runs.append(({"backbone": "other"}, _history(100, 300, 0.1, 0.07)))
+    runs.append(({"backbone": "b", "head": "learnable", "seed": 7}, _history(None, 300, None, 0.2)))  # Figure 3's
     c = confirmatory.collapse_summary(runs, "b")
-    assert (c.runs, c.collapsed, c.terminal_epochs) == (3, 2, 200)
-    assert c.nc1_first_fit == pytest.approx(0.11) and c.nc1_last == pytest.approx(0.08)
-    assert c.failures == (("base 0 seed 2", "never fitted every training label"),)
-    assert c.share == pytest.approx(2 / 3)
+    assert (c.runs, c.collapsed, c.terminal_epochs) == (4, 2, 100)  # 200, 200 and two unfitted (0)
+    assert c.nc1_first_fit == pytest.approx(0.11) and c.nc1_last == pytest.approx(0.14)  # 0.07, 0.08, 0.2, 0.2
+    assert c.failures == (("base 0 seed 2", "never fitted every training label"),
+                          ("learnable head seed 7", "never fitted every training label"))
+    assert c.share == pytest.approx(2 / 4)
     strict = confirmatory.collapse_summary(runs, "b", CollapseCriterion(nc1_max=0.075, nc1_fraction=0.1))
     assert strict.collapsed == 1
     table = confirmatory.collapse_table([c], "caption")
-    assert table.rows[0][:2] == ["b", "2 / 3"] and "never fitted" in table.rows[0][-1]
+    assert table.rows[0][:2] == ["b", "2 / 4"] and "never fitted" in table.rows[0][-1]
 
 
 def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp_path, chapter_10):
     """End to end, the path the reference sweep takes: the confirmatory design at tiny scale, priced
     by the dry run, then trained long enough that its 80-image networks collapse (the chapter's own
     criterion, not a relaxed one), then its further parts (the rotation grid and the C > d grid,
-    each in its own folder, copying the runs they share), then chapter 10 on those records decides
-    the four verdicts, the test and the further parts through Holm's correction. A 3 × 2 grid cannot reach power 0.8, so the design itself makes them all
+    each in its own folder, copying the runs they share, and Figure 3), then chapter 10 on those
+    records decides the five verdicts, the test and the further parts as one family. A 3 × 2 grid cannot reach power 0.8, so the design itself makes them all
     "untestable at this size", whatever the accuracies."""
     root = repo_root()
     cli = [sys.executable, "-m", "nclib.experiments", "run", "--experiment", "confirmatory", "--scale", "tiny",
@@ -158,6 +160,11 @@ def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp
     assert sorted(p.name.split("-")[2] for p in (folder / "reused").glob("*.json")) == ["d16"] * 4
     trained = [json.loads(line)["run_id"] for line in (folder / "trainings.jsonl").read_text().splitlines()]
     assert len(trained) == 6 and all("-d5-" in i for i in trained)
+    # and the last, Figure 3 on the same networks: chapter 7, both heads under the 2 seeds
+    tpt = [c if c != "confirmatory" else "confirmatory_tpt" for c in cli]
+    run = subprocess.run(tpt + ["--device", "cpu", "--workers", "1", "--runner", "script"], cwd=root,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
     text = chapter_10(tmp_path)
     assert "confirmatory design at tiny scale: all 12 planned runs are recorded" in text
     assert "the rotation grid at tiny scale: all 6 planned runs are recorded" in text
@@ -169,8 +176,64 @@ def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp
     assert re.search(r"^ref_conf_rot: untestable at this size \(", text, re.M), text
     assert re.search(r"^mlp_relu, C > d grid\s+\d / 6\s", text, re.M), text  # its d = 5 runs only
     assert re.search(r"^ref_conf_small: untestable at this size \(", text, re.M), text
+    # two seeds are too few for chapter 7's rule (it needs 3 runs of 2 seeds... and here has 4 of 2, but
+    # the tiny runs may not all reach the terminal phase): whatever it says, it says it in the family
+    assert "Figure 3 at tiny scale: all 4 planned runs are recorded" in text
+    assert re.search(r"^mlp_relu, Figure 3\s+\d / 4\s", text, re.M), text
+    assert re.search(r"^ref_conf_fig3: ", text, re.M), text
     for name in ("ref_conf_perm", "ref_conf_control"):
         line = next((ln for ln in text.splitlines() if ln.startswith(f"{name}: ")), "")
         assert line.startswith(f"{name}: untestable at this size (permutation test p = "), text[-3000:]
         assert "Holm-adjusted" in line and "< 0.8 against an effect as large as the seed sd" in line
 
+
+
+def test_members_decided_by_their_own_rule_count_in_holm_as_if_their_p_were_one(effect):
+    alone = confirmatory.decide_family({"a": (effect, "permutation")}, {"a": _collapse(1.0)})["a"]
+    padded = confirmatory.decide_family({"a": (effect, "permutation")}, {"a": _collapse(1.0)}, others=2)["a"]
+    p = effect.grids["permutation"].p
+    assert f"Holm-adjusted {p:.2g}" in alone.key and f"Holm-adjusted {min(1.0, 3 * p):.2g}" in padded.key
+    assert confirmatory.family_members({"a": (effect, "permutation"), "b": (None, "rotation"),
+                                        "c": (effect, "permutation")},
+                                       {"a": _collapse(1.0), "b": _collapse(1.0), "c": _collapse(0.5)}) == ["a"]
+
+
+def test_figure_3_in_the_family_is_decided_at_the_bonferroni_level_by_hand():
+    """Three seeds whose growth of p̂ is 2, 3 and 4 (times a constant): mean 3, sd 1, so the 95% t
+    interval of the mean starts at 3 − 4.303/√3 > 0 and the 1 − 0.05/3 one at 3 − 7.65/√3 < 0."""
+    from scipy import stats as st
+    from nclib import tpt_margins
+    from test_report import _tpt_run
+
+    assert 3 - st.t.ppf(0.975, 2) / 3 ** 0.5 > 0 > 3 - st.t.ppf(1 - 0.05 / 6, 2) / 3 ** 0.5
+    rows = tpt_margins.margin_growth([_tpt_run(lambda e, j=j: 0.01 * e * j, lambda e: 1 + 0.01 * e, seed=s)
+                                      for s, j in enumerate((2, 3, 4))])
+    one = confirmatory.decide_figure3(rows, _collapse(1.0), 1)
+    assert one == tpt_margins.decide_fig3(rows) and one.label == "holds"
+    three = confirmatory.decide_figure3(rows, _collapse(1.0), 3)
+    assert three.label == "not distinguishable from seed noise"
+    assert three.sureness.startswith("98.3% t intervals") and three.key.endswith("Bonferroni over a family of 3")
+    gated = confirmatory.decide_figure3(rows, _collapse(0.5), 1)
+    assert gated.label == "untestable at this size" and "collapse criterion" in gated.key
+    with pytest.raises(ValueError, match="family_size"):
+        confirmatory.decide_figure3(rows, _collapse(1.0), 0)
+
+
+def test_the_design_corrects_its_family_counts_figure_3_once_collapsed_and_leaves_the_control_alone(effect, null):
+    from nclib import tpt_margins
+    from nclib.stats import holm
+    from test_report import _tpt_run
+
+    rows = tpt_margins.margin_growth([_tpt_run(lambda e, j=j: 0.01 * e * j, lambda e: 1 + 0.01 * e, seed=s)
+                                      for s, j in enumerate((2, 3, 4))])
+    tests = {"a": (effect, "permutation"), "b": (null, "permutation")}
+    cs = {"a": _collapse(1.0), "b": _collapse(1.0), "f": _collapse(1.0), "c": _collapse(1.0)}
+    out = confirmatory.decide_design(tests, cs, control=("c", (effect, "permutation")), figure3=("f", rows))
+    p = [effect.grids["permutation"].p, null.grids["permutation"].p]
+    assert f"Holm-adjusted {holm(p + [1.0])[0]:.2g}" in out["a"].key  # a family of three
+    assert out["f"].key.endswith("Bonferroni over a family of 3") and out["f"].label != "holds"
+    assert out["c"].label == "holds" and f"Holm-adjusted {p[0]:.2g}" in out["c"].key  # alone, at the raw level
+    # Figure 3's networks did not collapse: it is untestable and leaves the family
+    gated = confirmatory.decide_design(tests, {**cs, "f": _collapse(0.5)}, figure3=("f", rows))
+    assert gated["f"].label == "untestable at this size" and f"Holm-adjusted {holm(p)[0]:.2g}" in gated["a"].key
+    assert set(confirmatory.decide_design(tests, cs)) == {"a", "b"}  # no Figure 3 sweep, no control
