@@ -422,16 +422,17 @@ def experiment_setup(device: str = "auto", results_dir: str | None = None, cpu_t
     return dev, (RunStore(results_dir) if results_dir else None), provenance(dev)
 
 
-def sibling_results(experiments, scale: str) -> list[Path]:
-    """The results folders of ``experiments`` at ``scale`` beside this run's own
-    (``<results root>/<experiment>/<scale>/``, the root :func:`experiment_setup` was given), for
-    :func:`run_group`'s ``reuse``; empty when nothing is recorded (the book build)."""
+def sibling_results(experiments, scale: str, own=None) -> list[Path]:
+    """The results folders of ``experiments`` at ``scale`` beside the folder ``own``
+    (``<results root>/<experiment>/<scale>/``; default: the one :func:`experiment_setup` was given),
+    for :func:`run_group`'s ``reuse``; empty when nothing is recorded (the book build)."""
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"reuse_from: unknown experiment {unknown[0]!r}; choose from {sorted(EXPERIMENTS)}")
-    if _RESULTS_DIR is None:
+    own = Path(own) if own is not None else _RESULTS_DIR
+    if own is None:
         return []
-    return [_RESULTS_DIR.parent.parent / e / scale for e in experiments]
+    return [own.parent.parent / e / scale for e in experiments]
 
 
 #: Set by ``run --dry-run``: the file the chapter's plan goes to, after which the chapter stops.

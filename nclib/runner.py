@@ -408,10 +408,12 @@ def dry_run(experiment: str, scale: str = "paper", results=None, parameters: dic
         plan = json.loads(plan_file.read_text())["runs"]
     store = RunStore.view(folder) if folder.is_dir() else None
     recorded = {e["run_id"] for e in plan if store is not None and store.check(e["run_id"])[0] is not None}
+    from nclib.experiments import sibling_results  # here: nclib.experiments imports this module
+
     reused = {}  # runs the chapter will copy from another design's folder (its reuse_from)
-    for other in params.get("reuse_from") or []:
-        source = RunStore.view(folder.parent.parent / other / scale)
-        reused |= {e["run_id"]: f"{other}/{scale}" for e in plan if e["run_id"] not in recorded
+    for other in sibling_results(params.get("reuse_from") or [], scale, own=folder):
+        source, name = RunStore.view(other), os.path.relpath(other, folder.parent.parent)
+        reused |= {e["run_id"]: name for e in plan if e["run_id"] not in recorded
                    and e["run_id"] not in reused and source.check(e["run_id"])[0] is not None}
     recorded |= set(reused)
     projection = project(plan, int(threads), recorded)
