@@ -382,7 +382,12 @@ for Sk in summaries.values():
 #   per head. Each is designed below, after the primary grid's reading; a part
 #   joins the family once its grid is complete, so the permutation verdict's adjusted $p$ is
 #   the raw one until then and grows as parts join.
-# - *Budget*: at most 24 worker-hours of these 2-core machines; the priced plan below.
+# - *Budget*: at most 24 worker-hours of machine time on these 2-core machines: the CPU time of
+#   the runs (a paused worker's wall clock runs on without using the machine), and for runs
+#   recorded before their CPU time was, their priced cost. Once the primary grid and the control
+#   are complete, each further part runs, in the written order, only if the time spent plus its
+#   price (its dry run, just before it starts) stays within the budget; a part that does not fit
+#   is left, with its command, and the next one is considered. The priced plans are below.
 #
 # **The pilot** (`bench/reference_pilot.py`, one thread, the fixed budget, training NC1 recorded)
 # chose the schedule. With the paper's usual weight decay $5\cdot10^{-4}$ the network fitted its
