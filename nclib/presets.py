@@ -89,12 +89,16 @@ _CONFIRMATORY_DESIGN = dict(
 # primary control already checks), with the same training, seeds and head seed. Runs they share
 # with the primary grid (the same parameters, hence run ids) are copied from its folder, not
 # trained twice (reuse_from; nclib.records.RunStore.reuse).
-def _further_part(preset: dict, **changes) -> dict:
-    out = dict(preset, reuse_from=["confirmatory"], **changes)
-    out["backbones"] = [b for b in preset["backbones"] if b != "mlp_gauss"]
+def _on_test_backbones(preset: dict) -> dict:
+    """``preset``'s backbones without the control, and their widths."""
+    out = {"backbones": [b for b in preset["backbones"] if b != "mlp_gauss"]}
     if "widths" in preset:
         out["widths"] = {b: w for b, w in preset["widths"].items() if b in out["backbones"]}
     return out
+
+
+def _further_part(preset: dict, **changes) -> dict:
+    return dict(preset, reuse_from=["confirmatory"], **changes, **_on_test_backbones(preset))
 
 
 def _rotation_grid(preset: dict) -> dict:
@@ -286,12 +290,9 @@ def _figure3(preset: dict) -> dict:
     """Figure 3 on the confirmatory networks: chapter 7's fixed simplex ETF and learnable heads on
     the test backbones, with the confirmatory training (the fixed budget: no epochs past it), under
     as many seeds as the grids have (from the same first seed)."""
-    out = {k: preset[k] for k in _TRAINING_KEYS if k in preset}
-    backbones = [b for b in preset["backbones"] if b != "mlp_gauss"]
-    out.update(backbones=backbones, heads=["etf", "learnable"], terminal_epochs=0,
-               seeds_per_backbone={b: preset["n_seeds"] for b in backbones})
-    if "widths" in preset:
-        out["widths"] = {b: w for b, w in preset["widths"].items() if b in backbones}
+    out = {k: preset[k] for k in _TRAINING_KEYS if k in preset} | _on_test_backbones(preset)
+    out.update(heads=["etf", "learnable"], terminal_epochs=0,
+               seeds_per_backbone={b: preset["n_seeds"] for b in out["backbones"]})
     return out
 
 
