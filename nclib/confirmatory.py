@@ -126,13 +126,17 @@ def decide_family(tests: dict, collapse: dict, *, alpha: float = ALPHA,
             out[name] = decide_nc_gen(summary, kind, alpha=alpha, p_adjusted=adjusted[name])
             continue
         v = decide_nc_gen(summary, kind, alpha=alpha)
-        c = collapse[name]
-        if summary is not None and c.share < min_collapsed:
-            why = (f"{c.collapsed} of {c.runs} runs met the collapse criterion (< {100 * min_collapsed:.0f}%): "
-                   "not a test of collapsed networks")
-            v = Verdict("untestable at this size", v.rule, v.control, v.sureness, why, v.detail)
+        if summary is not None and collapse[name].share < min_collapsed:
+            v = _not_collapsed(v, collapse[name], min_collapsed)
         out[name] = v
     return out
+
+
+def _not_collapsed(v: Verdict, c: CollapseSummary, min_collapsed: float) -> Verdict:
+    """``v`` turned untestable: fewer than ``min_collapsed`` of its runs collapsed."""
+    why = (f"{c.collapsed} of {c.runs} runs met the collapse criterion (< {100 * min_collapsed:.0f}%): "
+           "not a test of collapsed networks")
+    return Verdict("untestable at this size", v.rule, v.control, v.sureness, why, v.detail)
 
 
 def decide_figure3(rows, collapse: CollapseSummary, family_size: int, *, alpha: float = ALPHA,
@@ -148,9 +152,7 @@ def decide_figure3(rows, collapse: CollapseSummary, family_size: int, *, alpha: 
     level = alpha / family_size
     v = decide_fig3(rows, alpha=level)
     if collapse.share < min_collapsed:
-        why = (f"{collapse.collapsed} of {collapse.runs} runs met the collapse criterion (< {100 * min_collapsed:.0f}%): "
-               "not a test of collapsed networks")
-        return Verdict("untestable at this size", v.rule, v.control, v.sureness, why, v.detail)
+        return _not_collapsed(v, collapse, min_collapsed)
     if family_size == 1:
         return v
     return replace(v, key=f"{v.key}; intervals at {100 * (1 - level):.3g}%, Bonferroni over a family of "
