@@ -36,12 +36,13 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from nclib import confirmatory, report, tpt_margins
+from nclib import budget, confirmatory, report, tpt_margins
 from nclib.collapse import CRITERION
 from nclib.tables import Table
 from nclib.experiments import load_results, notebook_helpers
 from nclib.records import repo_root
 from nclib.presets import PRESETS, chapter_parameters
+from nclib.pricing import read_price_record
 from nclib.report_plots import (
     plot_boxes,
     plot_figure3,
@@ -438,6 +439,12 @@ glue("ch10_conf_note", missing_note("confirmatory", conf), display=False)
 print(f"confirmatory design at {scale} scale:", missing_note("confirmatory", conf))
 
 
+def price_record(experiment):
+    """The experiment's latest recorded dry run (`nclib.pricing.PriceRecord`), or None."""
+    path = root / "bench" / f"dry_run-{experiment}-{scale}.txt"
+    return read_price_record(path) if path.is_file() else None
+
+
 def priced(experiment):
     """The projection of the dry run recorded before the experiment's runs, with where."""
     price = root / "bench" / f"dry_run-{experiment}-{scale}.txt"
@@ -560,6 +567,30 @@ for Sk, title in shown:
 # distinguishable", the claim is not supported at this size, and the smallest effect the grid would
 # have caught is in the sureness.
 #
+# ### The budget rule, applied
+#
+# The rule written above, computed from the records (`nclib.budget`). The primary design has
+# cost {glue:text}`ch10_budget_spent`. The further parts, in the written order, each with its
+# price from its latest dry run (recorded before its runs), the machine time spent before it,
+# and what the rule decides:
+
+# %% tags=["hide-input"]
+primary_done = all(ready[n][0] is not None for n in ("ref_conf_perm", "ref_conf_control"))
+spent = budget.machine_time(conf, price_record("confirmatory"))
+glue("ch10_budget_spent", spent.describe(), display=False)
+further = [(grids[name][0], experiment) for name, (experiment, *_) in parts.items()]
+ledger = budget.apply_budget_rule(
+    spent.hours,
+    [(x, rec, price_record(x)) for rec, x in [*further, (fig3, "confirmatory_tpt")]],
+    primary_complete=primary_done)
+display(Table(
+    ["further part", "price (h)", "spent before it (h)", "the rule"],
+    [(r.part, "—" if r.price_hours is None else f"{r.price_hours:.2f}",
+      f"{r.spent_before_hours:.2f}", r.decision) for r in ledger],
+    caption=f"the budget rule: at most {budget.BUDGET_HOURS:g} worker-hours of machine "
+            "time"))
+
+# %% [markdown]
 # ### The next part: the rotation grid
 #
 # **Its design, written before any of its runs** (experiment `confirmatory_rotations`, in its own

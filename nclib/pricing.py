@@ -20,8 +20,10 @@ one-thread MLP epochs side by side at 1.01× the time of one alone on these CPUs
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -30,7 +32,8 @@ from nclib.models import LinearHead, NCModel, build_backbone
 from nclib.schedule import log_spaced
 from nclib.train import TrainConfig, evaluate, evaluate_loss_accuracy, train
 
-__all__ = ["Rates", "RunCost", "measure_rates", "run_cost", "project", "format_projection"]
+__all__ = ["Rates", "RunCost", "PriceRecord", "measure_rates", "run_cost", "project", "format_projection",
+           "read_price_record"]
 
 #: Input shape of one image per dataset.
 SHAPES = {"fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
@@ -200,3 +203,41 @@ def format_projection(experiment: str, scale: str, plan: list[dict], recorded, p
     lines.append(f"projected: {spread}; wall time with {workers} worker(s): {wall_lo:.2f} h"
                  + ("" if math.isclose(lo, hi, rel_tol=1e-3) else f" (up to {max(hi / workers, 0):.2f} h)"))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PriceRecord:
+    """A dry run recorded with ``--dry-run --record-price FOLDER`` (the text of
+    :func:`format_projection` under a header line saying where and when it was measured):
+    ``minutes`` holds the projected minutes (the low end) of every run it priced to train, by run
+    id; ``hours`` the projected worker-hours of them all."""
+
+    experiment: str
+    scale: str
+    where: str  # the machine, the time (UTC) and the commit of the pricing
+    minutes: dict
+    hours: float
+
+
+_PLAN = re.compile(r"^(\S+) at (\S+) scale: ")
+_PRICED_RUN = re.compile(r"^  (\S+)\s+\d+(?:–\d+)? epochs, ([\d.]+)(?:–[\d.]+)? min$")
+_PROJECTED = re.compile(r"^projected: ([\d.]+) worker-hours")
+
+
+def read_price_record(path) -> PriceRecord:
+    """Read back a recorded dry run (:class:`PriceRecord`). Raises ValueError naming the file and
+    the line that is missing when the file is not such a record."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if len(lines) < 3 or not lines[0].startswith("# priced by `") or "` on " not in lines[0]:
+        raise ValueError(f"{path}: not a recorded dry run: its first line should be the '# priced by `...` "
+                         "on ...' header that --record-price writes")
+    plan = _PLAN.match(lines[1])
+    projected = [m for m in map(_PROJECTED.match, lines) if m]
+    if plan is None or not projected:
+        raise ValueError(f"{path}: not a recorded dry run: it lacks the "
+                         + ("'<experiment> at <scale> scale:' line" if plan is None else "'projected:' line")
+                         + "; record it again with --dry-run --record-price")
+    minutes = {m.group(1): float(m.group(2)) for m in map(_PRICED_RUN.match, lines) if m}
+    return PriceRecord(plan.group(1), plan.group(2), lines[0].split("` on ", 1)[1], minutes,
+                       float(projected[-1].group(1)))
