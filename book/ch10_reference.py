@@ -530,6 +530,9 @@ for name, (recorded, Sk, kind) in grids.items():
     print(f"{name}: {decided[name].label} ({decided[name].key})")
     agree = confirmatory.replication_agreement(Sk, decided[name].label, kind)
     glue(f"ch10_{name}_agree", f"{agree:.2f}", display=False)
+glue("ch10_conf_reading", confirmatory.reading(
+    *(decided[n] if ready[n][0] is not None else None
+      for n in ("ref_conf_perm", "ref_conf_control"))), display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Final test accuracy, test cross-entropy, training accuracy and training cross-entropy of the confirmatory networks, one figure per recorded grid (named in its title), one box per sample (permutations or rotations at one seed, $M^*$ across seeds) with the runs as red dots. As in chapter 8, compare the width of the classifier boxes with the seed box."}}
 for Sk, title in shown:
@@ -566,6 +569,8 @@ for Sk, title in shown:
 # effect's size in points of test accuracy is in the key, beside the seed sd. If both are "not
 # distinguishable", the claim is not supported at this size, and the smallest effect the grid would
 # have caught is in the sureness.
+#
+# **What this run of the design reads:** {glue:text}`ch10_conf_reading`
 #
 # ### The budget rule, applied
 #

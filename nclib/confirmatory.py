@@ -33,7 +33,8 @@ from nclib.tpt_margins import decide_fig3
 from nclib.verdicts import Verdict
 
 __all__ = ["TEST_BACKBONE", "CONTROL_BACKBONE", "MIN_COLLAPSED", "CollapseSummary", "collapse_summary",
-           "collapse_table", "replication_agreement", "family_members", "decide_family", "decide_figure3", "decide_design"]
+           "collapse_table", "replication_agreement", "family_members", "decide_family", "decide_figure3", "decide_design",
+           "reading"]
 
 TEST_BACKBONE, CONTROL_BACKBONE = "mlp_relu", "mlp_gauss"
 MIN_COLLAPSED = 0.8  #: the share of a grid's runs that must meet the collapse criterion
@@ -178,3 +179,27 @@ def decide_design(tests: dict, collapse: dict, *, control: tuple | None = None, 
     if control is not None:
         out |= decide_family(dict([control]), collapse, alpha=alpha, min_collapsed=min_collapsed)
     return out
+
+
+def reading(test: Verdict | None, control: Verdict | None) -> str:
+    """Which of chapter 10's readings, written before the runs, the primary test and the negative
+    control select together (None: not decided yet). The control comes first: if it finds an
+    effect where there is none by construction, the pipeline is suspect and the test is not read
+    as evidence either way."""
+    if test is None or control is None:
+        return "The test and the control are not both decided yet, so there is nothing to read."
+    if control.label == "holds":
+        return ("The control finds an effect where none exists by construction: the pipeline is suspect, "
+                "and the test's verdict is not read as evidence either way.")
+    if control.label != "not distinguishable from seed noise":
+        return (f"The control is {control.label} ({control.key}), so nothing checked the pipeline on a case "
+                "whose truth is known: the test's verdict stands without that check.")
+    if test.label == "holds":
+        return ("The control is not distinguishable from seed noise and the test holds: permuting the "
+                "simplex ETF head of collapsed networks whose features pass through a ReLU changes their "
+                f"test accuracy beyond seed noise, as the paper claims. Its size: {test.sureness}.")
+    if test.label == "not distinguishable from seed noise":
+        return ("The control and the test are both not distinguishable from seed noise: the paper's claim "
+                f"is not supported at this size. What the grid could have caught: {test.sureness}.")
+    return (f"The control behaves as it should, but the test is {test.label} ({test.key}): at this size "
+            "the experiment says nothing either way about the claim.")

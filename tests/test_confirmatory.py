@@ -8,11 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nclib import confirmatory, report
 from nclib.collapse import CollapseCriterion
 from nclib.history import History
 from nclib.records import repo_root
+from nclib.verdicts import LABELS, Verdict
 from test_report import _nc_runs
 
 
@@ -179,6 +182,10 @@ def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp
         line = next((ln for ln in text.splitlines() if ln.startswith(f"{name}: ")), "")
         assert line.startswith(f"{name}: untestable at this size (permutation test p = "), text[-3000:]
         assert "Holm-adjusted" in line and "< 0.8 against an effect as large as the seed sd" in line
+    # the budget rule, from the records: every further part ran, so each counts the CPU time of
+    # the runs it trained (unpriced here: this test recorded no dry run)
+    for part in ("confirmatory_rotations", "confirmatory_small", "confirmatory_tpt"):
+        assert re.search(rf"^{part}\s+—\s+[\d.]+\s+complete: [\d.]+ h used$", text, re.M), text[-3000:]
 
 
 
@@ -231,3 +238,32 @@ def test_the_design_corrects_its_family_counts_figure_3_once_collapsed_and_leave
     gated = confirmatory.decide_design(tests, {**cs, "f": _collapse(0.5)}, figure3=("f", rows))
     assert gated["f"].label == "untestable at this size" and f"Holm-adjusted {holm(p)[0]:.2g}" in gated["a"].key
     assert set(confirmatory.decide_design(tests, cs)) == {"a", "b"}  # no Figure 3 sweep, no control
+
+
+def _verdict(label, key="k"):
+    return Verdict(label, "rule", "control", f"sure-{key}", key)
+
+
+@pytest.mark.parametrize("test, control, said", [
+    ("holds", "not distinguishable from seed noise", "as the paper claims. Its size: sure-t"),
+    ("not distinguishable from seed noise", "not distinguishable from seed noise", "not supported at this size"),
+    ("untestable at this size", "not distinguishable from seed noise", "says nothing either way"),
+    ("holds", "holds", "pipeline is suspect"),
+    ("not distinguishable from seed noise", "holds", "pipeline is suspect"),
+    ("holds", "untestable at this size", "nothing checked the pipeline"),
+])
+def test_the_reading_is_the_one_the_chapter_wrote_for_the_two_verdicts(test, control, said):
+    assert said in confirmatory.reading(_verdict(test, "t"), _verdict(control, "c"))
+
+
+def test_without_both_verdicts_there_is_no_reading():
+    v = _verdict("holds")
+    assert "not both decided" in confirmatory.reading(v, None)
+    assert "not both decided" in confirmatory.reading(None, v)
+
+
+@given(test=st.sampled_from(sorted(LABELS)), control=st.sampled_from(sorted(LABELS)))
+def test_a_control_that_finds_an_effect_always_makes_the_pipeline_suspect(test, control):
+    text = confirmatory.reading(_verdict(test), _verdict(control))
+    assert ("pipeline is suspect" in text) == (control == "holds")
+    assert ("as the paper claims" in text) == (test == "holds" and control == "not distinguishable from seed noise")
