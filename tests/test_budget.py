@@ -25,7 +25,7 @@ def price_file(tmp_path, minutes: dict, experiment="exp", copied=()):
     text = format_projection(experiment, "reference", plan, set(copied), projection, 2, "CPU: test",
                              {r: "other/reference" for r in copied})
     path = tmp_path / f"dry_run-{experiment}-reference.txt"
-    path.write_text(f"# priced by `python -m nclib.experiments run ...` on CPU: test, 2026-12-07, commit abc\n"
+    path.write_text("# priced by `python -m nclib.experiments run ...` on CPU: test, 2026-12-07, commit abc\n"
                     + text + "\n")
     return path
 

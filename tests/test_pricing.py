@@ -2,9 +2,6 @@
 computation, rates measured once per model, recorded runs left out. The CLI's dry run end to end
 is the first step of tests/test_confirmatory.py's run of the design it prices."""
 
-import subprocess
-import sys
-
 import pytest
 
 from nclib.records import repo_root

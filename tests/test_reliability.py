@@ -242,7 +242,7 @@ def test_a_line_cut_in_trainings_jsonl_is_not_glued_to_the_next(tmp_path):
 
 
 def test_damaged_manifest_or_provenance_is_named_not_called_missing(tmp_path):
-    store = RunStore(tmp_path)
+    RunStore(tmp_path)  # a results folder as a sweep leaves it
     (tmp_path / "manifest.json").write_text("{cut")
     (tmp_path / "provenance.json").write_text("[1, 2")
     s = folder_status(tmp_path)

@@ -15,7 +15,7 @@ import torch
 
 from nclib.data import TensorDataset
 from nclib.etf import simplex_etf
-from nclib.models import FixedHead, LinearHead, NCModel, build_backbone, mlp, small_cnn
+from nclib.models import FixedHead, LinearHead, NCModel, mlp, small_cnn
 from nclib.sweep import (
     StackedModels,
     absorb_rotation,
