@@ -40,7 +40,7 @@ from nclib import budget, confirmatory, report, tpt_margins
 from nclib.collapse import CRITERION
 from nclib.tables import Table
 from nclib.experiments import load_results, notebook_helpers
-from nclib.records import repo_root
+from nclib.records import device_model, repo_root
 from nclib.presets import PRESETS, chapter_parameters
 from nclib.pricing import read_price_record
 from nclib.report_plots import (
@@ -422,7 +422,7 @@ for path in sorted((root / "bench").glob("reference_pilot-mlp_relu-*.json")):
         "never" if p["terminal_epoch"] is None else str(p["terminal_epoch"]),
         f"{c['nc1_last']:.3f}" if c else "not fitted",
         "yes" if c.get("collapsed") else "no", f"{p['seconds'] / 60:.1f} min",
-        str(p.get("provenance", {}).get("device_name", "?")).split(" (")[0]))
+        device_model(p.get("provenance", {}))))
 if pilot_rows:
     display(Table(["pilot (mlp_relu)", "fit at epoch", "final NC1", "criterion", "run",
                    "CPU"], pilot_rows,

@@ -30,7 +30,7 @@ from nclib.report import ALPHA, SettingSummary, decide_nc_gen
 from nclib.stats import f_test_power, holm
 from nclib.tables import Table
 from nclib.tpt_margins import decide_fig3
-from nclib.verdicts import Verdict
+from nclib.verdicts import Verdict, confidence
 
 __all__ = ["TEST_BACKBONE", "CONTROL_BACKBONE", "MIN_COLLAPSED", "CollapseSummary", "collapse_summary",
            "collapse_table", "replication_agreement", "family_members", "decide_family", "decide_figure3", "decide_design",
@@ -156,7 +156,7 @@ def decide_figure3(rows, collapse: CollapseSummary, family_size: int, *, alpha: 
         return _not_collapsed(v, collapse, min_collapsed)
     if family_size == 1:
         return v
-    return replace(v, key=f"{v.key}; intervals at {100 * (1 - level):.3g}%, Bonferroni over a family of "
+    return replace(v, key=f"{v.key}; intervals at {confidence(level)}, Bonferroni over a family of "
                           f"{family_size}")
 
 

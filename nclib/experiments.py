@@ -38,7 +38,7 @@ from nclib.data import balanced_split
 from nclib.files import atomic_write_json, atomic_write_text
 from nclib.history import History
 from nclib.presets import DATASETS, EXPERIMENTS
-from nclib.records import RunSpec, RunStore, make_record, provenance, repo_root, resolve_device
+from nclib.records import RunSpec, RunStore, device_model, make_record, provenance, repo_root, resolve_device
 from nclib.tables import Table
 from nclib.train import TrainConfig, set_deterministic
 
@@ -358,7 +358,7 @@ class RecordedResults:
         # records' own times add up to what every invocation spent (in worker-hours: each worker
         # trains one run at a time), paused or slowed time included
         trained = [r for r in self.records if r["run_id"] not in self.reused]  # the copies cost nothing here
-        devices = sorted({str(r["provenance"].get("device_name", "?")).split(" (")[0] for r in trained})
+        devices = sorted({device_model(r["provenance"]) for r in trained})
         rows.append(("training time (sum over runs)",
                      f"{sum(r['wall_time_s'] for r in trained) / 3600:.2f} worker-hours on {', '.join(devices)}"))
         if self.reused:

@@ -47,7 +47,7 @@ from nclib.history import History
 __all__ = [
     "SCHEMA", "repo_root", "run_id_for",
     "resolve_device", "provenance", "make_record", "validate_record", "RunSpec", "RunStore", "UnreadableRecord",
-    "NewerRecord", "RECORD_KEYS", "cpu_model", "cpu_slug",
+    "NewerRecord", "RECORD_KEYS", "cpu_model", "cpu_slug", "device_model",
 ]
 
 SCHEMA = 1
@@ -122,6 +122,13 @@ def cpu_slug(cpu: str | None = None) -> str:
     """A CPU model as a file-name slug ("AMD EPYC" → "amd-epyc"), for records kept per machine."""
     slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(r\)|\(tm\)", "", (cpu or cpu_model()).lower())).strip("-")
     return slug or "unknown"
+
+
+def device_model(prov: dict) -> str:
+    """The device a :func:`provenance` names, without the core and thread counts it appends to a
+    CPU's model ("CPU: AMD EPYC (2 cores, 1 torch threads)" → "CPU: AMD EPYC"): runs made on the
+    same machine with different thread counts read as one device. "?" when it names none."""
+    return str(prov.get("device_name") or "?").split(" (")[0]
 
 
 def provenance(device="cpu", threads: int | None = None) -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 from nclib.report import ALPHA
 from nclib.stats import clustered_t_interval
 from nclib.tables import Table
-from nclib.verdicts import Verdict
+from nclib.verdicts import Verdict, confidence
 
 __all__ = ["run_label", "MarginGrowth", "margin_growth", "rescaled_control", "growth_table", "GROWTH_TOL", "decide_fig3", "seed_clusters",
            "chapter7_numbers"]
@@ -250,7 +250,7 @@ def decide_fig3(rows: list[MarginGrowth], *, alpha: float = ALPHA) -> Verdict:
     scales_grew = "p" in ctrl and ctrl["p"][1] > GROWTH_TOL
     label, st = _growth_decision(rows, alpha, scales_grew)
     rule = ("per run, the change of p_min (in units of the run's scale) and of the scale-free margin p̂ over the "
-            f"second half of the terminal phase, fitted over its measured epochs; {_level(alpha)} t intervals of the "
+            f"second half of the terminal phase, fitted over its measured epochs; {confidence(alpha)} t intervals of the "
             "means over seeds (each seed's runs averaged): p_min's above 0 and p̂'s above 0 → holds; p_min's above 0, p̂'s not, the scales' "
             "above 0 → holds but vacuous (rescaling); p_min's below 0 → violated; otherwise not "
             "distinguishable from seed noise; fewer than 3 runs in the terminal phase → untestable")
@@ -265,7 +265,7 @@ def decide_fig3(rows: list[MarginGrowth], *, alpha: float = ALPHA) -> Verdict:
         return Verdict(label, rule, control, "no interval: " + why, why,
                        "The rule needs at least three runs, of two seeds or more, whose training set is fitted.")
     (pm, plo, phi), (sm, slo, shi) = st["p"], st["s"]
-    sure = (f"{_level(alpha)} t intervals over {st['n_seeds']} seeds ({st['n_used']} runs): change of p_min {_fmt_ci(pm, plo, phi)}, "
+    sure = (f"{confidence(alpha)} t intervals over {st['n_seeds']} seeds ({st['n_used']} runs): change of p_min {_fmt_ci(pm, plo, phi)}, "
             f"of p̂ {_fmt_ci(sm, slo, shi)}")
     if label == "not distinguishable from seed noise":
         level = _median([r.scale_free[1] for r in rows if r.reached])
@@ -279,11 +279,6 @@ def decide_fig3(rows: list[MarginGrowth], *, alpha: float = ALPHA) -> Verdict:
         detail += (f" In {st['n_left']} of them p_min fell below 0 again at some measured epoch of that half "
                    "(a training point misclassified).")
     return Verdict(label, rule, control, sure, key, detail)
-
-
-def _level(alpha: float) -> str:
-    """The confidence of an interval at level ``alpha``, as the rule states it: "95%", "98.3%"."""
-    return f"{100 * (1 - alpha):.3g}%"
 
 
 def _median(xs) -> float:

@@ -19,7 +19,7 @@ import textwrap
 from dataclasses import dataclass
 
 __all__ = ["LABELS", "SHORT", "BOOK_VERDICTS", "REFERENCE_VERDICTS", "CONFIRMATORY_VERDICTS", "Verdict",
-           "span", "interval"]
+           "span", "interval", "confidence"]
 
 #: The vocabulary (ARCHITECTURE.md, "Verdicts"), each with the CSS class of its coloured label.
 LABELS = {
@@ -138,3 +138,9 @@ def span(lo, hi, fmt: str = ".2f") -> str:
 def interval(lo, hi, fmt: str = ".3g") -> str:
     """An interval as printed in a verdict: "[lo, hi]"."""
     return f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def confidence(alpha: float) -> str:
+    """The confidence of an interval taken at level ``alpha``, as a rule states it: "95%" for
+    0.05, "98.3%" for 0.05 / 3."""
+    return f"{100 * (1 - alpha):.3g}%"

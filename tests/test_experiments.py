@@ -22,7 +22,7 @@ from nclib.data import TensorDataset
 from nclib.experiments import experiment_setup, load_dataset, load_results, main, run_group
 from nclib.files import atomic_write_text, to_jsonable
 from nclib.presets import EXPERIMENTS, PRESETS, SCALES, ParameterError, validate_parameters
-from nclib.records import RunSpec, RunStore, make_record, repo_root, run_id_for, validate_record
+from nclib.records import RunSpec, RunStore, device_model, cpu_model, make_record, provenance, repo_root, run_id_for, validate_record
 from nclib.runner import execute
 from nclib.tables import Table
 from nclib.runner import folder_status
@@ -536,3 +536,11 @@ def test_two_configurations_in_one_folder_differ_in_a_column_of_records_csv(tmp_
     by_run = {r["run_id"]: (float(r["config.lr"]), r["planned"]) for r in rows}
     assert {i: v for i, v in by_run.items()} == {**{i: (0.05, "False") for i in ids[0.05]},
                                                   **{i: (0.1, "True") for i in ids[0.1]}}
+
+
+def test_the_device_model_drops_only_what_provenance_appends_to_a_cpu():
+    here = provenance("cpu", threads=1)
+    assert here["device_name"].startswith(device_model(here) + " (")
+    assert device_model(here) == device_model(provenance("cpu", threads=2)) == f"CPU: {cpu_model()}"
+    assert device_model({"device_name": "NVIDIA H100 80GB HBM3"}) == "NVIDIA H100 80GB HBM3"
+    assert device_model({}) == device_model({"device_name": None}) == "?"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nclib.verdicts import LABELS, Verdict
+from nclib.verdicts import LABELS, Verdict, confidence
 
 
 def _v(**kw):
@@ -70,3 +70,8 @@ def test_printed_verdict_wraps_within_an_output_column_and_keeps_every_word():
     text = v.text(width=88)
     assert max(len(line) for line in text.splitlines()) <= 88
     assert text.split() == f"holds: key 3.14 sureness: {v.sureness} control: {v.control} rule: {v.rule}".split()
+
+
+@pytest.mark.parametrize("alpha, said", [(0.05, "95%"), (0.05 / 3, "98.3%"), (0.01, "99%"), (0.1, "90%")])
+def test_an_interval_level_is_stated_as_the_rule_reads_it(alpha, said):
+    assert confidence(alpha) == said
