@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from nclib.claims import Claims, claim_timeout_from_env
+from nclib.collapse import collapse_status
 from nclib.files import atomic_write_json, atomic_write_text, to_jsonable, written_by_dead_process
 from nclib.history import History
 
@@ -490,8 +491,10 @@ class RunStore:
     def write_csv(self) -> Path:
         """``records.csv``: one row per run and epoch, with every parameter of the run as a column
         (nested ones dotted, ``config.lr``; lists as JSON), so that runs of two configurations in
-        one folder differ in a column and not only in their ids, and ``planned``: whether the
-        run is in the folder's current manifest."""
+        one folder differ in a column and not only in their ids, ``planned``: whether the
+        run is in the folder's current manifest, and ``collapsed`` with ``collapse``: whether the
+        run met chapter 10's collapse criterion (:func:`nclib.collapse.collapse_status`) and, when
+        it did not, why."""
         import csv
         import io
 
@@ -500,11 +503,12 @@ class RunStore:
         rows, cols = [], []
         for rec in self.records():
             flat = _flatten(rec["params"])
+            collapsed, why = _collapse_columns(rec)
             for ep in rec["history"]["records"]:
                 prov = rec.get("provenance") or {}
                 row = {"run_id": rec["run_id"], "name": rec["name"], "planned": rec["run_id"] in planned,
                        "machine": prov.get("device_name"), **flat, **ep,
-                       "terminal_epoch": rec["history"]["terminal_epoch"]}
+                       "terminal_epoch": rec["history"]["terminal_epoch"], "collapsed": collapsed, "collapse": why}
                 rows.append(row)
                 cols += [c for c in row if c not in cols]
         buf = io.StringIO()
@@ -512,3 +516,15 @@ class RunStore:
         writer.writeheader()
         writer.writerows(rows)
         return atomic_write_text(self.root / "records.csv", buf.getvalue())
+
+
+def _collapse_columns(rec: dict) -> tuple:
+    """(collapsed, reason) of a record for ``records.csv``: the collapse criterion's outcome, or
+    ("", why it cannot be decided) for a history that does not measure training NC1."""
+    n_train = rec["params"].get("n_train")
+    try:
+        status = collapse_status(History.from_dict(rec["history"]),
+                                 n_train=n_train if isinstance(n_train, int) and n_train > 0 else None)
+    except ValueError as exc:
+        return "", f"not decided: {exc}"
+    return status.collapsed, status.reason or ""

@@ -17,6 +17,8 @@ import torch
 from papermill.translators import PythonTranslator
 
 import nclib.sweep
+from nclib.collapse import collapse_status
+from nclib.history import History
 from nclib.datasets import DatasetNotFoundError
 from nclib.data import TensorDataset
 from nclib.experiments import experiment_setup, load_dataset, load_results, main, run_group
@@ -536,6 +538,11 @@ def test_two_configurations_in_one_folder_differ_in_a_column_of_records_csv(tmp_
     by_run = {r["run_id"]: (float(r["config.lr"]), r["planned"]) for r in rows}
     assert {i: v for i, v in by_run.items()} == {**{i: (0.05, "False") for i in ids[0.05]},
                                                   **{i: (0.1, "True") for i in ids[0.1]}}
+    # every row of a run says whether it met the collapse criterion, as collapse_status decides it
+    for rec in store.records():
+        status = collapse_status(History.from_dict(rec["history"]), n_train=rec["params"].get("n_train"))
+        mine = {(r["collapsed"], r["collapse"]) for r in rows if r["run_id"] == rec["run_id"]}
+        assert mine == {(str(status.collapsed), status.reason)}
 
 
 def test_the_device_model_drops_only_what_provenance_appends_to_a_cpu():
