@@ -45,13 +45,16 @@ class Spent:
     measured_hours: float
     priced: int
     priced_hours: float
+    measured_price_hours: float = 0.0  # what the dry run priced the measured runs at (those it priced)
 
     @property
     def hours(self) -> float:
         return self.measured_hours + self.priced_hours
 
     def describe(self) -> str:
-        parts = [f"{self.measured} runs by their CPU time ({self.measured_hours:.2f} h)"] if self.measured else []
+        parts = [f"{self.measured} runs by their CPU time ({self.measured_hours:.2f} h"
+                 + (f", {self.measured_hours / self.measured_price_hours:.2f} × their price"
+                    if self.measured_price_hours else "") + ")"] if self.measured else []
         if self.priced:
             parts.append(f"{self.priced} runs recorded before the CPU clock at their priced cost "
                          f"({self.priced_hours:.2f} h)")
@@ -65,13 +68,15 @@ def machine_time(recorded: RecordedResults | None, price: PriceRecord | None = N
     does not price."""
     if recorded is None:
         return Spent(0, 0.0, 0, 0.0)
-    cpu, priced, unpriced = [], [], []
+    cpu, priced, unpriced, cpu_priced = [], [], [], []
     for r in recorded.records:
         if r["run_id"] in recorded.reused:
             continue
         seconds = run_cpu_seconds(r)
         if seconds is not None:
             cpu.append(seconds)
+            if price is not None and r["run_id"] in price.minutes:  # the price's accuracy, measured
+                cpu_priced.append(60 * price.minutes[r["run_id"]])
         elif price is not None and r["run_id"] in price.minutes:
             priced.append(60 * price.minutes[r["run_id"]])
         else:
@@ -80,7 +85,9 @@ def machine_time(recorded: RecordedResults | None, price: PriceRecord | None = N
         raise ValueError(f"{recorded.experiment}/{recorded.scale}: {len(unpriced)} run(s) record no CPU time and "
                          f"are not in the price record {'given' if price else '(none given)'}, e.g. {unpriced[0]}; "
                          "pass the dry run recorded before they ran (nclib.pricing.read_price_record)")
-    return Spent(len(cpu), sum(cpu) / 3600, len(priced), sum(priced) / 3600)
+    # the ratio to the price is shown only when the dry run priced every measured run
+    price_h = sum(cpu_priced) / 3600 if len(cpu_priced) == len(cpu) else 0.0
+    return Spent(len(cpu), sum(cpu) / 3600, len(priced), sum(priced) / 3600, price_h)
 
 
 @dataclass(frozen=True)

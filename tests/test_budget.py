@@ -74,7 +74,10 @@ def test_machine_time_is_cpu_time_and_the_price_of_runs_older_than_the_cpu_clock
     s = machine_time(rec, price)
     assert (s.measured, s.priced) == (1, 2)
     assert s.hours == pytest.approx(300 / 3600 + (4.2 + 3.9) / 60)
-    assert "1 runs by their CPU time (0.08 h)" in s.describe() and "2 runs recorded before" in s.describe()
+    # the measured run was priced at 4.2 min: its 5 CPU-minutes are 1.19 × its price
+    assert s.measured_price_hours == pytest.approx(4.2 / 60)
+    assert "1 runs by their CPU time (0.08 h, 1.19 × their price)" in s.describe()
+    assert "2 runs recorded before" in s.describe()
     assert machine_time(None).hours == 0
 
 
@@ -117,6 +120,11 @@ def test_a_started_part_counts_its_measured_time_and_the_price_of_what_is_left(t
     row, = apply_budget_rule(23.5, [("fig3", started, price)], primary_complete=True)
     assert row.cost_hours == pytest.approx(0.2 + 0.2)  # 720 CPU-s measured, 2 × 6 min priced to go
     assert row.decision.startswith("started, 2 of 4 runs recorded")
+    assert "2.00 × their price" in machine_time(started, price).describe()
+    # a measured run its dry run did not price: no ratio rather than a ratio over some of the runs
+    unpriced = results([record("f-0", cpu=720.0), record("x", cpu=60.0)], experiment="fig3")
+    assert machine_time(unpriced, price).measured_price_hours == 0
+    assert "price" not in machine_time(unpriced, price).describe()
     done = results([record("f-0", cpu=720.0), record("f-1", cpu=360.0), record("f-2", cpu=360.0)], experiment="fig3")
     row, = apply_budget_rule(23.5, [("fig3", done, price)], primary_complete=True)
     assert row.cost_hours == pytest.approx(0.4) and row.decision.startswith("complete")
