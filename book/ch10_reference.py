@@ -447,13 +447,11 @@ def price_record(experiment):
 
 def priced(experiment):
     """The projection of the dry run recorded before the experiment's runs, with where."""
-    price = root / "bench" / f"dry_run-{experiment}-{scale}.txt"
-    if not price.is_file():
+    price = price_record(experiment)
+    if price is None:
         return "no priced plan is recorded"
-    lines = price.read_text().strip().splitlines()
-    where = lines[0].lstrip("# ").split("` on ", 1)[-1]  # the machine, time and commit
-    return (f"{lines[1].split(': ', 1)[1]}; {lines[-1].removeprefix('projected: ')} "
-            f"(measured on {where}; record results/bench/{price.name})")
+    return (f"{price.plan}; {price.projection} (measured on {price.where}; record "
+            f"results/bench/dry_run-{experiment}-{scale}.txt)")
 
 
 glue("ch10_conf_price", priced("confirmatory"), display=False)

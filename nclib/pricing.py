@@ -210,13 +210,16 @@ class PriceRecord:
     """A dry run recorded with ``--dry-run --record-price FOLDER`` (the text of
     :func:`format_projection` under a header line saying where and when it was measured):
     ``minutes`` holds the projected minutes (the low end) of every run it priced to train, by run
-    id; ``hours`` the projected worker-hours of them all."""
+    id; ``hours`` the projected worker-hours of them all; ``plan`` and ``projection`` its summary
+    lines as printed (the runs planned, recorded and to train; the worker-hours and wall time)."""
 
     experiment: str
     scale: str
     where: str  # the machine, the time (UTC) and the commit of the pricing
     minutes: dict
     hours: float
+    plan: str = ""
+    projection: str = ""
 
 
 _PLAN = re.compile(r"^(\S+) at (\S+) scale: ")
@@ -240,4 +243,5 @@ def read_price_record(path) -> PriceRecord:
                          + "; record it again with --dry-run --record-price")
     minutes = {m.group(1): float(m.group(2)) for m in map(_PRICED_RUN.match, lines) if m}
     return PriceRecord(plan.group(1), plan.group(2), lines[0].split("` on ", 1)[1], minutes,
-                       float(projected[-1].group(1)))
+                       float(projected[-1].group(1)), lines[1][plan.end():],
+                       projected[-1].string.removeprefix("projected: "))

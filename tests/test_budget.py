@@ -43,6 +43,8 @@ def results(records, planned=None, missing=(), reused=None, experiment="exp"):
 def test_a_recorded_dry_run_reads_back_as_it_was_written(tmp_path):
     p = read_price_record(price_file(tmp_path, {"a": 4.2, "b": 3.9, "c": 4.25}, copied=["z"]))
     assert (p.experiment, p.scale, p.where) == ("exp", "reference", "CPU: test, 2026-12-07, commit abc")
+    assert p.plan == "4 planned runs, 1 recorded (1 of them in other/reference, copied, not trained), 3 to train"
+    assert p.projection.startswith("0.21 worker-hours; wall time with 2 worker(s): 0.10 h")
     assert p.minutes == {"a": 4.2, "b": 3.9, "c": pytest.approx(4.2, abs=0.051)}  # printed to 0.1 min
     assert p.hours == pytest.approx((4.2 + 3.9 + 4.25) / 60, abs=0.005)  # printed to 0.01 h
 
