@@ -121,16 +121,17 @@ def decide_family(tests: dict, collapse: dict, *, alpha: float = ALPHA,
     ready = {n: tests[n] for n in family_members(tests, collapse, min_collapsed=min_collapsed)}
     pvalues = [t[0].grids[t[1]].p for t in ready.values()] + [1.0] * others
     adjusted = dict(zip(ready, holm(pvalues))) if ready else {}  # zip drops the others
-    out = {}
-    for name, (summary, kind) in tests.items():
-        if name in adjusted:
-            out[name] = decide_nc_gen(summary, kind, alpha=alpha, p_adjusted=adjusted[name])
-            continue
-        v = decide_nc_gen(summary, kind, alpha=alpha)
-        if summary is not None and collapse[name].share < min_collapsed:
-            v = _not_collapsed(v, collapse[name], min_collapsed)
-        out[name] = v
-    return out
+    return {name: decide_nc_gen(summary, kind, alpha=alpha, p_adjusted=adjusted[name]) if name in adjusted
+            else _decide_alone(summary, kind, collapse[name], alpha, min_collapsed)
+            for name, (summary, kind) in tests.items()}
+
+
+def _decide_alone(summary, kind: str, c: CollapseSummary, alpha: float, min_collapsed: float) -> Verdict:
+    """A grid decided outside any family, at the raw level ``alpha``, behind the collapse gate."""
+    v = decide_nc_gen(summary, kind, alpha=alpha)
+    if summary is not None and c.share < min_collapsed:
+        return _not_collapsed(v, c, min_collapsed)
+    return v
 
 
 def _not_collapsed(v: Verdict, c: CollapseSummary, min_collapsed: float) -> Verdict:
@@ -176,8 +177,9 @@ def decide_design(tests: dict, collapse: dict, *, control: tuple | None = None, 
         size = len(family_members(tests, collapse, min_collapsed=min_collapsed)) + int(fig3_in)
         out[figure3[0]] = decide_figure3(figure3[1], collapse[figure3[0]], max(size, 1), alpha=alpha,
                                          min_collapsed=min_collapsed)
-    if control is not None:
-        out |= decide_family(dict([control]), collapse, alpha=alpha, min_collapsed=min_collapsed)
+    if control is not None:  # its key shows the raw p it is decided on, not a family's
+        name, (summary, kind) = control
+        out[name] = _decide_alone(summary, kind, collapse[name], alpha, min_collapsed)
     return out
 
 

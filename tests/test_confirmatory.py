@@ -181,7 +181,8 @@ def test_a_collapsed_tiny_sweep_gets_its_confirmatory_verdicts_in_chapter_10(tmp
     for name in ("ref_conf_perm", "ref_conf_control"):
         line = next((ln for ln in text.splitlines() if ln.startswith(f"{name}: ")), "")
         assert line.startswith(f"{name}: untestable at this size (permutation test p = "), text[-3000:]
-        assert "Holm-adjusted" in line and "< 0.8 against an effect as large as the seed sd" in line
+        assert ("Holm-adjusted" in line) == (name == "ref_conf_perm"), line  # the control is no member
+        assert "< 0.8 against an effect as large as the seed sd" in line
     # the budget rule, from the records: every further part ran, so each counts the CPU time of
     # the runs it trained (unpriced here: this test recorded no dry run)
     for part in ("confirmatory_rotations", "confirmatory_small", "confirmatory_tpt"):
@@ -233,7 +234,11 @@ def test_the_design_corrects_its_family_counts_figure_3_once_collapsed_and_leave
     p = [effect.grids["permutation"].p, null.grids["permutation"].p]
     assert f"Holm-adjusted {holm(p + [1.0])[0]:.2g}" in out["a"].key  # a family of three
     assert out["f"].key.endswith("Bonferroni over a family of 3") and out["f"].label != "holds"
-    assert out["c"].label == "holds" and f"Holm-adjusted {p[0]:.2g}" in out["c"].key  # alone, at the raw level
+    # alone, at the raw level, and its key says so: no Holm-adjusted p for a family it is not in
+    assert out["c"].label == "holds" and "Holm" not in out["c"].key
+    assert out["c"].key.startswith(f"permutation test p = {p[0]:.2g} on the")
+    gated = confirmatory.decide_design(tests, {**cs, "c": _collapse(0.5)}, control=("c", (effect, "permutation")))
+    assert gated["c"].label == "untestable at this size" and "collapse criterion" in gated["c"].key
     # Figure 3's networks did not collapse: it is untestable and leaves the family
     gated = confirmatory.decide_design(tests, {**cs, "f": _collapse(0.5)}, figure3=("f", rows))
     assert gated["f"].label == "untestable at this size" and f"Holm-adjusted {holm(p)[0]:.2g}" in gated["a"].key
