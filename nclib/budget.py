@@ -2,7 +2,7 @@
 
 The rule, written in chapter 10 before any further part ran: the design may spend at most
 ``budget_hours`` (24) of machine time on these 2-core machines. Machine time is the CPU time of
-the runs trained (:func:`run_cpu_seconds`; a paused or slowed worker's wall clock runs on without
+the runs trained (:func:`nclib.records.run_cpu_seconds`; a paused or slowed worker's wall clock runs on without
 using the machine), and for a run recorded before nclib recorded CPU time, the cost its dry run
 priced for it (:class:`nclib.pricing.PriceRecord`). Records copied from another design's folder
 cost nothing where they are copied. Once the primary grid and the control are complete, each
@@ -21,19 +21,11 @@ from dataclasses import dataclass
 
 from nclib.experiments import RecordedResults
 from nclib.pricing import PriceRecord
+from nclib.records import run_cpu_seconds
 
-__all__ = ["BUDGET_HOURS", "run_cpu_seconds", "Spent", "machine_time", "PartDecision", "apply_budget_rule"]
+__all__ = ["BUDGET_HOURS", "Spent", "machine_time", "PartDecision", "apply_budget_rule"]
 
 BUDGET_HOURS = 24.0  #: the confirmatory design's budget, in worker-hours of machine time
-
-
-def run_cpu_seconds(record: dict) -> float | None:
-    """The CPU seconds a run's training used, from its record (the training group's CPU time over
-    the runs it trained together), or None for a record older than nclib's CPU clock."""
-    extra = record.get("extra") or {}
-    if "group_cpu_time_s" not in extra:
-        return None
-    return float(extra["group_cpu_time_s"]) / int(extra.get("group_size", 1))
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from nclib.data import balanced_split
 from nclib.files import atomic_write_json, atomic_write_text
 from nclib.history import History
 from nclib.presets import DATASETS, EXPERIMENTS
-from nclib.records import RunSpec, RunStore, device_model, make_record, provenance, repo_root, resolve_device
+from nclib.records import RunSpec, RunStore, device_model, run_cpu_seconds, make_record, provenance, repo_root, resolve_device
 from nclib.tables import Table
 from nclib.train import TrainConfig, set_deterministic
 
@@ -364,9 +364,9 @@ class RecordedResults:
         if self.reused:
             rows.append(("copied from another design's folder, not trained here",
                          f"{len(self.reused)} runs ({', '.join(sorted(set(self.reused.values())))})"))
-        timed = [r for r in trained if "group_cpu_time_s" in (r.get("extra") or {})]
+        timed = [t for t in map(run_cpu_seconds, trained) if t is not None]
         if timed:  # records older than the CPU clock lack it
-            cpu = sum(r["extra"]["group_cpu_time_s"] / r["extra"].get("group_size", 1) for r in timed)
+            cpu = sum(timed)
             rows.append(("CPU time (sum over runs)", f"{cpu / 3600:.2f} CPU-hours"
                          + ("" if len(timed) == len(trained) else f" over the {len(timed)} runs that record it")))
         if p.get("wall_time_s") is not None:

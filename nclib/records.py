@@ -48,7 +48,7 @@ from nclib.history import History
 __all__ = [
     "SCHEMA", "repo_root", "run_id_for",
     "resolve_device", "provenance", "make_record", "validate_record", "RunSpec", "RunStore", "UnreadableRecord",
-    "NewerRecord", "RECORD_KEYS", "cpu_model", "cpu_slug", "device_model",
+    "NewerRecord", "RECORD_KEYS", "cpu_model", "cpu_slug", "device_model", "run_cpu_seconds",
 ]
 
 SCHEMA = 1
@@ -123,6 +123,15 @@ def cpu_slug(cpu: str | None = None) -> str:
     """A CPU model as a file-name slug ("AMD EPYC" → "amd-epyc"), for records kept per machine."""
     slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(r\)|\(tm\)", "", (cpu or cpu_model()).lower())).strip("-")
     return slug or "unknown"
+
+
+def run_cpu_seconds(record: dict) -> float | None:
+    """The CPU seconds a run's training used, from its record (the training group's CPU time over
+    the runs it trained together), or None for a record older than nclib's CPU clock."""
+    extra = record.get("extra") or {}
+    if "group_cpu_time_s" not in extra:
+        return None
+    return float(extra["group_cpu_time_s"]) / int(extra.get("group_size", 1))
 
 
 def device_model(prov: dict) -> str:

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nclib.budget import apply_budget_rule, machine_time, run_cpu_seconds
+from nclib.budget import apply_budget_rule, machine_time
 from nclib.experiments import RecordedResults
 from nclib.pricing import PriceRecord, Rates, RunCost, format_projection, read_price_record
+from nclib.records import run_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
