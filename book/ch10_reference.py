@@ -517,6 +517,9 @@ if fig3_done:
           f"({decided['ref_conf_fig3'].key})")
 else:
     not_decided(["ref_conf_fig3"], fig3)
+v3 = decided["ref_conf_fig3"] if fig3_done else None  # the prose reads these either way
+glue("ch10_fig3_sure", v3.sureness if v3 else "no verdict yet", display=False)
+glue("ch10_fig3_control", v3.control if v3 else "no verdict yet", display=False)
 for name, (recorded, Sk, kind) in grids.items():
     if ready[name][0] is None:
         gap = (report.missing_in_setting(recorded.missing, Sk.setting)
@@ -648,7 +651,13 @@ display(Table(
 # Recorded: {glue:text}`ch10_ref_conf_fig3_note`.
 #
 # - **Margins in the terminal phase** (Section 5.1, on collapsed networks):
-#   **{glue:text}`verdict_ref_conf_fig3`** ({glue:text}`key_ref_conf_fig3`).
+#   **{glue:text}`verdict_ref_conf_fig3`** ({glue:text}`key_ref_conf_fig3`). How sure:
+#   {glue:text}`ch10_fig3_sure`. Control: {glue:text}`ch10_fig3_control`.
+#
+# The rescaled copies show what the scales alone did to $p_{\min}$ over the same half. Weight
+# decay can make them shrink in the terminal phase; the copies' $p_{\min}$ then falls and the rule
+# calls them "violated", which still passes the control: on copies whose $\hat p$ is constant
+# by construction the rule must only never say "holds".
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Chapter 7's reading of the confirmatory Figure 3 runs: the change over the second half of the terminal phase of $p_{\\min}$ in units of the run's scale (black dots) and of the scale-free margin $\\hat p$ (green squares), one row per run, their means with intervals over seeds on top and the rescaled copies (hollow) below. Read whether the top row's intervals lie to the right of the vertical zero line."}}
 if any(r.reached for r in fig3_rows):

@@ -245,7 +245,9 @@ def decide_fig3(rows: list[MarginGrowth], *, alpha: float = ALPHA) -> Verdict:
     rescaled copies' Δp above 0: p_min grew by rescaling); otherwise (Δp's interval containing 0,
     or p_min growing with neither p̂ nor the scales clearly growing) not distinguishable from seed
     noise. The control is :func:`rescaled_control` decided by the same rule: its Δs is 0 by
-    construction, so it can at most come out "holds but vacuous"."""
+    construction, so the rule must not say "holds" on it; it says "holds but vacuous" when the
+    scales grew over the half, "violated" when they shrank (weight decay can shrink them), and its
+    text says which, beside whether the control passed."""
     ctrl_label, ctrl = _growth_decision(rescaled_control(rows), alpha, scales_grew=True)
     scales_grew = "p" in ctrl and ctrl["p"][1] > GROWTH_TOL
     label, st = _growth_decision(rows, alpha, scales_grew)
@@ -256,7 +258,8 @@ def decide_fig3(rows: list[MarginGrowth], *, alpha: float = ALPHA) -> Verdict:
             "distinguishable from seed noise; fewer than 3 runs in the terminal phase → untestable")
     if "s" in ctrl:
         control = (f"rescaled copies (features and classifier at t_m times each run's own scale factors): "
-                   f"{ctrl_label}, change of p_min {_fmt_ci(*ctrl['p'])}, of p̂ {ctrl['s'][0]:.3f}")
+                   f"{ctrl_label}, change of p_min {_fmt_ci(*ctrl['p'])}, of p̂ {ctrl['s'][0]:.3f}; "
+                   + _control_reading(ctrl_label, ctrl["p"]))
     else:
         control = "rescaled copies: fewer than 3 runs in the terminal phase, nothing to rescale"
     if label == "untestable at this size":
@@ -279,6 +282,18 @@ def decide_fig3(rows: list[MarginGrowth], *, alpha: float = ALPHA) -> Verdict:
         detail += (f" In {st['n_left']} of them p_min fell below 0 again at some measured epoch of that half "
                    "(a training point misclassified).")
     return Verdict(label, rule, control, sure, key, detail)
+
+
+def _control_reading(label: str, p_change) -> str:
+    """What the rescaled copies' outcome says: which way the scales alone moved p_min, and whether
+    the control passed (the rule must not say "holds" on copies whose p̂ is constant)."""
+    _, lo, hi = p_change
+    moved = ("the scales grew, so rescaling alone raised p_min" if lo > GROWTH_TOL else
+             "the scales shrank, so rescaling alone lowered p_min" if hi < -GROWTH_TOL else
+             "rescaling alone did not move p_min distinguishably")
+    if label == "holds":
+        return f"{moved}, yet the rule says 'holds' on copies whose p̂ is constant: the rule is suspect"
+    return f"{moved}; the rule does not say 'holds' on them, as it must not (the control passes)"
 
 
 def _median(xs) -> float:

@@ -80,7 +80,18 @@ def test_fig3_holds_when_the_scale_free_margin_grows():
     assert v.label == "holds"
     # the control, decided by the same rule, fails the claim: its growth is rescaling only
     assert "rescaled copies" in v.control and "holds but vacuous" in v.control
+    assert "the scales grew" in v.control and "the control passes" in v.control
     assert tpt_margins.decide_fig3(tpt_margins.rescaled_control(rows)).label == "holds but vacuous"
+
+
+def test_fig3_control_reads_shrinking_scales_as_a_pass():
+    # weight decay can shrink the scales over the second half: the rescaled copies' p_min then
+    # falls ("violated" by the rule), which is what rescaling alone does, not a failed control
+    rows = tpt_margins.margin_growth(_runs(lambda e, j: 0.1, lambda e: 1 - 0.01 * e))
+    v = tpt_margins.decide_fig3(rows)
+    assert "violated, change of p_min" in v.control
+    assert "the scales shrank" in v.control and "the control passes" in v.control
+    assert "suspect" not in v.control
 
 
 def test_fig3_holds_but_vacuous_when_only_the_features_grow():
@@ -382,3 +393,11 @@ def test_runs_cluster_by_backbone_dataset_and_seed_not_by_head():
     assert tpt_margins.seed_clusters(tpt_margins.rescaled_control(rows)) == keys
     # 5 runs, 3 clusters: the verdict's interval is over the 3 (seed 0 of the mlp counts once)
     assert "over 3 seeds (5 runs)" in tpt_margins.decide_fig3(rows).sureness
+
+
+def test_fig3_control_reading_names_a_failed_control():
+    # by construction the copies' p̂ is constant, so "holds" on them can only come from a broken rule
+    text = tpt_margins._control_reading("holds", (0.1, 0.05, 0.2))
+    assert "the scales grew" in text and "the rule is suspect" in text
+    flat = tpt_margins._control_reading("not distinguishable from seed noise", (0.0, -0.1, 0.1))
+    assert "did not move p_min distinguishably" in flat and "the control passes" in flat
