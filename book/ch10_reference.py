@@ -507,8 +507,9 @@ def complete(recorded, Sk):
 ready = {n: (complete(rec, Sk), kind) for n, (rec, Sk, kind) in grids.items()}
 fig3_done = fig3 is not None and not fig3.missing
 fig3_rows = tpt_margins.margin_growth(fig3_runs)
+family_tests = {n: ready[n] for n in ["ref_conf_perm", *parts]}
 decided = confirmatory.decide_design(
-    {n: ready[n] for n in ["ref_conf_perm", *parts]}, cs,
+    family_tests, cs,
     control=("ref_conf_control", ready["ref_conf_control"]),
     figure3=("ref_conf_fig3", fig3_rows) if fig3_done else None)
 if fig3_done:
@@ -661,8 +662,10 @@ display(Table(
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Chapter 7's reading of the confirmatory Figure 3 runs: the change over the second half of the terminal phase of $p_{\\min}$ in units of the run's scale (black dots) and of the scale-free margin $\\hat p$ (green squares), one row per run, their means with intervals over seeds on top and the rescaled copies (hollow) below. Read whether the top row's intervals lie to the right of the vertical zero line."}}
 if any(r.reached for r in fig3_rows):
+    k = confirmatory.figure3_family_size(family_tests, cs, "ref_conf_fig3")  # as decided
     plot_growth(fig3_rows, tpt_margins.rescaled_control(fig3_rows),
-                "confirmatory Figure 3: second half of the terminal phase")
+                "confirmatory Figure 3: second half of the terminal phase",
+                alpha=confirmatory.ALPHA / k)
     plt.show()
 
 # %% [markdown]

@@ -33,8 +33,8 @@ from nclib.tpt_margins import decide_fig3
 from nclib.verdicts import Verdict, confidence
 
 __all__ = ["TEST_BACKBONE", "CONTROL_BACKBONE", "MIN_COLLAPSED", "CollapseSummary", "collapse_summary",
-           "collapse_table", "replication_agreement", "family_members", "decide_family", "decide_figure3", "decide_design",
-           "reading"]
+           "collapse_table", "replication_agreement", "family_members", "decide_family",
+           "figure3_family_size", "decide_figure3", "decide_design", "reading"]
 
 TEST_BACKBONE, CONTROL_BACKBONE = "mlp_relu", "mlp_gauss"
 MIN_COLLAPSED = 0.8  #: the share of a grid's runs that must meet the collapse criterion
@@ -161,6 +161,16 @@ def decide_figure3(rows, collapse: CollapseSummary, family_size: int, *, alpha: 
                           f"{family_size}")
 
 
+def figure3_family_size(tests: dict, collapse: dict, name: str, *,
+                        min_collapsed: float = MIN_COLLAPSED) -> int:
+    """The size k of the family whose Bonferroni level α/k Figure 3's intervals are taken at
+    (:func:`decide_figure3`): the grid tests among ``tests`` that enter the family
+    (:func:`family_members`), plus Figure 3 itself (``name`` in ``collapse``) once at least
+    ``min_collapsed`` of its runs collapsed; at least 1. Chapter 10 draws its figure at that level."""
+    fig3_in = collapse[name].share >= min_collapsed
+    return max(len(family_members(tests, collapse, min_collapsed=min_collapsed)) + int(fig3_in), 1)
+
+
 def decide_design(tests: dict, collapse: dict, *, control: tuple | None = None, figure3: tuple | None = None,
                   alpha: float = ALPHA, min_collapsed: float = MIN_COLLAPSED) -> dict:
     """Every verdict of the confirmatory design, {name: Verdict}. ``tests``: {name: (SettingSummary
@@ -174,8 +184,8 @@ def decide_design(tests: dict, collapse: dict, *, control: tuple | None = None, 
     fig3_in = figure3 is not None and collapse[figure3[0]].share >= min_collapsed
     out = decide_family(tests, collapse, alpha=alpha, min_collapsed=min_collapsed, others=int(fig3_in))
     if figure3 is not None:
-        size = len(family_members(tests, collapse, min_collapsed=min_collapsed)) + int(fig3_in)
-        out[figure3[0]] = decide_figure3(figure3[1], collapse[figure3[0]], max(size, 1), alpha=alpha,
+        size = figure3_family_size(tests, collapse, figure3[0], min_collapsed=min_collapsed)
+        out[figure3[0]] = decide_figure3(figure3[1], collapse[figure3[0]], size, alpha=alpha,
                                          min_collapsed=min_collapsed)
     if control is not None:  # its key shows the raw p it is decided on, not a family's
         name, (summary, kind) = control

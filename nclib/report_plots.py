@@ -16,6 +16,7 @@ from nclib.plots import FONT_SIZE, WIDTH, cell_text_color, figure, shade_termina
 from nclib.report import BOX_NAMES
 from nclib.stats import clustered_t_interval
 from nclib.tpt_margins import run_label, seed_clusters
+from nclib.verdicts import confidence
 
 __all__ = ["plot_figure3", "plot_scales", "plot_growth", "plot_boxes", "plot_grids", "plot_power",
            "plot_gaps"]
@@ -81,8 +82,9 @@ def plot_scales(runs, title: str | None = None):
 def plot_growth(rows, control=None, title: str | None = None, alpha: float = 0.05):
     """Per run (one row each), the change of p_min (in units of the run's scale, black dots) and of
     the scale-free margin p̂ (green squares) over the second half of the terminal phase
-    (:meth:`nclib.tpt_margins.MarginGrowth.change`); the top row is their mean over runs with its 95%
-    t interval over seeds (the interval the verdict reads); the rescaled copies (``control``) are drawn below a line, hollow."""
+    (:meth:`nclib.tpt_margins.MarginGrowth.change`); the top row is their mean over runs with its
+    t interval over seeds at level 1 − ``alpha`` (pass the level the verdict reads: 0.05 alone,
+    α/k in a family of k); the rescaled copies (``control``) are drawn below a line, hollow."""
     done = [r for r in rows if r.reached]
     ctrl = list(control or [])
     items = done + ctrl
@@ -101,7 +103,7 @@ def plot_growth(rows, control=None, title: str | None = None, alpha: float = 0.0
             m, lo, hi = clustered_t_interval([r.change(q) for r in done], clusters, 1 - alpha)
             ax.errorbar(m, n - 1 + dy, xerr=[[m - lo], [hi - m]], fmt="o" if q == "p_min" else "s", color=c,
                         capsize=4)
-    labels = ["mean over runs (95% interval)"] + [
+    labels = [f"mean over runs ({confidence(alpha)} interval)"] + [
         r.label.replace(" · fashion_mnist", "").replace(" head", "") + (f" · s{r.seed}" if r.seed is not None else "")
         for r in items]
     ax.set_yticks(range(n), labels[::-1], fontsize=FONT_SIZE)

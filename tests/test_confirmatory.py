@@ -243,6 +243,12 @@ def test_the_design_corrects_its_family_counts_figure_3_once_collapsed_and_leave
     gated = confirmatory.decide_design(tests, {**cs, "f": _collapse(0.5)}, figure3=("f", rows))
     assert gated["f"].label == "untestable at this size" and f"Holm-adjusted {holm(p)[0]:.2g}" in gated["a"].key
     assert set(confirmatory.decide_design(tests, cs)) == {"a", "b"}  # no Figure 3 sweep, no control
+    # the family's size, counted by hand: both grids and Figure 3; Figure 3 out once not collapsed;
+    # a grid out when its runs did not collapse; never below 1
+    assert confirmatory.figure3_family_size(tests, cs, "f") == 3
+    assert confirmatory.figure3_family_size(tests, {**cs, "f": _collapse(0.5)}, "f") == 2
+    assert confirmatory.figure3_family_size(tests, {**cs, "b": _collapse(0.5)}, "f") == 2
+    assert confirmatory.figure3_family_size({}, {"f": _collapse(0.5)}, "f") == 1
 
 
 def _verdict(label, key="k"):

@@ -401,3 +401,25 @@ def test_fig3_control_reading_names_a_failed_control():
     assert "the scales grew" in text and "the rule is suspect" in text
     flat = tpt_margins._control_reading("not distinguishable from seed noise", (0.0, -0.1, 0.1))
     assert "did not move p_min distinguishably" in flat and "the control passes" in flat
+
+
+def test_growth_figure_draws_the_interval_at_the_level_it_is_given():
+    # chapter 10 reads Figure 3's intervals at α/k in a family of k: the figure's top row must show
+    # that interval, labelled with its level, not a 95% one
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from nclib.report_plots import plot_growth
+    from nclib.stats import clustered_t_interval
+
+    rows = tpt_margins.margin_growth(_runs(lambda e, j: 0.01 * e * j, lambda e: 1.0, jitter=0.3))
+    for alpha, name in ((0.05, "95%"), (0.025, "97.5%")):
+        fig = plot_growth(rows, alpha=alpha)
+        ax = fig.axes[0]
+        assert ax.get_yticklabels()[-1].get_text() == f"mean over runs ({name} interval)"
+        _, lo, hi = clustered_t_interval([r.change("p_min") for r in rows], tpt_margins.seed_clusters(rows),
+                                         1 - alpha)
+        bars = [seg for c in ax.collections for seg in c.get_segments()]
+        assert any(np.allclose([seg[0][0], seg[1][0]], [lo, hi]) for seg in bars)
+        plt.close(fig)
