@@ -42,7 +42,7 @@ from nclib.tables import Table
 from nclib.experiments import load_results, notebook_helpers
 from nclib.records import device_model, repo_root
 from nclib.presets import PRESETS, chapter_parameters
-from nclib.pricing import read_price_record
+from nclib.pricing import price_record_path, read_price_record
 from nclib.report_plots import (
     plot_boxes,
     plot_figure3,
@@ -441,7 +441,7 @@ print(f"confirmatory design at {scale} scale:", missing_note("confirmatory", con
 
 def price_record(experiment):
     """The experiment's latest recorded dry run (`nclib.pricing.PriceRecord`), or None."""
-    path = root / "bench" / f"dry_run-{experiment}-{scale}.txt"
+    path = price_record_path(root / "bench", experiment, scale)
     return read_price_record(path) if path.is_file() else None
 
 
@@ -451,7 +451,7 @@ def priced(experiment):
     if price is None:
         return "no priced plan is recorded"
     return (f"{price.plan}; {price.projection} (measured on {price.where}; record "
-            f"results/bench/dry_run-{experiment}-{scale}.txt)")
+            f"results/bench/{price_record_path('', experiment, scale)})")
 
 
 glue("ch10_conf_price", priced("confirmatory"), display=False)

@@ -33,7 +33,7 @@ from nclib.schedule import log_spaced
 from nclib.train import TrainConfig, evaluate, evaluate_loss_accuracy, train
 
 __all__ = ["Rates", "RunCost", "PriceRecord", "measure_rates", "run_cost", "project", "format_projection",
-           "read_price_record"]
+           "price_record_path", "read_price_record"]
 
 #: Input shape of one image per dataset.
 SHAPES = {"fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
@@ -225,6 +225,12 @@ class PriceRecord:
 _PLAN = re.compile(r"^(\S+) at (\S+) scale: ")
 _PRICED_RUN = re.compile(r"^  (\S+)\s+\d+(?:–\d+)? epochs, ([\d.]+)(?:–[\d.]+)? min$")
 _PROJECTED = re.compile(r"^projected: ([\d.]+) worker-hours")
+
+
+def price_record_path(folder, experiment: str, scale: str) -> Path:
+    """Where ``--dry-run --record-price FOLDER`` records the price of ``experiment`` at ``scale``
+    (one file per experiment and scale, the latest pricing): the writer and every reader use it."""
+    return Path(folder) / f"dry_run-{experiment}-{scale}.txt"
 
 
 def read_price_record(path) -> PriceRecord:

@@ -625,7 +625,9 @@ def main(argv=None) -> int:
                             f"--dry-run --workers {args.workers}` on {prov.get('device_name')}, "
                             f"{prov.get('time_utc')}, commit {prov.get('git_commit')}"
                             f"{' (uncommitted changes)' if prov.get('git_dirty') else ''}\n")
-                    out = Path(args.record_price) / f"dry_run-{exp}-{args.scale}.txt"
+                    from nclib.pricing import price_record_path
+
+                    out = price_record_path(args.record_price, exp, args.scale)
                     atomic_write_text(out, head + text + "\n")
                     print(f"recorded: {out}", flush=True)
         except (ExperimentError, OSError) as exc:

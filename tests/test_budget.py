@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from nclib.budget import apply_budget_rule, machine_time
 from nclib.experiments import RecordedResults
-from nclib.pricing import PriceRecord, Rates, RunCost, format_projection, read_price_record
+from nclib.pricing import PriceRecord, Rates, RunCost, format_projection, price_record_path, read_price_record
 from nclib.records import run_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +54,7 @@ def test_the_committed_price_records_read_back():
     for path in sorted((ROOT / "results" / "bench").glob("dry_run-*.txt")):
         p = read_price_record(path)
         assert path.name == f"dry_run-{p.experiment}-{p.scale}.txt"
+        assert price_record_path(path.parent, p.experiment, p.scale) == path  # where readers look
         assert p.hours == pytest.approx(sum(p.minutes.values()) / 60, abs=0.01 + 0.05 * len(p.minutes) / 60)
 
 
